@@ -5,7 +5,9 @@ optional circuit. It owns a private eval-mode copy of the model (the caller's mo
 touched; two ablators are independent), caches the clean run's residual at every half-block
 boundary (for the full model and for the circuit baseline), and on :meth:`Ablator.evaluate`:
 
-1. restarts from the boundary before the earliest touched half-block,
+1. restarts at the earliest changed computation: in a layer before the last, inside its half-block
+   from the cached activations of the touched site's rank (skipping the norm, matmuls and top-k
+   before it); in the last layer from the boundary before the touched half-block,
 2. runs the half-blocks before the last layer over all positions (sequences in length-sorted chunks,
    each padded only to its own longest prompt),
 3. in the last layer computes only what the task metric needs: keys and values at all positions, but
@@ -28,8 +30,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from engine.ablation_core import (group_nodes, keep_masks_from_nodes, last_logits_reference, logits_from, mask_hooks,
-                                  metrics_from_logits)
+from engine.ablation_core import (HALF_SITES, SITE_RANK, group_nodes, half_block_from, keep_masks_from_nodes,
+                                  last_logits_reference, logits_from, mask_hooks, metrics_from_logits)
 from engine.circuit import Circuit
 from engine.errors import UserError
 from engine.model import GPT
@@ -180,20 +182,33 @@ class Ablator:
         return hooks
 
     def _cache(self, baseline: str) -> list:
-        """Per chunk: the baseline's residual at every half-block boundary, and the last layer's
-        keys and values (after their sites)."""
+        """Per chunk: the baseline's residual at every half-block boundary; every site of the layers
+        before the last after AbsTopK and before hooks (for restarts inside a half-block); and the last
+        layer's keys and values (after their sites)."""
         if baseline not in self._caches:
             caches = []
             L = self.cfg.n_layer
             for rows, tokens, _, _ in self._chunks:
                 kv: dict[str, torch.Tensor] = {}
-                record = {site_name(L - 1, k): (lambda name: (lambda t: kv.setdefault(name, t)))(k)
-                          for k in ("attn.k", "attn.v")}
-                with torch.no_grad(), intervene(self._baseline_hooks(baseline, rows)), intervene(record):
+                pre: list[dict[str, torch.Tensor]] = [{} for _ in range(2 * L - 2)]
+                store = lambda d, key: (lambda t: d.setdefault(key, t))  # noqa: E731
+                record_pre = {site_name(h // 2, k): store(pre[h], k)
+                              for h in range(2 * L - 2) for k in HALF_SITES[h % 2]}
+                record_kv = {site_name(L - 1, k): store(kv, k) for k in ("attn.k", "attn.v")}
+                # The pre-hook recorders run first (outer), the key/value recorders after the baseline's hooks.
+                with torch.no_grad(), intervene(record_pre), intervene(self._baseline_hooks(baseline, rows)), \
+                        intervene(record_kv):
                     bounds = self.model.forward_with_cache(tokens)[1]
-                caches.append((bounds, (kv["attn.k"], kv["attn.v"])))
+                caches.append((bounds, pre, (kv["attn.k"], kv["attn.v"])))
             self._caches[baseline] = caches
         return self._caches[baseline]
+
+    def _restart(self, nodes: Sequence[NodeId], edges: Sequence[Edge]) -> tuple[int, int]:
+        """(half-block, site rank) of the earliest computation an ablation changes. A node changes its own
+        site; a zeroed weight changes what is computed from its source site's output."""
+        points = [(site_half_block(n.site), SITE_RANK[parse_site(n.site)[1]]) for n in nodes]
+        points += [(site_half_block(e.dst.site), SITE_RANK[parse_site(e.src.site)[1]]) for e in edges]
+        return min(points) if points else (2 * self.cfg.n_layer, 0)
 
     # ------------------------------------------------------------------ public
 
@@ -211,8 +226,7 @@ class Ablator:
         nodes, edges = self._parse(ablated_nodes, ablated_edges)
         with self._lock:
             caches = self._cache(baseline)
-            touched = [site_half_block(n.site) for n in nodes] + [site_half_block(e.dst.site) for e in edges]
-            h0 = min(touched) if touched else 2 * self.cfg.n_layer
+            h0, rank = self._restart(nodes, edges)
             patched = [_weight_entry(self.model, e) for e in edges]
             saved = [float(w[r, c]) for w, r, c in patched]
             try:
@@ -222,9 +236,14 @@ class Ablator:
                 kv_sites = {site_name(L - 1, k) for k in ("attn.read", "attn.k", "attn.v")}
                 kv_clean = not any(n.site in kv_sites for n in nodes) and not any(e.dst.site in kv_sites for e in edges)
                 parts = []
-                for (rows, _, last, last_tok), (bounds, kv) in zip(self._chunks, caches):
+                for (rows, _, last, last_tok), (bounds, pre, kv) in zip(self._chunks, caches):
                     with intervene(self._hooks(nodes, mode, baseline, rows)):
-                        parts.append(logits_from(self.model, h0, bounds[h0], last, last_tok, kv if kv_clean else None))
+                        if h0 < 2 * L - 2:  # a layer before the last: restart inside the half-block
+                            x = half_block_from(self.model, h0, bounds[h0], rank, pre[h0])
+                            parts.append(logits_from(self.model, h0 + 1, x, last, last_tok))
+                        else:
+                            parts.append(logits_from(self.model, h0, bounds[h0], last, last_tok,
+                                                     kv if kv_clean else None))
                 logits = torch.cat(parts)[self._inverse]
             finally:
                 for (w, r, c), v in zip(patched, saved):

@@ -113,6 +113,43 @@ def last_layer_attention(model: GPT, x: torch.Tensor, last: torch.Tensor,
     return model._write(gather_last(x, last), write)
 
 
+#: Rank of each site within its half-block. Sites of one rank are computed from the same input, so a
+#: restart at rank r needs only the cached activations of rank r (and recomputes ranks > r).
+SITE_RANK = {"attn.read": 0, "attn.q": 1, "attn.k": 1, "attn.v": 1, "attn.write": 2,
+             "mlp.read": 0, "mlp.neuron": 1, "mlp.write": 2}
+HALF_SITES = (("attn.read", "attn.q", "attn.k", "attn.v", "attn.write"), ("mlp.read", "mlp.neuron", "mlp.write"))
+
+
+def half_block_from(model: GPT, h: int, x: torch.Tensor, rank: int, pre: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Half-block h on the residual x (B, T, d_resid), restarting inside it at site rank ``rank``.
+
+    ``pre`` holds the clean run's activations of this half-block's sites *after* AbsTopK and *before*
+    hooks ({kind: (B, T, width)}); the sites of rank ``rank`` take them and apply the active hooks, the
+    later sites are recomputed. Equal to ``model.half_block(h, x)`` when nothing before those sites
+    changed, while skipping the norm, the matmuls and the AbsTopK top-k of the earlier ranks."""
+    layer = h // 2
+    blk = model.blocks[layer]
+    hooked = lambda kind: model.site_hooks(layer, kind, pre[kind])  # noqa: E731
+    if h % 2 == 0:
+        if rank <= 1:
+            if rank == 0:
+                q, k, v = blk.attn.c_attn(hooked("attn.read")).chunk(3, dim=-1)
+                q, k, v = (model._site(layer, kind, t) for kind, t in zip(("attn.q", "attn.k", "attn.v"), (q, k, v)))
+            else:
+                q, k, v = hooked("attn.q"), hooked("attn.k"), hooked("attn.v")
+            write = model._site(layer, "attn.write", blk.attn.c_proj(blk.attn.mix(q, k, v)))
+        else:
+            write = hooked("attn.write")
+    else:
+        if rank <= 1:
+            hid = model._site(layer, "mlp.neuron", F.gelu(blk.mlp.c_fc(hooked("mlp.read")))) if rank == 0 \
+                else hooked("mlp.neuron")
+            write = model._site(layer, "mlp.write", blk.mlp.c_proj(hid))
+        else:
+            write = hooked("mlp.write")
+    return model._write(x, write)
+
+
 def logits_from(model: GPT, h0: int, x: torch.Tensor, last: torch.Tensor, last_tok: torch.Tensor,
                 kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """From boundary h0 with residual x (N, T, d) to the logits at the last positions (N, V).

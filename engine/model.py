@@ -25,11 +25,23 @@ from engine.config import ModelConfig
 from engine.sites import active_hooks, site_name
 
 
+#: Same-width integer dtypes: for non-negative floats the bit pattern read as a signed integer orders
+#: exactly like the float, and integer top-k is about 1.6x faster than float top-k on CPU.
+_INT_VIEW = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16}
+
+
+def _abs_key(x: torch.Tensor) -> torch.Tensor:
+    """|x| as a tensor whose order is |x|'s order (an integer view of the float bits where possible)."""
+    a = x.detach().abs()
+    view = _INT_VIEW.get(a.dtype)
+    return a.view(view) if view is not None else a
+
+
 def abs_topk(x: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the k entries of largest |x| along the last dim, zero the rest (gradient flows to kept)."""
     if k >= x.shape[-1]:
         return x
-    idx = x.abs().topk(k, dim=-1, sorted=False).indices
+    idx = _abs_key(x).topk(k, dim=-1, sorted=False).indices
     return torch.zeros_like(x).scatter(-1, idx, x.gather(-1, idx))
 
 
@@ -169,7 +181,10 @@ class GPT(nn.Module):
     # ------------------------------------------------------------------ sites
 
     def _site(self, layer: int, kind: str, x: torch.Tensor) -> torch.Tensor:
-        x = abs_topk(x, self._topk[kind])
+        return self.site_hooks(layer, kind, abs_topk(x, self._topk[kind]))
+
+    def site_hooks(self, layer: int, kind: str, x: torch.Tensor) -> torch.Tensor:
+        """The active hooks of one site applied to its (already AbsTopK-ed) activation x."""
         hooks = active_hooks()
         if hooks is not None:
             for fn in hooks.get(site_name(layer, kind), ()):

@@ -65,6 +65,13 @@ def _parity_cases(m, rng):
     cases = [([], [])]
     for site in all_sites(m.cfg):  # one node in every site of every layer
         cases.append(([NodeId(site, int(rng.integers(site_width(m.cfg, site))))], []))
+    es = weight_edges(m)
+    kinds: dict[tuple[str, str], int] = {}  # one weight edge alone of every (source site, target site)
+    for i in rng.permutation(len(es)):
+        kinds.setdefault((es.src[i].split(":")[0], es.dst[i].split(":")[0]), int(i))
+    assert len(kinds) == 6 * m.cfg.n_layer  # read->q/k/v, v->write, mlp read->neuron, neuron->write
+    for i in kinds.values():
+        cases.append(([], [Edge(NodeId.parse(es.src[i]), NodeId.parse(es.dst[i]))]))
     for _ in range(10):
         cases.append((random_nodes(m, rng, int(rng.integers(1, 30))), random_edges(m, rng, int(rng.integers(0, 5)))))
     return cases
@@ -122,10 +129,13 @@ def test_circuit_baseline_and_extra_ablations():
     ab = Ablator(m, random_enc(), means, circuit=circuit)
     base = ab.evaluate(baseline="circuit")
     np.testing.assert_allclose(base.logit_diff, ab.evaluate_naive(baseline="circuit").logit_diff, atol=1e-5)
-    extra = list(circuit.nodes[:5])
-    fast = ab.evaluate(extra, baseline="circuit", mode="zero")
-    np.testing.assert_allclose(fast.logit_diff, ab.evaluate_naive(extra, baseline="circuit", mode="zero").logit_diff,
-                               atol=1e-5)
+    by_site = {}
+    for n in circuit.nodes:  # one extra circuit node per site (restarts inside every half-block), then five
+        by_site.setdefault(n.site, n)
+    for extra in [[n] for n in by_site.values()] + [list(circuit.nodes[:5])]:
+        fast = ab.evaluate(extra, baseline="circuit", mode="zero")
+        np.testing.assert_allclose(fast.logit_diff, ab.evaluate_naive(extra, baseline="circuit", mode="zero").logit_diff,
+                                   atol=1e-5)
 
 
 def test_the_callers_model_is_never_mutated_and_threads_agree():

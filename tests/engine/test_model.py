@@ -91,6 +91,23 @@ def test_abs_topk_keeps_k_largest_and_routes_gradient():
     assert torch.equal(x.grad, kept.float())
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+def test_abs_topk_integer_key_matches_sorting(dtype):
+    """The integer view of |x| used for speed selects exactly the k largest |x| (negative zero,
+    subnormals and huge values included)."""
+    g = torch.Generator().manual_seed(0)
+    mags = torch.stack([torch.randperm(96, generator=g) + 1.0 for _ in range(64)])  # distinct per row
+    signs = torch.where(torch.rand(64, 96, generator=g) < 0.5, -1.0, 1.0)
+    tiny = {torch.float16: 6e-8, torch.bfloat16: 1e-39, torch.float32: 1e-40, torch.float64: 1e-310}[dtype]
+    x = (mags * signs).to(dtype)
+    x[:, :3] = torch.tensor([-0.0, 0.0, tiny], dtype=torch.float64).to(dtype)  # ties only at zero
+    for k in (1, 17, 90):
+        y = abs_topk(x, k)
+        kth = x.abs().sort(-1, descending=True).values[:, k - 1:k]
+        assert ((y != 0) == (x.abs() >= kth)).all()
+        assert torch.equal(y[y != 0], x[y != 0])
+
+
 def test_abstopk_applies_at_all_eight_sites(micro_model_cfg):
     m = _model(micro_model_cfg)
     seen = {}
