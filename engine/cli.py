@@ -10,7 +10,9 @@ import argparse
 import json
 import logging
 import math
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -355,8 +357,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (kill, a batch scheduler's preemption) cancels like Ctrl+C: a training writes a checkpoint
+        # of its last completed step, a recording removes its partial file.
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed as one line

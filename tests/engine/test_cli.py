@@ -97,3 +97,26 @@ def test_prune_faithfulness_and_ablate_end_to_end(trained_tiny, capsys):
     assert ab["baseline"] == "circuit" and ab["n_sequences"] == 16
     assert main(["ablate", run, "--task", "single_double_quote", "--nodes", "blocks.0.mlp.neuron:999"]) == 2
     assert "0..127" in capsys.readouterr().err
+
+
+def test_sigterm_cancels_a_training_with_a_checkpoint(tmp_path, corpus_dir):
+    """kill / a batch scheduler's preemption: the training stops with a checkpoint and says how to resume."""
+    import os
+    import signal
+
+    out = tmp_path / "r"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "train", "--preset", "tiny", "--steps", "100000",
+                             "--corpus", str(corpus_dir), "--out", str(out), "--print-every", "0"],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in proc.stderr:  # wait until steps are running
+            if line.startswith("step") and "/100000" in line and " 0/" not in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        err = proc.stderr.read()
+        assert proc.wait(timeout=60) == 130
+    finally:
+        proc.kill()
+    assert "resume with: circuit-engine train --resume" in err and "Traceback" not in err
+    assert list((out / "checkpoints").glob("step_*.safetensors"))
