@@ -113,11 +113,11 @@ def export_dialog(w) -> None:
     if b is None:
         w.report_error("Nothing to export", "Open a run first (File > Open run folder…, Ctrl+Shift+O).")
         return
-    folder = Path(getattr(w, "last_export_dir", "") or w._last_open_dir())
+    folder = Path(getattr(w, "_last_export_dir", "") or w._last_open_dir())
     start = folder / f"{b.run_name}-{b.task.name}-{w.state.view}.png"
     choice = dialogs.ask_export(w, start, view_size(w))
     if choice is not None and export_view(w, choice.format, choice.path, choice.scale):
-        w.last_export_dir = str(Path(choice.path).parent)
+        w._last_export_dir = str(Path(choice.path).parent)  # the next export starts there
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,14 +128,16 @@ def _gui_app():
     """A QGuiApplication for rendering offscreen; UserError if the gui extra is missing."""
     from engine import api
 
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     try:
         import pyqtgraph  # noqa: F401  (the renderer reads the view's edge styles)
         from PySide6 import QtSvg  # noqa: F401
         from PySide6.QtGui import QGuiApplication
     except ImportError:
         raise api.UserError(api.EXPORT_GUI_MESSAGE) from None
-    app = QGuiApplication.instance() or QGuiApplication(["circuit-inspector-export"])
+    app = QGuiApplication.instance()
+    if app is None:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # chosen when the application starts: no display needed
+        app = QGuiApplication(["circuit-inspector-export"])
     _QT_APP.append(app)
     return app
 
