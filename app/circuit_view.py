@@ -70,7 +70,7 @@ class CircuitView(QWidget):
         self.state = state
         self.graph: GraphData | None = None
         self._degrees = (np.zeros(0), np.zeros(0))
-        self.header = QLabel("No run loaded. File > Open run... (Ctrl+O) or pick the demo in the Runs dock.")
+        self.header = QLabel("No run loaded. File > Open run folder... (Ctrl+Shift+O) or pick the demo in the Runs dock.")
         self.header.setObjectName("graphHeader")
         self.header.setWordWrap(True)
         self.header.setStyleSheet(f"padding: 4px 8px; color: {theme.TEXT}; background: {theme.BG};")

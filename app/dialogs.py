@@ -28,3 +28,24 @@ def ask_task_file(parent: QWidget | None, start_dir: str = "") -> Path | None:
     """Ask the user for a task file (JSON); return it, or ``None`` if the dialog was cancelled."""
     chosen, _ = QFileDialog.getOpenFileName(parent, "Load task file", start_dir, "Task files (*.json)")
     return Path(chosen) if chosen else None
+
+
+def ask_open_session(parent: QWidget | None, start_dir: str = "") -> Path | None:
+    """Ask for a session file to open; return it, or ``None`` if the dialog was cancelled."""
+    chosen, _ = QFileDialog.getOpenFileName(parent, "Open session", start_dir, "Sessions (*.json)")
+    return Path(chosen) if chosen else None
+
+
+def ask_save_session(parent: QWidget | None, start_path: str = "") -> Path | None:
+    """Ask where to save a session; return the path, or ``None`` if the dialog was cancelled."""
+    chosen, _ = QFileDialog.getSaveFileName(parent, "Save session", start_path, "Sessions (*.json)")
+    return Path(chosen) if chosen else None
+
+
+def ask_export(parent: QWidget | None, start_path: Path, size: tuple[int, int]):
+    """Ask for an export's format, file and PNG scale (:class:`app.export_dialog.ExportDialog`);
+    return an :class:`app.export_dialog.ExportChoice`, or ``None`` if the dialog was cancelled."""
+    from app.export_dialog import ExportDialog
+
+    dialog = ExportDialog(parent, start_path, size)
+    return dialog.choice() if dialog.exec() else None

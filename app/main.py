@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=parse_size, default=None, metavar="WxH",
                         help="window size, e.g. 1400x900 (default for --screenshot: 1400x900)")
     parser.add_argument("--session", type=Path, metavar="S.json",
-                        help="a session file (run, task, view, ablations, selection) to restore")
+                        help="a session file (run, circuit, view, ablations, labels, zoom, selection) to restore")
     parser.add_argument("--bench-graph", action="store_true",
                         help="measure first paint, panning frame time at 100k/1M edges and click-to-metric")
     parser.add_argument("--json", action="store_true", help="with --bench-graph: print one JSON line")
@@ -163,7 +163,8 @@ def _run_gui(run: str | None, size: tuple[int, int] | None, session=None) -> int
     # After show(): loading starts after the first paint and its errors get a visible parent.
     if run is not None:
         window.load_run(run, task=session.task if session else None,
-                        task_file=session.task_file if session else None)
+                        task_file=session.task_file if session else None,
+                        circuit=session.circuit if session else None)
     else:
         window.open_default(DEFAULT_RUN)
     status = int(app.exec())
@@ -242,7 +243,8 @@ def _screenshot(run: str | None, out: Path, size: tuple[int, int], session=None)
             fail(errors[-1])
 
     if run is not None and not window.load_run(run, task=session.task if session else None,
-                                               task_file=session.task_file if session else None):
+                                               task_file=session.task_file if session else None,
+                                               circuit=session.circuit if session else None):
         print(f"error: {errors[-1]}", file=sys.stderr)
         window.shutdown()  # the worker threads must end before Python drops them
         return EXIT_USAGE

@@ -24,7 +24,7 @@ from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, QTimer, Signal, Sl
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
-from app import dialogs, gc_guard, window_controller
+from app import dialogs, gc_guard, session_view, window_controller
 from app.ablation_service import AblationService
 from app.bundle import SetupSpec
 from app.circuit_view import CircuitView
@@ -39,7 +39,7 @@ WINDOW_TITLE = "Circuit Inspector"
 SETTINGS_ORG = "CircuitInspector"
 SETTINGS_APP = "CircuitInspector"
 CONFIG_FILE = "config.json"
-PLACEHOLDER_TEXT = "No run loaded. File > Open run... (Ctrl+O) or pick the demo in the Runs dock."
+PLACEHOLDER_TEXT = "No run loaded. File > Open run folder... (Ctrl+Shift+O) or pick the demo in the Runs dock."
 BUNDLED = [("demo", "demo (sparse, bundled)"), ("demo-dense", "demo-dense (dense twin, bundled)")]
 MAX_RECENT = 8
 LOG_ENV = "CIRCUIT_INSPECTOR_LOG"  # also append every Log dock line to this file
@@ -135,7 +135,7 @@ class MainWindow(QMainWindow):
         for dock in (self.runs_dock, self.tasks_dock, self.metrics_dock, self.inspector_dock, self.log_dock):
             self.view_menu.addAction(dock.toggleViewAction())
         window_controller.connect(self)
-        self.statusBar().showMessage("No run loaded. File > Open run... (Ctrl+O) opens one.")
+        self.statusBar().showMessage("No run loaded. File > Open run folder... (Ctrl+Shift+O) opens one.")
         self.resize(1400, 900)
         self.refresh_runs()
         if self._persist:
@@ -166,9 +166,11 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.log_dock], [105], Qt.Orientation.Vertical)
 
     # -- loading -------------------------------------------------------------------------------
-    def load_run(self, run_dir: Path | str, task: str | None = None, task_file: str | None = None) -> bool:
-        """Open a run folder (or ``demo``/``demo-dense``). A bad folder is reported at once and the
-        current run stays; otherwise the run loads in the background. Returns whether it started."""
+    def load_run(self, run_dir: Path | str, task: str | None = None, task_file: str | None = None,
+                 circuit: str | None = None) -> bool:
+        """Open a run folder (or ``demo``/``demo-dense``), optionally with a circuit file. A bad folder
+        is reported at once and the current run stays; otherwise the run loads in the background.
+        Returns whether it started."""
         text = str(run_dir)
         if text not in dict(BUNDLED):
             path = Path(run_dir).expanduser()
@@ -176,12 +178,14 @@ class MainWindow(QMainWindow):
                 config = read_run_config(path)
             except RunDirError as exc:
                 self.statusBar().showMessage(f"Could not open {path}")
-                self.report_error("Cannot open run", str(exc))
+                session, self._session = self._session, None  # it must not apply to a later run
+                self.report_error(*(("Cannot open run", str(exc)) if session is None
+                                    else session_view.missing_run_message(session, str(exc))))
                 return False
             self.run_dir, self.config = path.resolve(), config
             self.runs.show_config(self.run_dir, config)
             text = str(self.run_dir)
-        self._start_setup(SetupSpec(run=text, task=task, task_file=task_file))
+        self._start_setup(SetupSpec(run=text, task=task, task_file=task_file, circuit=circuit))
         return True
 
     def _start_setup(self, spec: SetupSpec) -> None:
@@ -323,10 +327,15 @@ class MainWindow(QMainWindow):
         self.state.set_view("model" if self.state.view == "circuit" else "circuit")
 
     def open_session_dialog(self) -> None:
-        window_controller.open_session_dialog(self)
+        session_view.open_session_dialog(self)
 
     def save_session_dialog(self) -> None:
-        window_controller.save_session_dialog(self)
+        session_view.save_session_dialog(self)
+
+    def export_dialog(self) -> None:
+        from app import export
+
+        export.export_dialog(self)
 
     def open_task_file_dialog(self) -> None:
         window_controller.open_task_file_dialog(self)

@@ -1,25 +1,34 @@
-"""Session files: what is on screen (run, task, view, mode, ablations, selection) as JSON.
+"""Session files: what is on screen (run, task, circuit, view, mode, ablations, labels, view range,
+selection) as JSON, so that reloading one restores the identical view.
 
-``circuit-inspector --screenshot out.png --session S.json`` and File > Open/Save session use them:
+File > Save session (Ctrl+S), File > Open session (Ctrl+O), ``circuit-inspector --session S.json``,
+``--screenshot out.png --session S.json`` and ``circuit-engine export RUN --session S.json`` use them:
 
-    {"kind": "session", "schema_version": 1, "run": "demo", "task": "single_double_quote",
+    {"kind": "session", "schema_version": 2, "run": "/path/to/run", "task": "single_double_quote",
+     "task_file": null, "circuit": "/path/to/run/circuits/single_double_quote/mean.json",
      "view": "circuit", "mode": "mean", "baseline": "circuit",
-     "ablated_nodes": ["blocks.1.mlp.neuron:212"], "ablated_edges": [], "selected": null,
-     "pair": 0, "threshold": 0.0}
+     "ablated_nodes": ["blocks.1.mlp.neuron:212"], "ablated_edges": ["blocks.0.mlp.read:3->blocks.0.mlp.neuron:7"],
+     "labels": {"blocks.1.mlp.neuron:212": "quote type"}, "selected": "blocks.1.mlp.neuron:212",
+     "pair": 0, "threshold": 0.0, "view_range": [-20.5, 20.5, -0.9, 14.3]}
 
-Every key but ``kind`` is optional; unknown keys are errors (a typo should not silently do
-nothing). Knows nothing about Qt or the engine.
+Every key but ``kind`` is optional (version 1 files, without ``circuit``, ``labels`` and
+``view_range``, still load); unknown keys are errors, so a typo does not silently do nothing.
+``view_range`` is [x0, x1, y0, y1] in layout units (app/graph_layout.py); without it the view fits
+the graph. ``labels`` are merged into the run's labels when the session loads. Knows nothing about
+Qt or the engine.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class SessionError(ValueError):
@@ -31,25 +40,52 @@ class Session:
     run: str | None = None
     task: str | None = None
     task_file: str | None = None
+    circuit: str | None = None
     view: str = "circuit"
     mode: str = "mean"
     baseline: str = "circuit"
     ablated_nodes: tuple[str, ...] = ()
     ablated_edges: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
     selected: str | None = None
     pair: int = 0
     threshold: float = 0.0
-    extra: dict = field(default_factory=dict, compare=False)
+    view_range: tuple[float, float, float, float] | None = None
+    source: str | None = field(default=None, compare=False)  # the file it was read from (not saved)
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d.pop("extra")
+        d.pop("source")
         d["ablated_nodes"] = list(self.ablated_nodes)
         d["ablated_edges"] = list(self.ablated_edges)
+        d["labels"] = dict(sorted(self.labels.items()))
+        d["view_range"] = None if self.view_range is None else list(self.view_range)
         return {"kind": "session", "schema_version": SCHEMA_VERSION, **d}
 
 
 _ALLOWED = {"view": ("circuit", "model"), "mode": ("mean", "zero", "resample"), "baseline": ("circuit", "full")}
+_KNOWN = set(Session.__dataclass_fields__) - {"source"}
+
+
+def _opt_str(data: dict, key: str) -> str | None:
+    return None if data.get(key) is None else str(data[key])
+
+
+def _view_range(value) -> tuple[float, float, float, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 4:
+        raise ValueError("view_range must be a list [x0, x1, y0, y1]")
+    x0, x1, y0, y1 = (float(v) for v in value)
+    if not all(math.isfinite(v) for v in (x0, x1, y0, y1)) or x1 <= x0 or y1 <= y0:
+        raise ValueError("view_range must be finite with x0 < x1 and y0 < y1")
+    return x0, x1, y0, y1
+
+
+def _labels(value) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ValueError("labels must be an object {node id: label}")
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def read_session(path: Path | str) -> Session:
@@ -64,26 +100,27 @@ def read_session(path: Path | str) -> Session:
         raise SessionError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
     if not isinstance(data, dict) or data.get("kind") != "session":
         raise SessionError(f"{path} is not a session file (expected a JSON object with \"kind\": \"session\")")
-    if data.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
-        raise SessionError(f"{path}: session schema_version {data.get('schema_version')!r} is not supported")
-    known = set(Session.__dataclass_fields__) - {"extra"}
-    unknown = set(data) - known - {"kind", "schema_version"}
+    if data.get("schema_version", SCHEMA_VERSION) not in READABLE_VERSIONS:
+        raise SessionError(f"{path}: session schema_version {data.get('schema_version')!r} is not supported "
+                           f"(this version reads {', '.join(map(str, READABLE_VERSIONS))})")
+    unknown = set(data) - _KNOWN - {"kind", "schema_version"}
     if unknown:
-        raise SessionError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        raise SessionError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KNOWN))}")
     for key, allowed in _ALLOWED.items():
         if key in data and data[key] not in allowed:
             raise SessionError(f"{path}: {key} must be one of {', '.join(allowed)}, not {data[key]!r}")
     try:
         return Session(
-            run=None if data.get("run") is None else str(data["run"]),
-            task=None if data.get("task") is None else str(data["task"]),
-            task_file=None if data.get("task_file") is None else str(data["task_file"]),
+            run=_opt_str(data, "run"), task=_opt_str(data, "task"), task_file=_opt_str(data, "task_file"),
+            circuit=_opt_str(data, "circuit"),
             view=data.get("view", "circuit"), mode=data.get("mode", "mean"),
             baseline=data.get("baseline", "circuit"),
             ablated_nodes=tuple(str(n) for n in data.get("ablated_nodes", [])),
             ablated_edges=tuple(str(e) for e in data.get("ablated_edges", [])),
-            selected=None if data.get("selected") is None else str(data["selected"]),
-            pair=int(data.get("pair", 0)), threshold=float(data.get("threshold", 0.0)))
+            labels=_labels(data.get("labels", {})),
+            selected=_opt_str(data, "selected"),
+            pair=int(data.get("pair", 0)), threshold=float(data.get("threshold", 0.0)),
+            view_range=_view_range(data.get("view_range")), source=str(path))
     except (TypeError, ValueError) as exc:
         raise SessionError(f"{path}: bad value ({exc})") from None
 

@@ -1,6 +1,7 @@
 """Menus, the toolbar and keyboard shortcuts of the main window.
 
-Shortcuts: Ctrl+O open run, Ctrl+Shift+O open session, Ctrl+S save session, Ctrl+Q quit, F fit view,
+Shortcuts: Ctrl+O open session, Ctrl+S save session (a session is the document: run, circuit and the
+view), Ctrl+Shift+O open run folder, Ctrl+E export the view, Ctrl+Q quit, F fit view,
 / find node, A toggle ablation of the selected node, Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y) undo / redo
 ablation, Esc clear ablations (back to the baseline), V switch circuit / whole model.
 Knows nothing about the engine; every action calls a method of the window or of its state.
@@ -34,9 +35,14 @@ def _action(window, text: str, slot, shortcut=None, tip: str = "") -> QAction:
 def build_actions(w) -> None:
     """Create ``w.<name>_action`` attributes, the menus and the toolbar of MainWindow ``w``."""
     s = w.state
-    w.open_action = _action(w, "&Open run…", w.open_run_dialog, "Ctrl+O", "Open a run folder (one with a config.json)")
-    w.open_session_action = _action(w, "Open &session…", w.open_session_dialog, "Ctrl+Shift+O")
-    w.save_session_action = _action(w, "&Save session…", w.save_session_dialog, "Ctrl+S")
+    w.open_action = _action(w, "Open &run folder…", w.open_run_dialog, "Ctrl+Shift+O",
+                            "Open a run folder (one with a config.json)")
+    w.open_session_action = _action(w, "&Open session…", w.open_session_dialog, "Ctrl+O",
+                                    "Restore a saved view: run, circuit, ablations, labels, zoom, selection")
+    w.save_session_action = _action(w, "&Save session…", w.save_session_dialog, "Ctrl+S",
+                                    "Save the view to reopen it later (Ctrl+O)")
+    w.export_action = _action(w, "&Export view…", w.export_dialog, "Ctrl+E",
+                              "Save the view as PNG or SVG, or its graph as GraphML, JSON or CSV")
     w.task_file_action = _action(w, "Load &task file…", w.open_task_file_dialog)
     w.quit_action = _action(w, "&Quit", w.close, "Ctrl+Q")
     w.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
@@ -50,8 +56,8 @@ def build_actions(w) -> None:
     w.record_action = _action(w, "&Record activation store", w.record_store)
 
     file_menu = w.menuBar().addMenu("&File")
-    for a in (w.open_action, w.open_session_action, w.save_session_action, w.task_file_action, None,
-              w.record_action, None, w.quit_action):
+    for a in (w.open_session_action, w.save_session_action, w.open_action, w.task_file_action, None,
+              w.export_action, None, w.record_action, None, w.quit_action):
         file_menu.addSeparator() if a is None else file_menu.addAction(a)
     edit = w.menuBar().addMenu("&Ablation")
     for a in (w.toggle_action, w.undo_action, w.redo_action, w.clear_action):

@@ -3,8 +3,9 @@
 :class:`WindowController` is a QObject in the GUI thread whose ``@Slot`` methods receive the
 service's and the job controller's signals: a new bundle fills the docks and applies a pending
 session; an ablation change becomes an evaluation request; a result updates the state; errors
-become dialogs. It also holds the dialog-driven commands (open session, task file, record store,
-find). Imports the engine only inside functions, after the worker has loaded it.
+become dialogs. It also holds the dialog-driven commands (task file, record store, find); sessions
+are captured and restored by :mod:`app.session_view`. Imports the engine only inside functions,
+after the worker has loaded it.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, Slot
-from PySide6.QtWidgets import QFileDialog
 
-from app import dialogs
-from app.session import Session, SessionError, read_session, write_session
+from app import dialogs, session_view
+from app.session import Session
 
 
 RECORD_TOKENS = 50_000  # pretraining tokens the "Record activation store" button records
@@ -81,9 +81,10 @@ class WindowController(QObject):
         w = self.w
         w.log_panel.set_progress("idle", 0.0, False)
         w.log_panel.log(f"error: {failed.message}")
+        w._session = None  # a session waiting for this load must not apply to a later one
         if w._default_load:  # the demo at start: an empty window with a hint, no dialog
             w._default_load = False
-            w.statusBar().showMessage("The bundled demo is not available. File > Open run... (Ctrl+O) opens a run.")
+            w.statusBar().showMessage("The bundled demo is not available. File > Open run folder... (Ctrl+Shift+O) opens a run.")
             w._ready_sent = True
             w.ready.emit()
             return
@@ -108,35 +109,10 @@ class WindowController(QObject):
         w.inspector.set_store(w.store, message)
 
     def apply_session(self, session: Session) -> None:
-        s = self.w.state
-        s.set_view(session.view)
-        s.set_baseline(session.baseline)
-        if session.mode == "resample" and self.w.store is None:
-            self.w.log_panel.log("session: resample ablation needs an activation store; using mean")
-        else:
-            s.set_mode(session.mode)
-        graph = s.bundle.model_graph
-        nodes = [n for n in session.ablated_nodes if n in graph.index]
-        for n in set(session.ablated_nodes) - set(nodes):
-            self.w.log_panel.log(f"session: unknown node {n} ignored")
-        known = {graph.edge_id(e) for e in range(graph.n_edges)} if session.ablated_edges else set()
-        edges = [e for e in session.ablated_edges if e in known]
-        for e in set(session.ablated_edges) - set(edges):
-            self.w.log_panel.log(f"session: {e} is not a nonzero weight of this model; ignored")
-        s.set_ablation(nodes, edges, "session")
-        s.set_pair(max(0, min(session.pair, len(s.bundle.task_view.pairs) - 1)))
-        if session.threshold:
-            s.set_threshold(session.threshold)
-        if session.selected in graph.index:
-            s.select(session.selected)
+        session_view.apply(self.w, session)
 
     def current_session(self) -> Session:
-        s, b = self.w.state, self.w.state.bundle
-        return Session(run=str(b.run_path) if b else None, task=b.task.name if b else None,
-                       task_file=b.spec.task_file if b else None, view=s.view, mode=s.mode,
-                       baseline=s.baseline, ablated_nodes=tuple(sorted(s.ablation.nodes)),
-                       ablated_edges=tuple(sorted(s.ablation.edges)), selected=s.selected, pair=s.pair,
-                       threshold=s.threshold)
+        return session_view.capture(self.w)
 
     # -- ablation ------------------------------------------------------------------------------
     @Slot(object)
@@ -341,38 +317,6 @@ def set_mode(w, mode: str) -> None:
         w.mode_combo.setCurrentText(w.state.mode)
         return
     w.state.set_mode(mode)
-
-
-def open_session_dialog(w) -> None:
-    path, _ = QFileDialog.getOpenFileName(w, "Open session", w._last_open_dir(), "Sessions (*.json)")
-    if not path:
-        return
-    try:
-        session = read_session(path)
-    except SessionError as exc:
-        w.report_error("Cannot open session", str(exc))
-        return
-    if session.run is None and w.state.bundle is None:
-        w.report_error("Cannot open session", "The session names no run and no run is open.")
-        return
-    w._session = session
-    if session.run is not None:
-        w.load_run(session.run, task=session.task, task_file=session.task_file)
-    else:
-        w.load_task(task=session.task, task_file=session.task_file)
-
-
-def save_session_dialog(w) -> None:
-    if w.state.bundle is None:
-        w.report_error("Nothing to save", "Open a run first.")
-        return
-    start = str(w.state.bundle.derived / "session.json")
-    path, _ = QFileDialog.getSaveFileName(w, "Save session", start, "Sessions (*.json)")
-    if path:
-        try:
-            write_session(path, w.controller.current_session())
-        except OSError as exc:
-            w.report_error("Cannot save session", f"{path}: {exc}")
 
 
 def open_task_file_dialog(w) -> None:

@@ -337,3 +337,17 @@ def circuit_for_task(run: LoadedRun, task: str) -> Path | None:
         return find_circuit(run, task)
     except UserError:
         return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Export: the view document's formats and atomic image output (see engine.export)
+
+from engine.export import (  # noqa: E402
+    DEFAULT_SIZE as EXPORT_DEFAULT_SIZE, FORMATS as EXPORT_FORMATS, GUI_EXTRA_MESSAGE as EXPORT_GUI_MESSAGE,
+    IMAGE_FORMATS as EXPORT_IMAGE_FORMATS, add_export_arguments, check_image_size, check_output, output_paths,
+    parse_ablate, write_image, write_view,
+)
+
+__all__ += ["EXPORT_DEFAULT_SIZE", "EXPORT_FORMATS", "EXPORT_GUI_MESSAGE", "EXPORT_IMAGE_FORMATS",
+            "add_export_arguments", "check_image_size", "check_output", "output_paths", "parse_ablate",
+            "write_image", "write_view"]

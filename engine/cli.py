@@ -345,6 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_store_commands(sub)
 
+    from engine.export import register as register_export_command
+
+    register_export_command(sub)
+
     b = sub.add_parser("bench", help="benchmarks that print numbers")
     b.add_argument("what", choices=["train", "prune", "ablate", "store"])
     b.add_argument("--run", default="demo", help="prune: the run to prune (default demo)")

@@ -53,7 +53,8 @@ def test_window_builds_with_title_docks_and_empty_state(window: MainWindow, qtbo
 
 def test_menu_actions_have_shortcuts(window: MainWindow) -> None:
     shortcuts = {
-        window.open_action: "Ctrl+O", window.quit_action: "Ctrl+Q", window.fit_action: "F",
+        window.open_session_action: "Ctrl+O", window.open_action: "Ctrl+Shift+O", window.export_action: "Ctrl+E",
+        window.quit_action: "Ctrl+Q", window.fit_action: "F",
         window.find_action: "/", window.toggle_action: "A", window.undo_action: "Ctrl+Z",
         window.redo_action: "Ctrl+Shift+Z", window.clear_action: "Esc", window.save_session_action: "Ctrl+S",
     }

@@ -89,13 +89,21 @@ def test_state_toggles_undo_redo_and_history(qtbot) -> None:
 
 
 def test_session_round_trip_and_errors(tmp_path: Path) -> None:
-    sess = Session(run="demo", task="t", view="model", mode="zero", ablated_nodes=("blocks.0.attn.q:1",),
-                   selected="blocks.0.attn.q:1", pair=2)
+    sess = Session(run="demo", task="t", circuit="/r/circuits/t/mean.json", view="model", mode="zero",
+                   ablated_nodes=("blocks.0.attn.q:1",), ablated_edges=("blocks.0.attn.read:2->blocks.0.attn.q:1",),
+                   labels={"blocks.0.attn.q:1": "quote type"}, selected="blocks.0.attn.q:1", pair=2,
+                   threshold=0.01, view_range=(-3.5, 4.25, 0.5, 13.0))
     path = write_session(tmp_path / "s.json", sess)
-    assert read_session(path) == sess
+    assert read_session(path) == sess and read_session(path).source == str(path)
+    (tmp_path / "v1.json").write_text('{"kind": "session", "schema_version": 1, "run": "demo", "pair": 1}')
+    assert read_session(tmp_path / "v1.json") == Session(run="demo", pair=1)  # version 1 files still load
     for text, message in (("{", "not valid JSON"), ('{"kind": "x"}', "not a session"),
                           ('{"kind": "session", "viev": "model"}', "unknown key"),
-                          ('{"kind": "session", "mode": "half"}', "mode must be one of")):
+                          ('{"kind": "session", "mode": "half"}', "mode must be one of"),
+                          ('{"kind": "session", "schema_version": 3}', "not supported"),
+                          ('{"kind": "session", "view_range": [1, 0, 0, 1]}', "x0 < x1"),
+                          ('{"kind": "session", "view_range": [0, 1]}', "view_range must be a list"),
+                          ('{"kind": "session", "labels": ["a"]}', "labels must be an object")):
         (tmp_path / "bad.json").write_text(text)
         with pytest.raises(SessionError, match=message):
             read_session(tmp_path / "bad.json")

@@ -1,0 +1,132 @@
+"""Sessions in the window (pytest-qt, offscreen, a tiny real run): save, open in a new window, get
+the identical view; a session whose run or circuit is gone gives a dialog and changes nothing.
+
+Waits are on signals or conditions, never sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtGui import QImage
+
+from app import dialogs, export
+from app.main_window import MainWindow
+from app.session import read_session
+
+LOAD_TIMEOUT_MS = 120_000
+EVAL_TIMEOUT_MS = 60_000
+
+
+def settle(qtbot, win) -> None:
+    qtbot.waitUntil(lambda: export.current_result(win.state) is not None and win.view.is_drawn,
+                    timeout=EVAL_TIMEOUT_MS)
+
+
+def pixels(win) -> np.ndarray:
+    image = win.view.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+    return np.frombuffer(image.constBits(), np.uint32).reshape(image.height(), image.width()).copy()
+
+
+def view_state(win) -> dict:
+    s = win.state
+    return {"run": s.bundle.run_path, "task": s.bundle.task.name, "circuit": s.bundle.circuit_path, "view": s.view,
+            "mode": s.mode, "baseline": s.baseline, "nodes": s.ablation.nodes, "edges": s.ablation.edges,
+            "selected": s.selected, "pair": s.pair, "threshold": s.threshold, "labels": dict(s.labels),
+            "range": win.view.vb.viewRange(), "slider": win.threshold_slider.value(),
+            "loss": s.evaluation.result.loss}
+
+
+def new_window(qtbot) -> MainWindow:
+    win = MainWindow(persist_settings=False)
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def test_save_open_in_a_new_window_gives_the_identical_view(open_window, fresh_tiny_run: Path, tmp_path: Path,
+                                                            qtbot, monkeypatch, errors) -> None:
+    a = open_window(fresh_tiny_run)
+    s, g = a.state, a.state.graph
+    s.set_mode("zero")
+    s.set_ablation([g.ids[2], g.ids[30]], [g.edge_id(1)], "test")
+    s.set_pair(2)
+    s.set_label(g.ids[7], "quote detector")
+    a.threshold_slider.setValue(30)
+    s.select(g.ids[7])
+    x, y = g.pos[7]
+    a.view.vb.setRange(xRange=(x - 9.0, x + 6.0), yRange=(y - 4.0, y + 3.0), padding=0)
+    settle(qtbot, a)
+    path = tmp_path / "saved.json"
+    monkeypatch.setattr(dialogs, "ask_save_session", lambda parent, start="": path)
+    a.save_session_action.trigger()
+    assert read_session(path).labels[g.ids[7]] == "quote detector" and "Saved the session" in a.statusBar().currentMessage()
+    before, image = view_state(a), pixels(a)
+    (fresh_tiny_run / "labels.json").unlink()  # the label must come back from the session file itself
+
+    b = new_window(qtbot)
+    monkeypatch.setattr(dialogs, "ask_open_session", lambda parent, start="": path)
+    with qtbot.waitSignal(b.ready, timeout=LOAD_TIMEOUT_MS):
+        b.open_session_action.trigger()
+    settle(qtbot, b)
+    assert view_state(b) == before
+    assert np.array_equal(pixels(b), image), f"{np.mean(pixels(b) != image):.4%} of the view's pixels differ"
+    assert errors == []
+
+
+def test_a_session_naming_a_missing_run_is_a_dialog(open_window, fresh_tiny_run: Path, tmp_path: Path, qtbot,
+                                                   monkeypatch, errors) -> None:
+    win = open_window(fresh_tiny_run)
+    before = view_state(win)
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"kind": "session", "run": str(tmp_path / "moved-away"),
+                                "ablated_nodes": [win.state.graph.ids[0]]}))
+    monkeypatch.setattr(dialogs, "ask_open_session", lambda parent, start="": path)
+    win.open_session_action.trigger()
+    title, text = errors[-1]
+    assert title == "Cannot open the session's run"
+    assert str(path) in text and str(tmp_path / "moved-away") in text and "Open run folder" in text
+    assert view_state(win) == before and win.isVisible()
+    # The failed session is forgotten: the next load is not restored from it.
+    with qtbot.waitSignal(win.ready, timeout=LOAD_TIMEOUT_MS):
+        win.load_run(fresh_tiny_run)
+    assert win.state.ablation.nodes == frozenset()
+
+
+def test_a_session_naming_a_missing_circuit_is_a_dialog(open_window, fresh_tiny_run: Path, tmp_path: Path, qtbot,
+                                                       monkeypatch, errors) -> None:
+    win = open_window(fresh_tiny_run)
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"kind": "session", "run": str(fresh_tiny_run), "circuit": str(tmp_path / "gone.json"),
+                                "ablated_nodes": [win.state.graph.ids[0]]}))
+    monkeypatch.setattr(dialogs, "ask_open_session", lambda parent, start="": path)
+    win.open_session_action.trigger()
+    qtbot.waitUntil(lambda: bool(errors), timeout=LOAD_TIMEOUT_MS)
+    assert "gone.json" in errors[-1][1] and win._session is None
+    assert win.state.ablation.nodes == frozenset() and win.isVisible()
+
+
+@pytest.mark.parametrize("content, match", [("{", "not valid JSON"), ('{"kind": "circuit"}', "not a session file")])
+def test_a_broken_session_file_is_a_dialog(open_window, fresh_tiny_run: Path, tmp_path: Path, monkeypatch, errors,
+                                          content: str, match: str) -> None:
+    win = open_window(fresh_tiny_run)
+    path = tmp_path / "broken.json"
+    path.write_text(content)
+    monkeypatch.setattr(dialogs, "ask_open_session", lambda parent, start="": path)
+    win.open_session_action.trigger()
+    assert errors[-1][0] == "Cannot open session" and match in errors[-1][1]
+
+
+def test_saving_a_session_where_it_cannot_be_written_is_a_dialog(open_window, fresh_tiny_run: Path, tmp_path: Path,
+                                                                monkeypatch, errors) -> None:
+    win = open_window(fresh_tiny_run)
+    monkeypatch.setattr(dialogs, "ask_save_session", lambda parent, start="": tmp_path / "no" / "s.json")
+    win.save_session_action.trigger()
+    title, text = errors[-1]
+    assert title == "Cannot save session" and "Nothing was written" in text
+    assert not (tmp_path / "no").exists()
