@@ -356,7 +356,7 @@ def install(w) -> None:
     dock.setWidget(panel)
     w.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
     dock.hide()
-    dock.visibilityChanged.connect(lambda visible: visible and panel.ensure_ready())
+    dock.visibilityChanged.connect(lambda visible: visible and _when_painted(w, panel.ensure_ready))
     w.jobs.started.connect(panel.on_job_started)
     w.jobs.progress.connect(panel.on_job_progress)
     w.jobs.finished.connect(panel.on_job_finished)
@@ -381,6 +381,15 @@ def show(w) -> None:
     dock.show()
     dock.raise_()
     w.train_panel.ensure_ready()
+
+
+def _when_painted(w, call) -> None:
+    """``call()`` now, or after the window's first paint (a dock restored as visible must not import
+    torch before the window has painted)."""
+    if getattr(w, "_painted", True):
+        call()
+    else:
+        w.firstPaint.connect(call)
 
 
 def _join_run_browser(w, run: Path) -> None:

@@ -256,6 +256,23 @@ def test_training_dock_is_hidden_until_asked_for(qtbot, errors) -> None:
     assert win.train_panel.form.values()["steps"] == 150  # the tiny preset
 
 
+def test_a_restored_training_dock_waits_for_the_first_paint(qtbot, errors) -> None:
+    """A dock left open last time comes back open, but fills its form (which imports the engine and
+    torch) only after the window has painted."""
+    first = MainWindow()
+    qtbot.addWidget(first)
+    first.show()
+    qtbot.waitExposed(first)
+    first.show_train_panel()
+    first.close()  # saves the layout, training dock included
+    win = MainWindow()
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.firstPaint, timeout=10_000):
+        win.show()
+        assert win.train_dock.isVisible() and win.train_panel.form.preset.count() == 0
+    qtbot.waitUntil(lambda: win.train_panel.form.preset.count() > 0, timeout=10_000)
+
+
 # -- curves ----------------------------------------------------------------------------------------
 
 def test_curve_buffer_stays_bounded_and_keeps_the_shape() -> None:

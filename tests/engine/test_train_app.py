@@ -104,6 +104,15 @@ def test_output_folder_checks(tmp_path, corpus_dir, tiny_config):
     with pytest.raises(UserError, match="cannot resume"):
         check_output_dir(tmp_path / "nothing", resume=True)
     assert not check_output_dir(tmp_path / "new" / "run").has_run  # missing parents are fine
+    import engine.train_setup as setup
+
+    def denied(*_a, **_k):  # what a read-only folder does (the tests may run as root, where chmod won't)
+        raise PermissionError(13, "Permission denied")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(setup.tempfile, "TemporaryFile", denied)
+        with pytest.raises(UserError, match=r"cannot write to .* \(Permission denied\); choose an output folder"):
+            check_output_dir(tmp_path / "new_run")
     # train() checks before it reads any corpus, and leaves nothing behind
     with pytest.raises(UserError, match="is a file, not a folder"):
         next(train(blocker / "run", tiny_config(corpus_dir)))
