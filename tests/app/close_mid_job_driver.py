@@ -6,7 +6,9 @@ goes through ``app.dialogs``, replaced here). After the event loop ends, print o
 ``close()`` took, the questions asked and the steps the run's checkpoint holds, then exit like
 ``circuit-inspector`` does.
 
-    python tests/app/close_mid_job_driver.py CORPUS_DIR OUT_DIR
+    python tests/app/close_mid_job_driver.py CORPUS_DIR OUT_DIR [PRESET]
+
+CORPUS_DIR "" trains on the default corpus; PRESET (default ``tiny``) measures other presets.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-def main(corpus: str, out: str) -> int:
+def main(corpus: str, out: str, preset: str = "tiny") -> int:
     from app import dialogs
     from app.main import _make_app
     from app.main_window import MainWindow
@@ -35,6 +37,7 @@ def main(corpus: str, out: str) -> int:
     window = MainWindow(persist_settings=False)
     window.show()
     window.show_train_panel()
+    window.train_panel.form.preset.setCurrentText(preset)
     window.train_panel.form.set_values({"steps": 5000, "corpus": corpus, "output": out})
     result: dict = {}
 
@@ -57,4 +60,4 @@ def main(corpus: str, out: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(main(*sys.argv[1:4]))
