@@ -38,7 +38,7 @@ def main(corpus: str, out: str, preset: str = "tiny") -> int:
     window.show()
     window.show_train_panel()
     window.train_panel.form.preset.setCurrentText(preset)
-    window.train_panel.form.set_values({"steps": 5000, "corpus": corpus, "output": out})
+    window.train_panel.form.set_values({"steps": 1000, "corpus": corpus, "output": out})
     result: dict = {}
 
     def on_progress(_name: str, event) -> None:
