@@ -77,9 +77,6 @@ class CurveBuffer:
     def clear(self) -> None:
         self._n, self.stride, self._acc, self.received = 0, 1, [0.0, 0.0, 0], 0
 
-    def __len__(self) -> int:
-        return self._n + (1 if self._acc[2] else 0)
-
 
 class TrainCurves(pg.GraphicsLayoutWidget):
     """Four small plots (loss, task losses, density, lr) against the training step."""

@@ -55,7 +55,6 @@ class TrainPanel(QWidget):
         self._folder = None  # TrainStatus of the output folder
         self._shown_run: Path | None = None  # the run whose stored config the form shows
         self.run_dir: Path | None = None  # the folder the current (or last) job trains
-        self.last_event = None
         self.form = ConfigForm()
         self.form.changed.connect(self._on_form_changed)
         self.form.presetChosen.connect(self.apply_preset)
@@ -272,7 +271,6 @@ class TrainPanel(QWidget):
             self._report("A job is running", str(exc))
             return
         self.run_dir = out
-        self.last_event = None
         self.progress.setRange(0, 0)  # indeterminate until the first step
         self.progress.setFormat("preparing data…")
         self.eta.setText("")
@@ -301,7 +299,6 @@ class TrainPanel(QWidget):
     def on_job_progress(self, name: str, event) -> None:
         if name != TRAIN_JOB:
             return
-        self.last_event = event
         if event.kind in ("step", "eval"):
             self.progress.setRange(0, 1000)
             self.progress.setValue(int(1000 * event.fraction))
@@ -319,15 +316,14 @@ class TrainPanel(QWidget):
         if outcome.name != TRAIN_JOB or self.run_dir is None:
             self._refresh()
             return
-        self._check_folder()
-        st = self._folder if self._folder is not None and self._folder.run_dir == self.run_dir else None
-        if st is None:
-            try:
-                st = self._api.train_status(self.run_dir)
-            except self._api.UserError:
-                st = None
+        self._check_folder()  # the form and buttons follow the folder's new state
+        try:
+            st = self._api.train_status(self.run_dir)
+        except self._api.UserError:
+            st = None
         done = st.steps_done if st is not None else 0
         self.progress.setRange(0, 1000)
+        self.eta.setText("")
         if outcome.status == "done":
             val = outcome.result.final_val_loss if outcome.result is not None else None
             self.progress.setValue(1000)
