@@ -49,3 +49,16 @@ def ask_export(parent: QWidget | None, start_path: Path, size: tuple[int, int]):
 
     dialog = ExportDialog(parent, start_path, size)
     return dialog.choice() if dialog.exec() else None
+
+
+def ask_folder(parent: QWidget | None, title: str, start_dir: str = "") -> Path | None:
+    """Ask the user for a folder (``title`` says which); return it, or ``None`` if cancelled."""
+    chosen = QFileDialog.getExistingDirectory(parent, title, start_dir)
+    return Path(chosen) if chosen else None
+
+
+def ask_yes_no(parent: QWidget | None, title: str, text: str) -> bool:
+    """Ask a yes/no question (No is the default button); return whether the user said yes."""
+    answer = QMessageBox.question(parent, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                  QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes

@@ -24,7 +24,7 @@ from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, QTimer, Signal, Sl
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
-from app import dialogs, gc_guard, session_view, window_controller
+from app import dialogs, gc_guard, session_view, train_panel, window_controller
 from app.ablation_service import AblationService
 from app.bundle import SetupSpec
 from app.circuit_view import CircuitView
@@ -134,6 +134,7 @@ class MainWindow(QMainWindow):
         build_actions(self)
         for dock in (self.runs_dock, self.tasks_dock, self.metrics_dock, self.inspector_dock, self.log_dock):
             self.view_menu.addAction(dock.toggleViewAction())
+        train_panel.install(self)  # the Training dock (hidden until File > Train a model...)
         window_controller.connect(self)
         self.statusBar().showMessage("No run loaded. File > Open run folder... (Ctrl+Shift+O) opens one.")
         self.resize(1400, 900)
@@ -277,8 +278,15 @@ class MainWindow(QMainWindow):
             self.service.load(spec)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        job = self.jobs.running
+        if job is not None and self._alive and not dialogs.ask_yes_no(
+                self, "Quit while a job runs?", f"The {job} job is still running. Cancel it and quit?\n\n"
+                "A cancelled training keeps a checkpoint of its last completed step; Resume continues it."):
+            event.ignore()
+            return
         if self._persist:
             self.save_settings()
+        self.hide()  # gone at once, even while a job finishes its current step
         self.shutdown()
         super().closeEvent(event)
 
@@ -309,6 +317,10 @@ class MainWindow(QMainWindow):
         chosen = dialogs.ask_run_dir(self, start)
         if chosen is not None:
             self.load_run(chosen)
+
+    @Slot()
+    def show_train_panel(self) -> None:
+        train_panel.show(self)
 
     @Slot()
     def focus_find(self) -> None:

@@ -1,7 +1,7 @@
 """Menus, the toolbar and keyboard shortcuts of the main window.
 
 Shortcuts: Ctrl+O open session, Ctrl+S save session (a session is the document: run, circuit and the
-view), Ctrl+Shift+O open run folder, Ctrl+E export the view, Ctrl+Q quit, F fit view,
+view), Ctrl+Shift+O open run folder, Ctrl+E export the view, Ctrl+T train a model, Ctrl+Q quit, F fit view,
 / find node, A toggle ablation of the selected node, Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y) undo / redo
 ablation, Esc clear ablations (back to the baseline), V switch circuit / whole model.
 Knows nothing about the engine; every action calls a method of the window or of its state.
@@ -54,10 +54,11 @@ def build_actions(w) -> None:
     w.clear_action = _action(w, "&Clear ablations", s.clear_ablation, "Esc", "Back to the baseline")
     w.switch_view_action = _action(w, "Switch circuit / whole &model", w.switch_view, "V")
     w.record_action = _action(w, "&Record activation store", w.record_store)
+    w.train_action = _action(w, "&Train a model…", w.show_train_panel, "Ctrl+T", "Open the Training panel")
 
     file_menu = w.menuBar().addMenu("&File")
     for a in (w.open_session_action, w.save_session_action, w.open_action, w.task_file_action, None,
-              w.export_action, None, w.record_action, None, w.quit_action):
+              w.export_action, None, w.train_action, w.record_action, None, w.quit_action):
         file_menu.addSeparator() if a is None else file_menu.addAction(a)
     edit = w.menuBar().addMenu("&Ablation")
     for a in (w.toggle_action, w.undo_action, w.redo_action, w.clear_action):

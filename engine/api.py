@@ -16,6 +16,8 @@ from engine.fileio import read_json
 from engine.runs import LoadedRun, count_parameters, load_run, read_log, read_status
 from engine.sparsity import EMBED_KINDS, density_report
 from engine.train import TrainEvent, TrainResult, train
+from engine.train_monitor import DEFAULT_MONITOR_TASKS
+from engine.train_setup import TrainStatus, check_output_dir, train_status
 
 from engine.ablation import AblationResult, Ablator, Edge  # noqa: E402  (re-exported for the app)
 from engine.circuit import Circuit, EdgeSet, list_circuits, load_circuit, make_circuit, weight_edges  # noqa: E402
@@ -33,7 +35,17 @@ __all__ = [
     "default_store_path", "partial_path", "Task", "TaskPair", "get_task", "list_tasks", "load_task_file",
     "eval_tasks", "load_means", "find_circuit", "circuit_roots", "prune_run", "faithfulness_report",
     "make_ablator", "record_store",
+    # training from the app: presets, a config from form values (validated), the output folder
+    "preset", "preset_names", "run_config_from_dict", "TrainStatus", "train_status", "check_output_dir",
+    "DEFAULT_MONITOR_TASKS",
 ]
+
+
+def preset_names() -> list[str]:
+    """Names of the config presets, smallest first (``tiny``, ``demo``, ``paper-1x``)."""
+    from engine.config import PRESETS
+
+    return list(PRESETS)
 
 
 def record_store(*args, **kwargs):

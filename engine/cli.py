@@ -64,6 +64,8 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
                 result = stop.value
                 break
             now = time.monotonic()
+            if ev.kind == "busy":  # a heartbeat that lets the app cancel inside long phases
+                continue
             if ev.kind in ("setup", "checkpoint", "done"):
                 _err(ev.message if ev.kind != "checkpoint" else f"step {ev.step:>6}/{ev.total_steps}  {ev.message}")
             elif ev.kind == "eval" or now - last_print >= args.print_every:

@@ -102,7 +102,8 @@ def read_sources(cfg: DataConfig) -> SourceText:
     if n_read == 0:
         where = ", ".join(str(f) for f in folders)
         raise UserError(f"no readable {'/'.join(cfg.extensions)} files in corpus folder(s) {where} "
-                        f"({skipped} undecodable skipped); pass --corpus DIR with source files")
+                        f"({skipped} undecodable skipped); choose a folder that holds {'/'.join(cfg.extensions)} source "
+                        f"files (--corpus DIR), or leave the corpus unset for the standard library")
     if not val or not train:  # too few files for a file-level split: split the text itself
         text = _SEPARATOR.join(train + val)
         cut = max(1, int(len(text) * (1 - cfg.val_frac)))

@@ -3,7 +3,9 @@
 ``train(...)`` yields :class:`TrainEvent` objects (throttled to about 20 per second) and returns a
 :class:`TrainResult`. Cancel by closing the generator: the ``finally`` block writes a checkpoint of the
 last completed step, so a cancelled run resumes exactly. The CLI prints the events; the app runs the
-same generator in a worker thread.
+same generator in a worker thread. A caller can only cancel between events, so long phases (reading
+and tokenising the corpus, an evaluation) yield ``busy`` heartbeats between their parts: cancelling
+waits for at most one training step or one evaluation batch.
 
 One optimizer step: forward + backward -> gradients divided by their global RMS -> Adam (eps 0.1)
 -> top-k projection of every sparsified matrix at the annealed budget -> decoupled weight decay on
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 
 from engine.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from engine.config import RunConfig, load_run_config
+from engine.config import RunConfig
 from engine.corpus import CorpusStats, TokenData, generate_snippet_text, read_sources, snippet_budget
 from engine.errors import UserError
 from engine.fileio import atomic_write_json, atomic_write_text
@@ -34,6 +36,8 @@ from engine.model import GPT
 from engine.runs import CONFIG_FILE, LOG_FILE, STATUS_FILE, TOKENIZER_FILE
 from engine.sparsity import WeightSparsifier, densities
 from engine.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
+from engine.train_monitor import DEFAULT_MONITOR_PAIRS, MonitorTask, prepare_monitor, task_loss
+from engine.train_setup import check_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,11 @@ EVENT_INTERVAL_S = 0.05  # at most ~20 step events per second
 
 @dataclass(frozen=True)
 class TrainEvent:
-    """One progress report. ``kind``: setup | step | eval | checkpoint | done | cancelled."""
+    """One progress report. ``kind``: setup | busy | step | eval | checkpoint | done.
+
+    ``busy`` is a heartbeat inside a long phase that carries no numbers. ``eval`` events carry the
+    validation loss and, for the tasks the run monitors, ``task_losses`` ((task, held-out loss), ...).
+    """
 
     kind: str
     step: int
@@ -54,10 +62,18 @@ class TrainEvent:
     tokens_per_s: float = 0.0
     eta_s: float = 0.0
     message: str = ""
+    task_losses: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def fraction(self) -> float:
+        """Share of the run's steps done, in [0, 1]."""
+        return min(1.0, self.step / self.total_steps) if self.total_steps > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k != "density"}
+        d = {k: v for k, v in self.__dict__.items() if k not in ("density", "task_losses")}
         d["density"] = dict(self.density)
+        if self.task_losses:
+            d["task_losses"] = dict(self.task_losses)
         return d
 
 
@@ -150,69 +166,121 @@ class Trainer:
         return float(loss.detach()), lr
 
     @torch.no_grad()
-    def evaluate(self, batches: list[np.ndarray]) -> float:
+    def batch_loss(self, batch: np.ndarray) -> float:
+        """Mean next-token loss on one batch (B, T+1), in eval mode."""
         self.model.eval()
-        losses = []
-        for b in batches:
-            t = torch.from_numpy(b).to(self.device)
-            with self.autocast():
-                _, loss = self.model(t[:, :-1], t[:, 1:])
-            losses.append(float(loss))
-        return float(np.mean(losses))
+        t = torch.from_numpy(batch).to(self.device)
+        with self.autocast():
+            _, loss = self.model(t[:, :-1], t[:, 1:])
+        return float(loss)
+
+    def evaluate(self, batches: list[np.ndarray]) -> float:
+        return float(np.mean([self.batch_loss(b) for b in batches]))
 
 
 def prepare_data(cfg: RunConfig, tokenizer=None):
     """Read the corpus, build (or reuse) the tokenizer and tokenise everything -> (tok, data, stats)."""
+    return run_to_end(prepare_data_steps(cfg, tokenizer))
+
+
+def prepare_data_steps(cfg: RunConfig, tokenizer=None) -> Generator[str, None, tuple]:
+    """:func:`prepare_data` as a generator that yields the name of each phase before it starts."""
+    yield "reading the corpus"
     src = read_sources(cfg.data)
+    yield "generating idiom snippets"
     train_tokens = cfg.train.steps * cfg.train.batch_size * cfg.model.n_ctx
     snip_train, snip_val = generate_snippet_text(cfg.train.seed, snippet_budget(cfg.data, train_tokens))
     if tokenizer is None:
+        yield "building the tokenizer"
         sample = [src.train[:4_000_000], snip_train[:1_000_000]]
         tokenizer = build_tokenizer(cfg.data.tokenizer, sample, cfg.data.bpe_vocab)
+    yield "tokenizing"
     data = TokenData(tokenizer.encode(src.train), tokenizer.encode(src.val), tokenizer.encode(snip_train),
                      tokenizer.encode(snip_val), cfg.data.snippet_frac, cfg.model.n_ctx, cfg.train.seed)
     stats = replace(src.stats, snippet_chars=len(snip_train))
     return tokenizer, data, stats
 
 
-def _start_run(run_dir: Path, cfg: RunConfig | None, resume: bool):
+def _busy(gen: Generator[Any, None, Any], step: int, total: int) -> Generator[TrainEvent, None, Any]:
+    """Run ``gen`` to its return value, yielding a ``busy`` event between its parts (at most one per
+    EVENT_INTERVAL_S), so that whoever drives the training can cancel inside a long phase."""
+    last = time.perf_counter()
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+        now = time.perf_counter()
+        if now - last >= EVENT_INTERVAL_S:
+            last = now
+            yield TrainEvent("busy", step, total)
+
+
+def _evaluation(trainer: Trainer, batches: list[np.ndarray], monitor: list[MonitorTask]):
+    """Validation loss, then the monitored task losses, one part at a time -> (val_loss, task_losses)."""
+    losses = []
+    for b in batches:
+        losses.append(trainer.batch_loss(b))
+        yield
+    tasks = []
+    for task in monitor:
+        tasks.append((task.name, task_loss(trainer.model, task, trainer.device)))
+        yield
+    return float(np.mean(losses)), tuple(tasks)
+
+
+def _start_run(run_dir: Path, cfg: RunConfig | None, resume: bool, steps: int | None):
     """Validate the folder state; returns (cfg, tokenizer or None, checkpoint or None)."""
-    if resume:
-        if not (run_dir / CONFIG_FILE).exists():
-            raise UserError(f"cannot resume: {run_dir} has no {CONFIG_FILE}; start a new run without --resume")
-        stored = load_run_config(run_dir / CONFIG_FILE)
-        if cfg is not None and cfg != stored:
-            raise UserError(f"--resume continues {run_dir} with its stored config; drop the config options "
-                            f"or train into a new --out folder")
-        cks = list_checkpoints(run_dir)
-        return stored, load_tokenizer(run_dir / TOKENIZER_FILE), (cks[-1] if cks else None)
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise UserError(f"{run_dir} already exists; pass --resume to continue it or choose a new --out folder")
-    if cfg is None:
+    if cfg is None and not resume:
         raise UserError("no config given for a new run")
-    return cfg.validate(), None, None
+    status = check_output_dir(run_dir, resume, steps)
+    if not resume:
+        return cfg.validate(), None, None
+    stored = status.config
+    if cfg is not None and cfg != stored:
+        raise UserError(f"--resume continues {run_dir} with its stored config; drop the config options "
+                        f"or train into a new --out folder")
+    if steps is not None and steps != stored.train.steps:
+        # Continuing to another total: the lr schedule and the annealing are laid out on the new one.
+        stored = replace(stored, train=replace(stored.train, steps=steps)).validate()
+        atomic_write_json(run_dir / CONFIG_FILE, stored.to_dict())
+    cks = list_checkpoints(run_dir)
+    return stored, load_tokenizer(run_dir / TOKENIZER_FILE), (cks[-1] if cks else None)
 
 
-def train(run_dir: Path, cfg: RunConfig | None = None, resume: bool = False,
-          device: str | None = None) -> Generator[TrainEvent, None, TrainResult]:
-    """Train (or resume) the run in ``run_dir``; yields progress events, returns a TrainResult."""
+def train(run_dir: Path, cfg: RunConfig | None = None, resume: bool = False, device: str | None = None, *,
+          steps: int | None = None, task_eval: tuple[str, ...] = (),
+          task_pairs: int = DEFAULT_MONITOR_PAIRS) -> Generator[TrainEvent, None, TrainResult]:
+    """Train (or resume) the run in ``run_dir``; yields progress events, returns a TrainResult.
+
+    ``steps`` (with ``resume``): continue to this total instead of the stored one (it must exceed
+    the steps done; a finished run trains on). ``task_eval``: built-in tasks whose held-out loss
+    (``task_pairs`` pairs) every ``eval`` event reports; monitoring does not change what is trained.
+    """
     run_dir = Path(run_dir).expanduser()
-    cfg, tokenizer, ckpt = _start_run(run_dir, cfg, resume)
+    cfg, tokenizer, ckpt = _start_run(run_dir, cfg, resume, steps)
     device = device or cfg.train.device
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda requested but CUDA is not available here; use --device cpu")
     total = cfg.train.steps
     yield TrainEvent("setup", 0, total, message="reading corpus and building tokenizer")
-    tokenizer, data, stats = prepare_data(cfg, tokenizer)
+    tokenizer, data, stats = yield from _busy(prepare_data_steps(cfg, tokenizer), 0, total)
     if not resume:
         cfg = replace(cfg, model=replace(cfg.model, vocab_size=tokenizer.vocab_size)).validate()
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_tokenizer(tokenizer, run_dir / TOKENIZER_FILE)
-        atomic_write_json(run_dir / CONFIG_FILE, cfg.to_dict())
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            save_tokenizer(tokenizer, run_dir / TOKENIZER_FILE)
+            atomic_write_json(run_dir / CONFIG_FILE, cfg.to_dict())
+        except OSError as exc:
+            raise UserError(f"cannot write the run to {run_dir} ({exc.strerror or exc}); choose an output "
+                            f"folder you can write to") from None
     yield TrainEvent("setup", 0, total, message=(
         f"corpus: {stats.n_files} files ({stats.n_skipped} undecodable skipped, {stats.n_val_files} held out), "
         f"{stats.train_chars:,} train chars + {stats.snippet_chars:,} snippet chars; "
         f"tokenizer {tokenizer.kind} with {tokenizer.vocab_size} ids"))
+    monitor, notes = prepare_monitor(tokenizer, tuple(task_eval), cfg.model.n_ctx, task_pairs, cfg.train.seed)
+    for note in notes:
+        yield TrainEvent("setup", 0, total, message=note)
 
     trainer = Trainer(cfg, device)
     start = 0
@@ -248,8 +316,9 @@ def train(run_dir: Path, cfg: RunConfig | None = None, resume: bool = False,
 
     try:
         if start == 0 and total > 0:
-            val_loss = trainer.evaluate(val_batches)
-            yield event("eval", 0, val_loss=val_loss, lr=trainer.lr(0), eta_s=float("nan"))
+            val_loss, task_losses = yield from _busy(_evaluation(trainer, val_batches, monitor), 0, total)
+            yield event("eval", 0, val_loss=val_loss, lr=trainer.lr(0), eta_s=float("nan"),
+                        task_losses=task_losses)
         tokens_per_step = cfg.train.batch_size * cfg.model.n_ctx
         ema_dt: float | None = None
         last_emit = 0.0
@@ -272,8 +341,8 @@ def train(run_dir: Path, cfg: RunConfig | None = None, resume: bool = False,
                           eta_s=ema_dt * (total - done))
                 loss_acc = []
                 if is_eval:
-                    val_loss = trainer.evaluate(val_batches)
-                    yield event("eval", done, val_loss=val_loss, **kw)
+                    val_loss, task_losses = yield from _busy(_evaluation(trainer, val_batches, monitor), done, total)
+                    yield event("eval", done, val_loss=val_loss, task_losses=task_losses, **kw)
                 else:
                     yield event("step", done, **kw)
             if done % cfg.train.checkpoint_interval == 0 and done < total:

@@ -165,3 +165,25 @@ def open_window(qtbot):
         return win
 
     return _open
+
+
+class Questions(list):
+    """Yes/no questions the app asked, as (title, text); each is answered with ``answer``."""
+
+    answer = True
+
+
+@pytest.fixture(autouse=True)
+def questions(monkeypatch: pytest.MonkeyPatch) -> Questions:
+    """No modal yes/no question ever blocks a test (closing a window during a job asks one): each is
+    recorded and answered with ``questions.answer`` (yes unless a test says otherwise)."""
+    from app import dialogs
+
+    asked = Questions()
+
+    def ask(parent, title: str, text: str) -> bool:
+        asked.append((title, text))
+        return asked.answer
+
+    monkeypatch.setattr(dialogs, "ask_yes_no", ask)
+    return asked

@@ -41,7 +41,8 @@ def test_window_builds_with_title_docks_and_empty_state(window: MainWindow, qtbo
     qtbot.waitExposed(window)
     assert window.windowTitle() == WINDOW_TITLE
     names = {d.objectName(): d for d in window.findChildren(QDockWidget)}
-    assert set(names) == {"runDock", "taskDock", "metricsDock", "inspectorDock", "logDock"}
+    assert set(names) == {"runDock", "taskDock", "metricsDock", "inspectorDock", "logDock", "trainDock"}
+    assert not names["trainDock"].isVisible()  # File > Train a model... (Ctrl+T) opens it
     assert window.dockWidgetArea(names["runDock"]) == Qt.DockWidgetArea.LeftDockWidgetArea
     assert window.dockWidgetArea(names["metricsDock"]) == Qt.DockWidgetArea.RightDockWidgetArea
     assert window.dockWidgetArea(names["logDock"]) == Qt.DockWidgetArea.BottomDockWidgetArea
@@ -57,6 +58,7 @@ def test_menu_actions_have_shortcuts(window: MainWindow) -> None:
         window.quit_action: "Ctrl+Q", window.fit_action: "F",
         window.find_action: "/", window.toggle_action: "A", window.undo_action: "Ctrl+Z",
         window.redo_action: "Ctrl+Shift+Z", window.clear_action: "Esc", window.save_session_action: "Ctrl+S",
+        window.train_action: "Ctrl+T",
     }
     for action, keys in shortcuts.items():
         assert action.shortcut().toString() == keys
