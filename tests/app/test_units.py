@@ -163,3 +163,22 @@ def test_qt_binding_does_not_leak_references_to_none(qtbot) -> None:
     for _ in range(2000):
         QApplication.processEvents()
     assert sys.getrefcount(None) > before - 500
+
+
+def test_gc_guard_freezes_the_heap_once_the_engine_is_imported_and_unfreezes_on_exit(qtbot) -> None:
+    """After torch is in, full collections must not rescan its ~190k objects (a GUI pause each time)."""
+    import gc
+
+    from app import gc_guard
+    from engine import api  # noqa: F401  (the guard freezes once this has finished importing)
+
+    assert gc.get_freeze_count() == 0
+    gc_guard.install()
+    try:
+        assert not gc.isenabled()
+        gc_guard._guard.check()
+        assert gc.get_freeze_count() > 10_000
+        gc_guard._guard.check()  # only once
+    finally:
+        gc_guard.uninstall()
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
