@@ -144,6 +144,8 @@ def _prune_config(args: argparse.Namespace):
         kw["steps"] = args.steps
     if args.k_coefs:
         kw["k_coefs"] = tuple(args.k_coefs)
+    if args.pairs:
+        kw["val_pairs"] = args.pairs
     return PruneConfig(**kw).validate()
 
 
@@ -331,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--calibrate", action="store_true", help="also report the loss after logit calibration")
         sp.add_argument("--steps", type=int, help="mask steps per k_coef (default 200)")
         sp.add_argument("--k-coefs", type=float, nargs="+", metavar="K", help="node penalties to sweep")
+        sp.add_argument("--pairs", type=int, help="held-out pairs for the bisection and the report (default 200)")
         sp.add_argument("--json", action="store_true")
 
     pr = sub.add_parser("prune", help="find the circuit of one task")
@@ -340,6 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--name", help="file name of the circuit (default: the ablation mode)")
     prune_options(pr)
     pr.set_defaults(func=cmd_prune)
+
+    from engine.dist_cli import register as register_dist_commands
+
+    register_dist_commands(sub, prune_options, dist_options)
 
     fa = sub.add_parser("faithfulness", help="sufficiency, necessity and random baselines of a circuit")
     fa.add_argument("run")

@@ -190,3 +190,59 @@ def test_two_processes_on_two_gpus(tmp_path, corpus_dir, tiny_config):
     a, b = _losses(tmp_path / "one"), _losses(tmp_path / "two")
     for step in range(1, 11):
         assert b[step][0] == pytest.approx(a[step][0], abs=2e-2), step
+
+
+# ---------------------------------------------------------------------------------------------
+# prune-all
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory, corpus_factory, tiny_config):
+    root = tmp_path_factory.mktemp("small")
+    run_to_end(train(root / "run", tiny_config(corpus_factory(root / "corpus"), steps=10)))
+    return root / "run"
+
+
+PRUNE_OPTS = ["--steps", "3", "--k-coefs", "0.01", "0.03", "--target-loss", "1.0", "--pairs", "32"]
+
+
+def _circuit(path: str) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def test_prune_all_on_two_processes_equals_the_sequential_sweep(small_run, capsys):
+    """4 jobs (2 tasks x 2 k_coefs) over 2 gloo processes give the circuits of `circuit-engine prune`."""
+    from engine.cli import main
+
+    run = str(small_run)
+    seq = []
+    for task in ("single_double_quote", "bracket_counting"):
+        assert main(["prune", run, "--task", task, *PRUNE_OPTS, "--name", "seq", "--json"]) == 0
+        seq.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+    proc = torchrun("-m", "engine.cli", "prune-all", run, "--tasks", "single_double_quote,bracket_counting",
+                    *PRUNE_OPTS, "--name", "par", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1  # rank 0 alone prints
+    par = json.loads(lines[0])
+    assert par["world_size"] == 2 and [t["status"] for t in par["tasks"]] == ["ok", "ok"]
+    for s, p in zip(seq, par["tasks"]):
+        a, b = _circuit(s["circuit"]), _circuit(p["circuit"])
+        assert a["task"] == b["task"] == p["task"]
+        assert a["nodes"] == b["nodes"] and a["edges"] == b["edges"]
+        # every k_coef's candidate (held-out loss, nodes left active by mask training), the loss
+        # curve along the best ranking and the faithfulness numbers: identical, not just close
+        for key in ("candidates", "curve", "circuit_loss", "full_loss", "k_coef", "faithfulness"):
+            assert a["metrics"][key] == b["metrics"][key], key
+
+
+def test_prune_all_skips_tasks_and_rejects_unknown_ones(small_run, capsys):
+    from engine.cli import main
+
+    run = str(small_run)
+    assert main(["prune-all", run, "--tasks", "single_double_quote", *PRUNE_OPTS[:4], "--target-loss", "0.01",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["tasks"][0]["status"] == "skipped" and "above the target" in out["tasks"][0]["message"]
+    assert main(["prune-all", run, "--tasks", "single_double_quote,no_such_task"]) == 2
+    assert "unknown task" in capsys.readouterr().err
