@@ -372,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--run", default="demo", help="prune: the run to prune (default demo)")
     b.add_argument("--task", default="single_double_quote", help="prune: the task (default single_double_quote)")
     b.add_argument("--preset", default="demo", choices=sorted(PRESETS))
-    b.add_argument("--steps", type=int, default=30)
+    b.add_argument("--steps", type=int, help="train: timed steps (default 30; 3 for paper-1x)")
     b.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)

@@ -102,6 +102,11 @@ def normalize_grad_rms(params: list[torch.nn.Parameter], eps: float = 1e-5) -> f
     return float(rms)
 
 
+def uses_bf16(cfg: RunConfig, device: torch.device) -> bool:
+    """train.precision: 'auto' is bf16 autocast (+ TF32) on CUDA and fp32 on CPU."""
+    return cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and device.type == "cuda")
+
+
 class Trainer:
     """The model, optimizer and sparsifier of one run; ``step()`` does one optimizer step.
 
@@ -125,8 +130,7 @@ class Trainer:
         named = dict(self.model.named_parameters())
         self.decay_params = [p for n, p in named.items() if p.dim() >= 2 and n != "bigram"]
         self.forward = wrap_ddp(self.model, dist) if dist.active else self.model
-        prec = cfg.train.precision
-        self.bf16 = prec == "bf16" or (prec == "auto" and self.device.type == "cuda")
+        self.bf16 = uses_bf16(cfg, self.device)
 
     def autocast(self):
         """bf16 autocast of the forward pass (weights, gradients and masks stay fp32)."""
