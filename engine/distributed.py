@@ -52,8 +52,8 @@ class DistContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    timeout_s: float = DEFAULT_TIMEOUT_S
     mask_check_every: int = DEFAULT_MASK_CHECK_EVERY
+    "Training steps between the mask checksum comparisons."
 
     @property
     def is_main(self) -> bool:
@@ -122,7 +122,7 @@ def launch(timeout_s: float = DEFAULT_TIMEOUT_S,
         raise UserError(f"--mask-check-every must be >= 1, got {mask_check_every}")
     world = _env_int("WORLD_SIZE", 1)
     if world <= 1:
-        yield DistContext(timeout_s=timeout_s, mask_check_every=mask_check_every)
+        yield DistContext(mask_check_every=mask_check_every)
         return
     rank, local = _env_int("RANK"), _env_int("LOCAL_RANK", 0)
     host, port = os.environ.get("MASTER_ADDR", "127.0.0.1"), _env_int("MASTER_PORT")
@@ -141,7 +141,7 @@ def launch(timeout_s: float = DEFAULT_TIMEOUT_S,
         raise UserError(f"rank {rank} of {world} could not join the process group at {host}:{port} within "
                         f"{timeout_s:g} s ({first}); are all {world} processes running?") from None
     try:
-        yield DistContext(rank, world, local, timeout_s, mask_check_every)
+        yield DistContext(rank, world, local, mask_check_every)
     finally:
         tdist.destroy_process_group()
 

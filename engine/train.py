@@ -32,7 +32,7 @@ from typing import Any, Callable, Generator, Iterator
 import numpy as np
 import torch
 
-from engine.checkpoint import list_checkpoints, parse_tensors, restore_checkpoint, save_checkpoint
+from engine.checkpoint import CKPT_DIR, list_checkpoints, parse_tensors, restore_checkpoint, save_checkpoint
 from engine.config import RunConfig, load_run_config, run_config_from_dict
 from engine.corpus import CorpusStats, TokenData, generate_snippet_text, read_sources, snippet_budget
 from engine.distributed import SINGLE, DistContext, from_main, resolve_device, verify_masks, wrap_ddp
@@ -287,7 +287,7 @@ def train(run_dir: Path, cfg: RunConfig | None = None, resume: bool = False, dev
     trainer = Trainer(cfg, resolve_device(device or cfg.train.device, dist), dist)
     start = 0
     if setup.ckpt is not None:
-        source = run_dir / f"checkpoint step {setup.ckpt_meta['step']}"
+        source = run_dir / CKPT_DIR / str(setup.ckpt_meta.get("weights"))
         try:
             restore_checkpoint(parse_tensors(setup.ckpt, source), trainer.model, trainer.opt, source)
         except UserError as exc:

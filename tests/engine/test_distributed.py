@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -48,12 +49,26 @@ def _losses(run_dir: Path) -> dict[int, tuple[float, float]]:
             if e["kind"] == "eval" and e["step"] > 0}
 
 
-def test_two_processes_match_one_process_and_resume_on_one(tmp_path, corpus_dir, tiny_config):
-    cfg = tiny_config(corpus_dir, steps=10, eval_interval=1, eval_batches=2, checkpoint_interval=5)
-    one = tmp_path / "one"
-    run_to_end(train(one, cfg))
-    cfg_file = tmp_path / "cfg.json"
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, corpus_factory, tiny_config):
+    """One process, 10 steps, a loss logged at every step: (config, config file, run dir, losses)."""
+    root = tmp_path_factory.mktemp("reference")
+    cfg = tiny_config(corpus_factory(root / "corpus"), steps=10, eval_interval=1, eval_batches=2,
+                      checkpoint_interval=5)
+    run_to_end(train(root / "one", cfg))
+    cfg_file = root / "cfg.json"
     cfg_file.write_text(json.dumps(cfg.to_dict()))
+    return cfg, cfg_file, root / "one", _losses(root / "one")
+
+
+def _drop_last_checkpoint(run_dir: Path) -> None:
+    last = list_checkpoints(run_dir)[-1].weights
+    last.unlink()
+    last.with_suffix(".json").unlink()
+
+
+def test_two_processes_match_one_process_and_resume_on_one(tmp_path, reference):
+    _, cfg_file, _, a = reference
     two = tmp_path / "two"
     proc = torchrun("-m", "engine.cli", "train", "--config", str(cfg_file), "--out", str(two), "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -61,7 +76,7 @@ def test_two_processes_match_one_process_and_resume_on_one(tmp_path, corpus_dir,
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["steps_done"] == 10
     assert proc.stderr.count("finished:") == 1
-    a, b = _losses(one), _losses(two)
+    b = _losses(two)
     assert sorted(b) == list(range(1, 11))  # one log line per step: a single writer
     for step in range(1, 11):
         assert b[step][0] == pytest.approx(a[step][0], abs=1e-4), step  # the global-batch training loss
@@ -70,8 +85,7 @@ def test_two_processes_match_one_process_and_resume_on_one(tmp_path, corpus_dir,
     assert [c.step for c in cks] == [5, 10] and all(c.meta["world_size"] == 2 for c in cks)
 
     # resume the 2-process run from step 5 on one process: same global batch, same losses
-    for suffix in (".json", ".safetensors"):
-        (cks[-1].weights.with_suffix(suffix)).unlink()
+    _drop_last_checkpoint(two)
     events = []
     result = run_to_end(train(two, resume=True), events.append)
     assert result.steps_done == 10
@@ -80,6 +94,37 @@ def test_two_processes_match_one_process_and_resume_on_one(tmp_path, corpus_dir,
     for step in range(6, 11):
         assert c[step][0] == pytest.approx(a[step][0], abs=1e-4), step
     assert list_checkpoints(two)[-1].meta["world_size"] == 1
+
+
+def two_nodes(*args: str, timeout: float = 120) -> list[tuple[int, str, str]]:
+    """The several-machines command of the README, with both "machines" on this one: two torchrun
+    agents (node ranks 0 and 1, one process each) meeting at --rdzv-endpoint."""
+    endpoint = f"127.0.0.1:{_free_port()}"
+    procs = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={n}",
+                               "--nproc_per_node=1", f"--rdzv-endpoint={endpoint}", *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
+             for n in (0, 1)]
+    outs = [p.communicate(timeout=timeout) for p in procs]
+    return [(p.returncode, out, err) for p, (out, err) in zip(procs, outs)]
+
+
+def test_resume_on_two_machines_from_one_process(tmp_path, reference):
+    """Rank 0 reads the checkpoint and hands it (weights and Adam moments) to the other node, which
+    has no run folder; only node 0 prints and writes."""
+    _, _, one, a = reference
+    run = tmp_path / "run"
+    shutil.copytree(one, run)
+    _drop_last_checkpoint(run)
+    (rc0, out0, err0), (rc1, out1, err1) = two_nodes("-m", "engine.cli", "train", "--resume", "--out", str(run),
+                                                      "--json")
+    assert rc0 == 0 and rc1 == 0, (err0[-2000:], err1[-2000:])
+    assert "trained on 1 process(es), on 2" in err0 and json.loads(out0.strip().splitlines()[-1])["steps_done"] == 10
+    assert out1.strip() == "" and "step" not in err1
+    b = _losses(run)
+    assert sorted(b) == list(range(1, 11))
+    for step in range(6, 11):
+        assert b[step][0] == pytest.approx(a[step][0], abs=1e-4), step
+        assert b[step][1] == pytest.approx(a[step][1], abs=1e-4), step
 
 
 def test_mask_mismatch_stops_every_rank(tmp_path):
