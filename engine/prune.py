@@ -271,7 +271,7 @@ def _calibrate(keep: dict[str, torch.Tensor], fit: Evaluator, held_out: Evaluato
     """Fit logits' = a * logits + b[token] on the training pairs (16 LBFGS steps); returns
     (a, held-out loss after calibration)."""
     fit_logits = fit.logits(keep)
-    a = torch.ones((), requires_grad=True)
+    a = torch.ones((), device=fit_logits.device, requires_grad=True)
     b = torch.zeros(fit_logits.shape[1], device=fit_logits.device, requires_grad=True)
     opt = torch.optim.LBFGS([a, b], max_iter=16, line_search_fn="strong_wolfe")
 

@@ -145,11 +145,12 @@ def test_circuit_json_round_trip(tmp_path):
         load_circuit(path, model, "other-hash")
 
 
-def test_calibration_reports_losses_before_and_after():
+def test_calibration_reports_losses_before_and_after(device):
     model = hand_built_model()
     with torch.no_grad():
         model.lm_head.weight.mul_(0.1)  # under-confident: a logit scale > 1 helps
-    result, _ = run_prune(model, means_of(model), PruneConfig(steps=60, k_coefs=(1e-2,), lr=3e-2, train_pairs=64,
+    means = means_of(model)
+    result, _ = run_prune(model.to(device), means, PruneConfig(steps=60, k_coefs=(1e-2,), lr=3e-2, train_pairs=64,
                                                               val_pairs=32, calibrate=True, target_loss=0.6))
     m = result.circuit.metrics
     assert m["calibrated_loss"] < m["circuit_loss"]
