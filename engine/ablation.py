@@ -110,14 +110,15 @@ class Ablator:
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.cfg = self.model.cfg
-        self.lengths = torch.as_tensor(enc.lengths, dtype=torch.long)
-        self.tokens = torch.as_tensor(enc.tokens, dtype=torch.long)[:, : int(self.lengths.max())]
-        self.target = torch.as_tensor(enc.target, dtype=torch.long)
-        self.foil = torch.as_tensor(enc.foil, dtype=torch.long)
+        self.device = dev = next(self.model.parameters()).device  # everything below lives there
+        self.lengths = torch.as_tensor(enc.lengths, dtype=torch.long).to(dev)
+        self.tokens = torch.as_tensor(enc.tokens, dtype=torch.long)[:, : int(self.lengths.max())].to(dev)
+        self.target = torch.as_tensor(enc.target, dtype=torch.long).to(dev)
+        self.foil = torch.as_tensor(enc.foil, dtype=torch.long).to(dev)
         self.last = self.lengths - 1
         self.last_tok = self.tokens.gather(1, self.last.view(-1, 1))  # (N, 1)
         self.n = len(self.tokens)
-        self.means = {s: v.float() for s, v in means.items()}
+        self.means = {s: v.float().to(dev) for s, v in means.items()}
         self.zeros = {s: torch.zeros_like(v) for s, v in self.means.items()}
         self.resample = self._resample_values(resample_pool, seed) if resample_pool else None
         self.circuit = circuit
@@ -144,7 +145,7 @@ class Ablator:
         out = {}
         for site, acts in pool.items():
             rows = torch.randint(0, acts.shape[0], (self.n,), generator=g)
-            out[site] = acts[rows].float().unsqueeze(1)
+            out[site] = acts[rows].float().unsqueeze(1).to(self.device)
         return out
 
     def values(self, mode: str, rows: torch.Tensor | None = None) -> Mapping[str, torch.Tensor]:

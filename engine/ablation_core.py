@@ -40,8 +40,9 @@ def mask_hooks(keep: Mapping[str, torch.Tensor], values: Mapping[str, torch.Tens
 
 def keep_masks_from_nodes(model: GPT, ablated: Mapping[str, list[int]] | None = None,
                           kept: Mapping[str, list[int]] | None = None) -> dict[str, torch.Tensor]:
-    """Hard keep masks: either everything except ``ablated`` nodes, or only ``kept`` nodes."""
+    """Hard keep masks (on the model's device): everything except ``ablated`` nodes, or only ``kept``."""
     from engine.sites import all_sites
+    device = next(model.parameters()).device
     out = {}
     for site in all_sites(model.cfg):
         w = site_width(model.cfg, site)
@@ -57,7 +58,7 @@ def keep_masks_from_nodes(model: GPT, ablated: Mapping[str, list[int]] | None = 
                 m[torch.as_tensor(list(idx), dtype=torch.long)] = 0.0
             else:
                 continue  # untouched site: no hook needed
-        out[site] = m
+        out[site] = m.to(device)
     return out
 
 

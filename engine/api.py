@@ -184,9 +184,6 @@ def find_circuit(run: LoadedRun, spec: str | Path) -> Path:
 def prune_run(run_dir: Path | str, task: str | None = None, task_file: str | Path | None = None,
               cfg=None, name: str | None = None, with_faithfulness: bool = True):
     """Generator: prune one task of a run; returns (Circuit, saved path). Events are PruneEvents."""
-    from engine.circuit import circuit_dir
-    from engine.faithfulness import faithfulness
-    from engine.paths import derived_dir
     from engine.prune import PruneConfig, PruneEvent, prune
 
     cfg = (cfg or PruneConfig()).validate()
@@ -201,10 +198,24 @@ def prune_run(run_dir: Path | str, task: str | None = None, task_file: str | Pat
     result = yield from prune(run.model, values, train_enc, val_enc, cfg, task_name=t.name,
                               model_hash=run.model_hash, run=str(run.path))
     if result.circuit is None:
-        raise UserError(f"no circuit reached held-out loss {cfg.target_loss} on {t.name} for any k_coef "
-                        f"({', '.join(str(c.get('loss')) for c in result.candidates)}); try more --steps or a "
-                        f"higher --target-loss")
-    circuit = result.circuit
+        raise UserError(no_circuit_message(t.name, cfg, result.candidates))
+    return (yield from save_pruned(run, result.circuit, val_enc, means, cfg, name, task_file, with_faithfulness))
+
+
+def no_circuit_message(task: str, cfg, candidates) -> str:
+    return (f"no circuit reached held-out loss {cfg.target_loss} on {task} for any k_coef "
+            f"({', '.join(str(c.get('loss')) for c in candidates)}); try more --steps or a higher --target-loss")
+
+
+def save_pruned(run: LoadedRun, circuit, val_enc, means, cfg, name: str | None = None,
+                task_file: str | Path | None = None, with_faithfulness: bool = True):
+    """Generator: add the faithfulness checks to a pruned circuit and save it in the run's derived
+    folder; returns (Circuit, saved path)."""
+    from engine.circuit import circuit_dir
+    from engine.faithfulness import faithfulness
+    from engine.paths import derived_dir
+    from engine.prune import PruneEvent
+
     if task_file:
         from dataclasses import replace as dc_replace
         circuit = dc_replace(circuit, settings={**circuit.settings, "task_file": str(Path(task_file).resolve())})
@@ -212,7 +223,7 @@ def prune_run(run_dir: Path | str, task: str | None = None, task_file: str | Pat
         yield PruneEvent("setup", message="faithfulness checks (mean and zero ablation, 10 random baselines)")
         faith = faithfulness(run.model, circuit, val_enc, means, frozen_norm=cfg.frozen_norm)
         circuit = _with_metrics(circuit, faithfulness=faith)
-    out = circuit_dir(derived_dir(run.path), t.name) / f"{name or circuit.name}.json"
+    out = circuit_dir(derived_dir(run.path), circuit.task) / f"{name or circuit.name}.json"
     circuit.save(out)
     return circuit, out
 

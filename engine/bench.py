@@ -1,11 +1,14 @@
 """Benchmarks that print numbers (never timed tests): ``circuit-engine bench NAME``.
 
-``train``: a few dozen optimizer steps of a preset, sparse (after annealing, at the target density)
-and dense, in one process; reports tokens/s and the step-time ratio. Knows nothing about Qt.
+``train``: a few optimizer steps of a preset, sparse (after annealing, at the target density) and
+dense, in one process; reports tokens/s, the step-time ratio and the peak memory of the sparse
+trainer (CUDA: allocated by torch; CPU: the process's peak RSS). Knows nothing about Qt.
 """
 
 from __future__ import annotations
 
+import resource
+import sys
 import time
 from dataclasses import replace
 from typing import Any
@@ -14,7 +17,8 @@ import numpy as np
 import torch
 
 from engine.config import RunConfig, preset
-from engine.train import Trainer
+from engine.distributed import resolve_device
+from engine.train import Trainer, uses_bf16
 
 
 def _timed_step(trainer: Trainer, step: int, tokens: torch.Tensor) -> float:
@@ -27,57 +31,91 @@ def _timed_step(trainer: Trainer, step: int, tokens: torch.Tensor) -> float:
     return time.perf_counter() - t0
 
 
-def _time_trainers(cfgs: dict[str, RunConfig], steps: int, warmup: int, device: str) -> dict[str, dict[str, float]]:
-    """Median step time of each config; the trainers take turns step by step, so a burst of load on
-    the machine hits all of them alike."""
-    trainers = {name: Trainer(cfg, device) for name, cfg in cfgs.items()}
+def peak_memory_mb(device: torch.device) -> float:
+    """CUDA: the most memory torch has allocated on the device since the last reset. CPU: the
+    process's peak resident set size (interpreter and torch included)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+def _time_trainers(cfgs: dict[str, RunConfig], steps: int, warmup: int, device: torch.device
+                   ) -> dict[str, dict[str, float]]:
+    """Median step time of each config. Each trainer is built and warmed up in turn (its peak memory
+    is read then, before the next one exists); the timed steps alternate between the trainers, so a
+    burst of load on the machine hits all of them alike."""
     any_cfg = next(iter(cfgs.values()))
     first = int(0.6 * any_cfg.train.steps)  # past the annealing: the sparse model is at its target density
-    for tr in trainers.values():
-        tr.sparsifier.project(first / any_cfg.train.steps)
     gen = torch.Generator().manual_seed(0)
     B, T = any_cfg.train.batch_size, any_cfg.model.n_ctx
+    batches = [torch.randint(0, any_cfg.model.vocab_size, (B, T + 1), generator=gen) for _ in range(warmup + steps)]
+    trainers: dict[str, Trainer] = {}
+    peaks: dict[str, float] = {}
+    for name, cfg in cfgs.items():
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        tr = trainers[name] = Trainer(cfg, device)
+        tr.sparsifier.project(first / any_cfg.train.steps)
+        for i in range(warmup):
+            _timed_step(tr, first + i, batches[i].to(device))
+        peaks[name] = peak_memory_mb(device)
     times: dict[str, list[float]] = {name: [] for name in trainers}
-    mask_times: list[float] = []
-    for i in range(warmup + steps):
-        tokens = torch.randint(0, any_cfg.model.vocab_size, (B, T + 1), generator=gen).to(device)
+    for i in range(warmup, warmup + steps):
         for name, tr in trainers.items():
-            dt = _timed_step(tr, first + i, tokens)
-            if i >= warmup:
-                times[name].append(dt)
+            times[name].append(_timed_step(tr, first + i, batches[i].to(device)))
+    mask_times: list[float] = []
     sparse = trainers.get("sparse")
     if sparse is not None:  # the projection alone (it is also inside every sparse step above)
-        for i in range(10):
+        for i in range(5):
             t0 = time.perf_counter()
             sparse.sparsifier.project(1.0)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
             mask_times.append(time.perf_counter() - t0)
     out = {}
     for name, ts in times.items():
         med = float(np.median(ts))
-        out[name] = {"step_ms_p50": 1000 * med, "tokens_per_s": B * T / med,
+        out[name] = {"step_ms_p50": 1000 * med, "tokens_per_s": B * T / med, "peak_memory_mb": peaks[name],
                      "mask_ms_p50": 1000 * float(np.median(mask_times)) if mask_times else 0.0}
-        if trainers[name].device.type == "cuda":
-            out[name]["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
 
 
-def bench_train(preset_name: str = "demo", steps: int = 30, warmup: int = 5, device: str = "cpu") -> dict[str, Any]:
-    """Sparse vs dense step time of a preset on random tokens (the cost does not depend on the text)."""
+def default_bench_steps(cfg: RunConfig) -> tuple[int, int]:
+    """(timed steps, warm-up steps): 30 + 5 for the CPU presets; 3 + 1 for a model as big as
+    paper-1x, whose step takes seconds on a laptop CPU (the whole benchmark stays a few minutes)."""
+    m = cfg.model
+    work = cfg.train.batch_size * m.n_ctx * m.n_layer * m.d_model * m.d_mlp
+    return (30, 5) if work <= 32 * 128 * 2 * 128 * 512 else (3, 1)
+
+
+def bench_train(preset_name: str = "demo", steps: int | None = None, warmup: int | None = None,
+                device: str = "cpu") -> dict[str, Any]:
+    """Sparse vs dense step time and peak memory of a preset on random tokens (the cost does not
+    depend on the text)."""
     cfg = preset(preset_name)
     if cfg.data.tokenizer == "bpe":
         cfg = replace(cfg, model=replace(cfg.model, vocab_size=cfg.data.bpe_vocab))
+    dev = resolve_device(device)
+    default_steps, default_warmup = default_bench_steps(cfg)
+    steps, warmup = steps or default_steps, default_warmup if warmup is None else warmup
+    base_rss = peak_memory_mb(torch.device("cpu"))
     res = _time_trainers({"sparse": cfg, "dense": replace(cfg, sparsity=replace(cfg.sparsity, enabled=False))},
-                         steps, warmup, device)
+                         steps, warmup, dev)
     sparse, dense = res["sparse"], res["dense"]
     return {
-        "benchmark": "train", "preset": preset_name, "device": device, "threads": torch.get_num_threads(),
-        "batch_size": cfg.train.batch_size, "n_ctx": cfg.model.n_ctx, "timed_steps": steps,
+        "benchmark": "train", "preset": preset_name, "device": str(dev), "threads": torch.get_num_threads(),
+        "precision": "bf16" if uses_bf16(cfg, dev) else "fp32",
+        "batch_size": cfg.train.batch_size, "n_ctx": cfg.model.n_ctx, "timed_steps": steps, "warmup_steps": warmup,
+        "tokens_per_s": round(sparse["tokens_per_s"], 1),
         "sparse_tokens_per_s": round(sparse["tokens_per_s"], 1),
         "dense_tokens_per_s": round(dense["tokens_per_s"], 1),
         "sparse_step_ms": round(sparse["step_ms_p50"], 2), "dense_step_ms": round(dense["step_ms_p50"], 2),
         "mask_ms": round(sparse["mask_ms_p50"], 2),
         "step_ratio": round(sparse["step_ms_p50"] / dense["step_ms_p50"], 3),
-        **({"sparse_peak_memory_mb": round(sparse["peak_memory_mb"], 1)} if "peak_memory_mb" in sparse else {}),
+        "peak_memory_mb": round(sparse["peak_memory_mb"], 1),
+        "peak_memory_kind": "cuda_max_allocated" if dev.type == "cuda" else "process_peak_rss",
+        **({} if dev.type == "cuda" else {"rss_before_mb": round(base_rss, 1)}),
     }
 
 

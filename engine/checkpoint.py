@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, load_file, save_file
 
 from engine.errors import UserError
 from engine.fileio import atomic_write, atomic_write_json, read_json
@@ -43,6 +43,14 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise UserError(f"weights file not found: {path}") from None
     except (SafetensorError, OSError, ValueError) as exc:
         raise UserError(f"{path} is not a readable safetensors file ({exc})") from None
+
+
+def parse_tensors(data: bytes, source: Path) -> dict[str, torch.Tensor]:
+    """Tensors from the bytes of a safetensors file (e.g. one handed over by another process)."""
+    try:
+        return load(data)
+    except (SafetensorError, ValueError) as exc:
+        raise UserError(f"{source} is not a readable safetensors file ({exc})") from None
 
 
 def model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -124,8 +132,13 @@ def list_checkpoints(run_dir: Path) -> list[CheckpointInfo]:
 
 
 def load_checkpoint(ck: CheckpointInfo, model: torch.nn.Module, opt: torch.optim.Optimizer | None) -> None:
-    tensors = load_tensors(ck.weights)
-    load_weights_into(model, tensors, ck.weights)
+    restore_checkpoint(load_tensors(ck.weights), model, opt, ck.weights)
+
+
+def restore_checkpoint(tensors: dict[str, torch.Tensor], model: torch.nn.Module,
+                       opt: torch.optim.Optimizer | None, source: Path) -> None:
+    """Load a checkpoint's tensors (weights + optimizer moments) into a model and its optimizer."""
+    load_weights_into(model, tensors, source)
     if opt is not None:
         _restore_opt(model, opt, tensors)
 

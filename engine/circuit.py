@@ -50,7 +50,7 @@ def _matrix_edges(w: torch.Tensor, src_site: str, dst_site: str, rows: np.ndarra
     """Edges of a weight matrix w (out, in): input channel (column) -> output channel (row).
 
     ``rows``/``cols`` restrict to kept output/input channels."""
-    w = w.detach()
+    w = w.detach().cpu()
     if rows is not None:
         w = w[torch.as_tensor(rows, dtype=torch.long)]
     if cols is not None:

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -43,8 +44,9 @@ def _fmt_event(ev) -> str:
     return "  ".join(parts)
 
 
-def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_train(args: argparse.Namespace) -> dict[str, Any] | None:
     from engine.api import make_config
+    from engine.distributed import launch
     from engine.train import train
 
     out = Path(args.out)
@@ -53,28 +55,32 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
             or args.config or args.set:
         cfg = make_config(args.preset or "tiny", dense=args.dense, steps=args.steps, corpus=args.corpus,
                           tokenizer=args.tokenizer, device=None, config_file=args.config, overrides=args.set)
-    gen = train(out, cfg, resume=args.resume, device=args.device)
-    last_print = 0.0
-    result = None
-    try:
-        while True:
-            try:
-                ev = next(gen)
-            except StopIteration as stop:
-                result = stop.value
-                break
-            now = time.monotonic()
-            if ev.kind == "busy":  # a heartbeat that lets the app cancel inside long phases
-                continue
-            if ev.kind in ("setup", "checkpoint", "done"):
-                _err(ev.message if ev.kind != "checkpoint" else f"step {ev.step:>6}/{ev.total_steps}  {ev.message}")
-            elif ev.kind == "eval" or now - last_print >= args.print_every:
-                last_print = now
-                _err(_fmt_event(ev))
-    except KeyboardInterrupt:
-        gen.close()  # writes a checkpoint of the last completed step
-        _err(f"cancelled; resume with: circuit-engine train --resume --out {out}")
-        raise SystemExit(130)
+    with launch(args.dist_timeout, args.mask_check_every) as dist:  # torchrun: join the group
+        gen = train(out, cfg, resume=args.resume, device=args.device, dist=dist)
+        last_print = 0.0
+        result = None
+        try:
+            while True:
+                try:
+                    ev = next(gen)
+                except StopIteration as stop:
+                    result = stop.value
+                    break
+                now = time.monotonic()
+                if not dist.is_main or ev.kind == "busy":
+                    continue  # only rank 0 prints; "busy" is a heartbeat that lets the app cancel inside long phases
+                if ev.kind in ("setup", "checkpoint", "done"):
+                    _err(ev.message if ev.kind != "checkpoint" else f"step {ev.step:>6}/{ev.total_steps}  {ev.message}")
+                elif ev.kind == "eval" or now - last_print >= args.print_every:
+                    last_print = now
+                    _err(_fmt_event(ev))
+        except KeyboardInterrupt:
+            gen.close()  # writes a checkpoint of the last completed step
+            if dist.is_main:
+                _err(f"cancelled; resume with: circuit-engine train --resume --out {out}")
+            raise SystemExit(130)
+        if not dist.is_main:
+            return None
     return {"run": str(out), "steps_done": result.steps_done, "total_steps": result.total_steps,
             "val_loss": result.final_val_loss, "corpus_files": result.corpus.n_files if result.corpus else None,
             "corpus_skipped": result.corpus.n_skipped if result.corpus else None}
@@ -140,6 +146,8 @@ def _prune_config(args: argparse.Namespace):
         kw["steps"] = args.steps
     if args.k_coefs:
         kw["k_coefs"] = tuple(args.k_coefs)
+    if args.pairs:
+        kw["val_pairs"] = args.pairs
     return PruneConfig(**kw).validate()
 
 
@@ -261,7 +269,12 @@ def _err(msg: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from engine.config import PRESETS
+    from engine.config import DEFAULT_MASK_CHECK_EVERY, DEFAULT_TIMEOUT_S, PRESETS
+
+    def dist_options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--dist-timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                        help=f"under torchrun: how long a rank waits for the rendezvous or a peer before it "
+                             f"stops with an error (default {DEFAULT_TIMEOUT_S:g})")
 
     p = _Parser(prog="circuit-engine", description="Train weight-sparse transformers and inspect their circuits.")
     p.add_argument("-v", "--verbose", action="store_true", help="log engine details to stderr")
@@ -280,6 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run folder to create (or to resume)")
     t.add_argument("--print-every", type=float, default=2.0, help="seconds between progress lines")
     t.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    dist_options(t)
+    t.add_argument("--mask-check-every", type=int, default=DEFAULT_MASK_CHECK_EVERY, metavar="K",
+                   help=f"under torchrun: compare the ranks' top-k mask checksums every K steps "
+                        f"(default {DEFAULT_MASK_CHECK_EVERY})")
     t.set_defaults(func=cmd_train)
 
     i = sub.add_parser("info", help="config, parameters and density of a run")
@@ -318,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--calibrate", action="store_true", help="also report the loss after logit calibration")
         sp.add_argument("--steps", type=int, help="mask steps per k_coef (default 200)")
         sp.add_argument("--k-coefs", type=float, nargs="+", metavar="K", help="node penalties to sweep")
+        sp.add_argument("--pairs", type=int, help="held-out pairs for the bisection and the report (default 200)")
         sp.add_argument("--json", action="store_true")
 
     pr = sub.add_parser("prune", help="find the circuit of one task")
@@ -327,6 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--name", help="file name of the circuit (default: the ablation mode)")
     prune_options(pr)
     pr.set_defaults(func=cmd_prune)
+
+    from engine.dist_cli import register as register_dist_commands
+
+    register_dist_commands(sub, prune_options, dist_options)
 
     fa = sub.add_parser("faithfulness", help="sufficiency, necessity and random baselines of a circuit")
     fa.add_argument("run")
@@ -356,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--run", default="demo", help="prune: the run to prune (default demo)")
     b.add_argument("--task", default="single_double_quote", help="prune: the task (default single_double_quote)")
     b.add_argument("--preset", default="demo", choices=sorted(PRESETS))
-    b.add_argument("--steps", type=int, default=30)
+    b.add_argument("--steps", type=int, help="train: timed steps (default 30; 3 for paper-1x)")
     b.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
@@ -382,17 +404,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.func(args)
     except UserError as exc:
-        _err(f"error: {exc}")
+        if not getattr(exc, "reported_elsewhere", False):  # an error rank 0 already reports
+            _err(f"error: {_rank_prefix()}{exc}")
         return 2
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    if result is None:  # a torchrun rank other than 0: rank 0 reports
+        return 0
     if getattr(args, "json", False):
         print(json.dumps(result, default=str))
     else:
         printer: Callable[[dict[str, Any]], None] = getattr(args, "printer", None) or _print_plain
         printer(result)
     return 0
+
+
+def _rank_prefix() -> str:
+    """'rank N: ' in a torchrun process other than rank 0, so its own errors say where they happened."""
+    rank = os.environ.get("RANK", "0")
+    return f"rank {rank}: " if os.environ.get("WORLD_SIZE", "1") != "1" and rank != "0" else ""
 
 
 def _print_plain(result: dict[str, Any]) -> None:

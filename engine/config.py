@@ -18,6 +18,12 @@ from engine.fileio import read_json
 
 SCHEMA_VERSION = 1
 
+# Launch settings of multi-process runs (not part of a run's config: a run may resume under others).
+DEFAULT_TIMEOUT_S = 600.0
+"Seconds a torchrun rank waits at the rendezvous or in any collective before it stops with an error."
+DEFAULT_MASK_CHECK_EVERY = 100
+"Training steps between the all-gathers that compare the ranks' top-k mask checksums."
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -164,7 +170,9 @@ class TrainConfig:
     seed: int = 0
     "Seeds the init and the data order; the dense twin with the same seed sees the same batches."
     device: str = "cpu"
-    "'cpu' or 'cuda' (bf16 autocast on CUDA)."
+    "'cpu' or 'cuda'; under torchrun every process takes cuda:LOCAL_RANK."
+    precision: str = "auto"
+    "'auto' (bf16 autocast and TF32 matmuls on CUDA, fp32 on CPU), 'bf16' (autocast on any device), 'fp32'."
 
     def validate(self) -> None:
         _check(self.steps >= 1, "train.steps must be >= 1")
@@ -180,6 +188,8 @@ class TrainConfig:
         _check(self.keep_checkpoints >= 0, "train.keep_checkpoints must be >= 0")
         _check(self.device in ("cpu", "cuda") or self.device.startswith("cuda:"),
                f"train.device must be 'cpu' or 'cuda', got {self.device!r}")
+        _check(self.precision in ("auto", "bf16", "fp32"),
+               f"train.precision must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,20 @@ class TokenData:
                     raise UserError(f"the {split} {name} text has only {len(arr)} tokens, fewer than the "
                                     f"context ({n_ctx}); add more files to the corpus")
 
+    def to_blobs(self) -> tuple[dict, dict[str, bytes]]:
+        """The streams as raw bytes plus a JSON-able header (to hand them to other processes)."""
+        arrays = {f"{split}.{i}": np.ascontiguousarray(a) for split, pair in self.streams.items()
+                  for i, a in enumerate(pair)}
+        header = {"snippet_frac": self.snippet_frac, "n_ctx": self.n_ctx, "seed": self.seed,
+                  "dtypes": {k: a.dtype.str for k, a in arrays.items()}}
+        return header, {k: a.tobytes() for k, a in arrays.items()}
+
+    @classmethod
+    def from_blobs(cls, header: dict, blobs: dict[str, bytes]) -> "TokenData":
+        a = {k: np.frombuffer(blobs[k], dtype=np.dtype(dt)) for k, dt in header["dtypes"].items()}
+        return cls(a["train.0"], a["val.0"], a["train.1"], a["val.1"], header["snippet_frac"], header["n_ctx"],
+                   header["seed"])
+
     def batch(self, step: int, batch_size: int, split: str = "train", rank: int = 0,
               world: int = 1) -> np.ndarray:
         """Token windows (batch_size // world, n_ctx + 1) for one step; rank r gets its slice of the

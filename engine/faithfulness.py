@@ -23,7 +23,9 @@ from engine.prune import Evaluator, TaskBatch
 def faithfulness(model: GPT, circuit: Circuit, val_enc, means: dict[str, torch.Tensor],
                  n_random: int = 10, seed: int = 0, frozen_norm: bool = False) -> dict[str, Any]:
     """``{"mean": {...}, "zero": {...}}`` with full, sufficiency, necessity and random-baseline losses."""
-    batch = TaskBatch(val_enc)
+    device = next(model.parameters()).device
+    batch = TaskBatch(val_enc, device)
+    means = {s: v.to(device) for s, v in means.items()}
     in_circuit = circuit.node_set()
     outside = [n for n in all_nodes(model) if n not in in_circuit]
     rng = np.random.default_rng(seed)

@@ -8,7 +8,10 @@ prefix whose held-out task loss is <= the target is found by bisection. A small 
 the circuit with the fewest edges that passes.
 
 ``prune(...)`` is a generator of :class:`PruneEvent` returning a :class:`PruneResult`; cancel by
-closing it. Knows nothing about files (the caller saves the circuit) or Qt.
+closing it. It is :func:`prepare`, then :func:`sweep_one` for every k_coef, then :func:`finish`.
+Each k_coef's job is self-contained: its random draws are those the sequential sweep would make
+(:func:`sweep_draws`), so engine.prune_all can run the jobs on different processes and get the same
+circuit. Runs on the model's device. Knows nothing about files (the caller saves the circuit) or Qt.
 """
 
 from __future__ import annotations
@@ -110,33 +113,35 @@ class _STEGate(torch.autograd.Function):
         return grad * s * (1 - s)
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 class TaskBatch:
     """Encoded task sequences as tensors (right-padded tokens, lengths, target and foil ids)."""
 
-    def __init__(self, enc):
-        self.tokens = torch.as_tensor(enc.tokens, dtype=torch.long)
-        self.lengths = torch.as_tensor(enc.lengths, dtype=torch.long)
-        self.target = torch.as_tensor(enc.target, dtype=torch.long)
-        self.foil = torch.as_tensor(enc.foil, dtype=torch.long)
+    def __init__(self, enc, device: torch.device | str = "cpu"):
+        self.tokens = torch.as_tensor(enc.tokens, dtype=torch.long).to(device)
+        self.lengths = torch.as_tensor(enc.lengths, dtype=torch.long).to(device)
+        self.target = torch.as_tensor(enc.target, dtype=torch.long).to(device)
+        self.foil = torch.as_tensor(enc.foil, dtype=torch.long).to(device)
         self.n_pairs = len(self.tokens) // 2
 
     def rows(self, pair_idx: np.ndarray) -> tuple[torch.Tensor, ...]:
-        r = torch.as_tensor(np.stack([2 * pair_idx, 2 * pair_idx + 1], 1).reshape(-1), dtype=torch.long)
+        r = torch.as_tensor(np.stack([2 * pair_idx, 2 * pair_idx + 1], 1).reshape(-1), dtype=torch.long,
+                            device=self.tokens.device)
         lengths = self.lengths[r]
         return self.tokens[r, : int(lengths.max())], lengths, self.target[r], self.foil[r]
 
     def by_length(self) -> np.ndarray:
         """Pair indices sorted by prompt length (the longer side of the pair)."""
-        pair_len = self.lengths.view(-1, 2).max(1).values.numpy()
+        pair_len = self.lengths.view(-1, 2).max(1).values.cpu().numpy()
         return np.argsort(pair_len, kind="stable")
 
-    def sample(self, rng: np.random.Generator, k: int) -> np.ndarray:
-        """k pairs of similar length: a random window of the length-sorted order. Padding to the
-        longest prompt in a batch would otherwise waste about half of every mask step."""
-        order = self.by_length()
-        k = min(k, self.n_pairs)
-        start = int(rng.integers(0, self.n_pairs - k + 1))
-        return order[start:start + k]
+    def window(self, start: int, k: int) -> np.ndarray:
+        """k pairs of similar length: the window at ``start`` of the length-sorted order. Padding to
+        the longest prompt in a random batch would waste about half of every mask step."""
+        return self.by_length()[start:start + min(k, self.n_pairs)]
 
     def chunks(self, pairs_per_chunk: int = 64) -> list[tuple[np.ndarray, tuple[torch.Tensor, ...]]]:
         """All pairs in length-sorted chunks: [(pair indices, rows(...)), ...]."""
@@ -154,7 +159,7 @@ class Evaluator:
         self.model, self.values, self.frozen_norm = model, values, frozen_norm
         self.chunks = batch.chunks()
         order = np.concatenate([np.stack([2 * p, 2 * p + 1], 1).reshape(-1) for p, _ in self.chunks])
-        self.inverse = torch.as_tensor(np.argsort(order))
+        self.inverse = torch.as_tensor(np.argsort(order), device=model_device(model))
         self.target = torch.cat([c[2] for _, c in self.chunks])[self.inverse]
         self.foil = torch.cat([c[3] for _, c in self.chunks])[self.inverse]
         self.scales = [record_norm_scales(model, c[0], c[1]) if frozen_norm else None for _, c in self.chunks]
@@ -181,14 +186,34 @@ def _ranked_masks(model: GPT, order: list[tuple[str, int]], n_keep: int) -> dict
     keep = {s: torch.zeros(site_width(model.cfg, s)) for s in all_sites(model.cfg)}
     for site, i in order[:n_keep]:
         keep[site][i] = 1.0
-    return keep
+    return {s: m.to(model_device(model)) for s, m in keep.items()}
+
+
+def ranking(taus: dict[str, torch.Tensor]) -> tuple[list[tuple[str, int]], int]:
+    """Nodes ordered by decreasing tau (stable) and the number with tau >= 0."""
+    flat = [(v, s, i) for s, t in taus.items() for i, v in enumerate(t.tolist())]
+    flat.sort(key=lambda x: -x[0])
+    return [(s, i) for _, s, i in flat], sum(1 for v, _, _ in flat if v >= 0)
+
+
+def sweep_draws(cfg: PruneConfig, n_pairs: int) -> list[tuple[int, list[int]]]:
+    """Per k_coef: (mask-init seed, batch window starts), drawn in the order the sequential sweep
+    draws them from one generator seeded with ``cfg.seed``: job i can run alone and match it."""
+    rng = np.random.default_rng(cfg.seed)
+    k = min(cfg.batch_pairs, n_pairs)
+    out = []
+    for _ in cfg.k_coefs:
+        seed = int(rng.integers(2**31))
+        out.append((seed, [int(rng.integers(0, n_pairs - k + 1)) for _ in range(cfg.steps)]))
+    return out
 
 
 def _learn_masks(model: GPT, values, train: TaskBatch, cfg: PruneConfig, k_coef: float,
-                 rng: np.random.Generator) -> Generator[PruneEvent, None, dict[str, torch.Tensor]]:
-    gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
-    taus = {s: (0.1 + 0.01 * torch.randn(site_width(model.cfg, s), generator=gen)).requires_grad_(True)
-            for s in all_sites(model.cfg)}
+                 draws: tuple[int, list[int]]) -> Generator[PruneEvent, None, dict[str, torch.Tensor]]:
+    seed, starts = draws
+    gen = torch.Generator().manual_seed(seed)
+    taus = {s: (0.1 + 0.01 * torch.randn(site_width(model.cfg, s), generator=gen)).to(model_device(model))
+            .requires_grad_(True) for s in all_sites(model.cfg)}
     opt = torch.optim.AdamW(list(taus.values()), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
     warm = max(1, round(cfg.warmup_frac * cfg.steps))
     last_emit = 0.0
@@ -196,7 +221,7 @@ def _learn_masks(model: GPT, values, train: TaskBatch, cfg: PruneConfig, k_coef:
         lr = cfg.lr * min((step + 1) / warm, max(0.0, (cfg.steps - step) / max(1, cfg.steps - warm)))
         for g in opt.param_groups:
             g["lr"] = lr
-        tokens, lengths, target, foil = train.rows(train.sample(rng, cfg.batch_pairs))
+        tokens, lengths, target, foil = train.rows(train.window(starts[step], cfg.batch_pairs))
         gates = {s: _STEGate.apply(t) for s, t in taus.items()}
         hooks = mask_hooks(gates, values)
         if cfg.frozen_norm:
@@ -246,8 +271,8 @@ def _calibrate(keep: dict[str, torch.Tensor], fit: Evaluator, held_out: Evaluato
     """Fit logits' = a * logits + b[token] on the training pairs (16 LBFGS steps); returns
     (a, held-out loss after calibration)."""
     fit_logits = fit.logits(keep)
-    a = torch.ones((), requires_grad=True)
-    b = torch.zeros(fit_logits.shape[1], requires_grad=True)
+    a = torch.ones((), device=fit_logits.device, requires_grad=True)
+    b = torch.zeros(fit_logits.shape[1], device=fit_logits.device, requires_grad=True)
     opt = torch.optim.LBFGS([a, b], max_iter=16, line_search_fn="strong_wolfe")
 
     def closure():
@@ -273,47 +298,70 @@ def _curve(model: GPT, ev: Evaluator, order, points: int = 12) -> list[dict[str,
     return out
 
 
-def prune(model: GPT, values: dict[str, torch.Tensor], train_enc, val_enc, cfg: PruneConfig, *,
-          task_name: str, model_hash: str, run: str = "") -> Generator[PruneEvent, None, PruneResult]:
-    """Find the circuit of one task. ``values`` are the ablation values per site (means or zeros)."""
+@dataclass
+class Prepared:
+    """One task on one frozen model, ready for mask learning: batches, evaluator, full-model metrics."""
+
+    model: GPT
+    values: dict[str, torch.Tensor]
+    train: TaskBatch
+    ev: Evaluator
+    full: dict[str, Any]
+
+
+def prepare(model: GPT, values: dict[str, torch.Tensor], train_enc, val_enc, cfg: PruneConfig) -> Prepared:
+    """Freeze the model and evaluate it in full on the held-out pairs (on the model's device)."""
     cfg.validate()
-    t0 = time.perf_counter()
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    train, val = TaskBatch(train_enc), TaskBatch(val_enc)
-    ev = Evaluator(model, values, val, cfg.frozen_norm)
-    full = ev.run({})
-    yield PruneEvent("setup", message=f"full model held-out loss {full['loss']:.4f}, accuracy {full['accuracy']:.3f}")
-    if full["loss"] > cfg.target_loss:
-        raise UserError(f"the full model's held-out loss on {task_name} is {full['loss']:.3f}, above the target "
+    dev = model_device(model)
+    values = {s: v.to(dev) for s, v in values.items()}
+    ev = Evaluator(model, values, TaskBatch(val_enc, dev), cfg.frozen_norm)
+    return Prepared(model, values, TaskBatch(train_enc, dev), ev, ev.run({}))
+
+
+def check_full(prep: Prepared, cfg: PruneConfig, task_name: str) -> None:
+    full = prep.full["loss"]
+    if full > cfg.target_loss:
+        raise UserError(f"the full model's held-out loss on {task_name} is {full:.3f}, above the target "
                         f"{cfg.target_loss}; the model cannot do this task well enough (train longer or raise "
                         f"--target-loss)")
-    rng = np.random.default_rng(cfg.seed)
-    candidates = []
+
+
+def sweep_one(prep: Prepared, cfg: PruneConfig, index: int
+              ) -> Generator[PruneEvent, None, tuple[dict[str, Any], dict[str, torch.Tensor]]]:
+    """Learn masks for k_coef number ``index`` and bisect; returns (candidate numbers, mask logits)."""
+    model, ev, k_coef = prep.model, prep.ev, cfg.k_coefs[index]
+    taus = yield from _learn_masks(model, prep.values, prep.train, cfg, k_coef,
+                                   sweep_draws(cfg, prep.train.n_pairs)[index])
+    order, n_pos = ranking(taus)
+    n, loss, _ = _bisect(model, ev, order, n_pos, cfg.target_loss)
+    if n is None:
+        yield PruneEvent("candidate", k_coef=k_coef, loss=loss, message=f"k_coef {k_coef:g}: no passing circuit")
+        return {"k_coef": k_coef, "passed": False, "loss": loss}, taus
+    n_edges = len(weight_edges(model, [NodeId(s, i) for s, i in order[:n]]))
+    yield PruneEvent("candidate", k_coef=k_coef, loss=loss, n_active=n,
+                     message=f"k_coef {k_coef:g}: {n} nodes, {n_edges} edges, held-out loss {loss:.4f}")
+    return {"k_coef": k_coef, "passed": True, "nodes": n, "edges": n_edges, "loss": loss,
+            "active_after_training": n_pos}, taus
+
+
+def finish(prep: Prepared, cfg: PruneConfig, results: list[tuple[dict[str, Any], dict[str, torch.Tensor]]], *,
+           task_name: str, model_hash: str, run: str = "", t0: float | None = None
+           ) -> Generator[PruneEvent, None, PruneResult]:
+    """The circuit of the passing candidate with the fewest edges (then nodes; the first on a tie);
+    ``results`` in k_coef order."""
+    model, ev, full = prep.model, prep.ev, prep.full
+    t0 = time.perf_counter() if t0 is None else t0
+    candidates = [c for c, _ in results]
     best = None
-    for k_coef in cfg.k_coefs:
-        taus = yield from _learn_masks(model, values, train, cfg, k_coef, rng)
-        flat = [(float(t[i]), s, i) for s, t in taus.items() for i in range(len(t))]
-        flat.sort(key=lambda x: -x[0])
-        order = [(s, i) for _, s, i in flat]
-        n_pos = sum(1 for v, _, _ in flat if v >= 0)
-        n, loss, _ = _bisect(model, ev, order, n_pos, cfg.target_loss)
-        if n is None:
-            yield PruneEvent("candidate", k_coef=k_coef, loss=loss, message=f"k_coef {k_coef:g}: no passing circuit")
-            candidates.append({"k_coef": k_coef, "passed": False, "loss": loss})
-            continue
-        nodes = [NodeId(s, i) for s, i in order[:n]]
-        n_edges = len(weight_edges(model, nodes))
-        cand = {"k_coef": k_coef, "passed": True, "nodes": n, "edges": n_edges, "loss": loss, "active_after_training": n_pos}
-        candidates.append(cand)
-        yield PruneEvent("candidate", k_coef=k_coef, loss=loss, n_active=n,
-                         message=f"k_coef {k_coef:g}: {n} nodes, {n_edges} edges, held-out loss {loss:.4f}")
-        if best is None or (n_edges, n) < (best[0]["edges"], best[0]["nodes"]):
-            best = (cand, order)
+    for cand, taus in results:
+        if cand["passed"] and (best is None or (cand["edges"], cand["nodes"]) < (best[0]["edges"], best[0]["nodes"])):
+            best = (cand, taus)
     if best is None:
         return PruneResult(None, tuple(candidates), full["loss"], False)
-    cand, order = best
+    cand, order = best[0], ranking(best[1])[0]
     keep = _ranked_masks(model, order, cand["nodes"])
     result = ev.run(keep)
     metrics: dict[str, Any] = {
@@ -322,7 +370,7 @@ def prune(model: GPT, values: dict[str, torch.Tensor], train_enc, val_enc, cfg: 
         "candidates": candidates, "seconds": None, "curve": _curve(model, ev, order),
     }
     if cfg.calibrate:
-        scale, cal_loss = _calibrate(keep, Evaluator(model, values, train, cfg.frozen_norm), ev)
+        scale, cal_loss = _calibrate(keep, Evaluator(model, prep.values, prep.train, cfg.frozen_norm), ev)
         metrics.update({"calibrated_loss": cal_loss, "calibration_scale": scale})
     metrics["seconds"] = round(time.perf_counter() - t0, 2)
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}
@@ -332,3 +380,17 @@ def prune(model: GPT, values: dict[str, torch.Tensor], train_enc, val_enc, cfg: 
     yield PruneEvent("done", message=f"{circuit.n_nodes} nodes, {circuit.n_edges} edges, held-out loss "
                                      f"{result['loss']:.4f} in {metrics['seconds']:.1f}s")
     return PruneResult(circuit, tuple(candidates), full["loss"], True)
+
+
+def prune(model: GPT, values: dict[str, torch.Tensor], train_enc, val_enc, cfg: PruneConfig, *,
+          task_name: str, model_hash: str, run: str = "") -> Generator[PruneEvent, None, PruneResult]:
+    """Find the circuit of one task. ``values`` are the ablation values per site (means or zeros)."""
+    t0 = time.perf_counter()
+    prep = prepare(model, values, train_enc, val_enc, cfg)
+    full = prep.full
+    yield PruneEvent("setup", message=f"full model held-out loss {full['loss']:.4f}, accuracy {full['accuracy']:.3f}")
+    check_full(prep, cfg, task_name)
+    results = []
+    for index in range(len(cfg.k_coefs)):
+        results.append((yield from sweep_one(prep, cfg, index)))
+    return (yield from finish(prep, cfg, results, task_name=task_name, model_hash=model_hash, run=run, t0=t0))

@@ -10,6 +10,13 @@ waits for at most one training step or one evaluation batch.
 One optimizer step: forward + backward -> gradients divided by their global RMS -> Adam (eps 0.1)
 -> top-k projection of every sparsified matrix at the annealed budget -> decoupled weight decay on
 matrices. The lr is warmup + linear decay times the sharkfin factor sqrt(L0_target / L0_current).
+
+Under torchrun (``dist``, see engine.distributed) every rank trains its slice of the same global
+batch inside DistributedDataParallel, which averages the gradients during backward, i.e. before the
+RMS normalisation: every rank takes the step the single process would take on the whole batch, and
+the top-k masks stay identical (checked by an all-gathered checksum). Rank 0 alone reads the corpus
+and the checkpoint, hands them to the other ranks, and writes every file. The global batch does not
+depend on the number of processes, so a run can resume on another number of processes.
 This module knows nothing about Qt or printing.
 """
 
@@ -22,14 +29,15 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Generator
+from typing import Any, Callable, Generator, Iterator
 
 import numpy as np
 import torch
 
-from engine.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from engine.config import RunConfig
+from engine.checkpoint import CKPT_DIR, list_checkpoints, parse_tensors, restore_checkpoint, save_checkpoint
+from engine.config import RunConfig, run_config_from_dict
 from engine.corpus import CorpusStats, TokenData, generate_snippet_text, read_sources, snippet_budget
+from engine.distributed import SINGLE, DistContext, from_main, resolve_device, verify_masks, wrap_ddp
 from engine.errors import UserError
 from engine.fileio import atomic_write_json, atomic_write_text
 from engine.model import GPT
@@ -110,13 +118,19 @@ def normalize_grad_rms(params: list[torch.nn.Parameter], eps: float = 1e-5) -> f
     return float(rms)
 
 
+def uses_bf16(cfg: RunConfig, device: torch.device) -> bool:
+    """train.precision: 'auto' is bf16 autocast (+ TF32) on CUDA and fp32 on CPU."""
+    return cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and device.type == "cuda")
+
+
 class Trainer:
     """The model, optimizer and sparsifier of one run; ``step()`` does one optimizer step.
 
-    Separate from the event loop so benchmarks and the distributed launcher reuse the exact step.
+    Separate from the event loop so benchmarks reuse the exact step. With an active ``dist`` the
+    forward pass goes through DistributedDataParallel (gradients averaged over ranks in backward).
     """
 
-    def __init__(self, cfg: RunConfig, device: str = "cpu"):
+    def __init__(self, cfg: RunConfig, device: str | torch.device = "cpu", dist: DistContext = SINGLE):
         self.cfg = cfg
         self.device = torch.device(device)
         torch.manual_seed(cfg.train.seed)
@@ -131,12 +145,25 @@ class Trainer:
                                     weight_decay=0.0, foreach=True)
         named = dict(self.model.named_parameters())
         self.decay_params = [p for n, p in named.items() if p.dim() >= 2 and n != "bigram"]
-        self.grad_hook: Callable[[], None] | None = None  # e.g. an all-reduce under DDP
+        self.forward = wrap_ddp(self.model, dist) if dist.active else self.model
+        self.bf16 = uses_bf16(cfg, self.device)
 
     def autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        """bf16 autocast of the forward pass (weights, gradients and masks stay fp32)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def tf32(self) -> Iterator[None]:
+        """TF32 matmuls on CUDA while a step runs; the global switches are restored afterwards."""
+        if not (self.bf16 and self.device.type == "cuda"):
+            yield
+            return
+        saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
     def lr(self, step: int) -> float:
         factor = self.sparsifier.sharkfin(step / self.cfg.train.steps) if self.cfg.train.sharkfin else 1.0
@@ -149,14 +176,13 @@ class Trainer:
         lr = self.lr(step)
         for group in self.opt.param_groups:
             group["lr"] = lr
-        with self.autocast():
-            _, loss = self.model(x, y)
-        loss.backward()
-        if self.grad_hook is not None:
-            self.grad_hook()
-        if self.cfg.train.grad_rms_norm:
-            normalize_grad_rms(self.params)
-        self.opt.step()
+        with self.tf32():
+            with self.autocast():
+                _, loss = self.forward(x, y)
+            loss.backward()  # under DDP: gradients averaged over ranks here, before the RMS normalisation
+            if self.cfg.train.grad_rms_norm:
+                normalize_grad_rms(self.params)
+            self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         self.sparsifier.project((step + 1) / self.cfg.train.steps)
         wd = self.cfg.train.weight_decay
@@ -167,10 +193,10 @@ class Trainer:
 
     @torch.no_grad()
     def batch_loss(self, batch: np.ndarray) -> float:
-        """Mean next-token loss on one batch (B, T+1), in eval mode."""
+        """Mean next-token loss on one batch (B, T+1) (this rank's slice of it under DDP), in eval mode."""
         self.model.eval()
         t = torch.from_numpy(batch).to(self.device)
-        with self.autocast():
+        with self.tf32(), self.autocast():
             _, loss = self.model(t[:, :-1], t[:, 1:])
         return float(loss)
 
@@ -216,17 +242,19 @@ def _busy(gen: Generator[Any, None, Any], step: int, total: int) -> Generator[Tr
             yield TrainEvent("busy", step, total)
 
 
-def _evaluation(trainer: Trainer, batches: list[np.ndarray], monitor: list[MonitorTask]):
-    """Validation loss, then the monitored task losses, one part at a time -> (val_loss, task_losses)."""
+def _evaluation(trainer: Trainer, batches: list[np.ndarray], monitor: list[MonitorTask], dist: DistContext = SINGLE):
+    """Validation loss (averaged over ranks), then the monitored task losses, one part at a time
+    -> (val_loss, task_losses)."""
     losses = []
     for b in batches:
         losses.append(trainer.batch_loss(b))
         yield
+    val_loss = dist.mean(float(np.mean(losses)))
     tasks = []
     for task in monitor:
         tasks.append((task.name, task_loss(trainer.model, task, trainer.device)))
         yield
-    return float(np.mean(losses)), tuple(tasks)
+    return val_loss, tuple(tasks)
 
 
 def _start_run(run_dir: Path, cfg: RunConfig | None, resume: bool, steps: int | None):
@@ -248,23 +276,23 @@ def _start_run(run_dir: Path, cfg: RunConfig | None, resume: bool, steps: int | 
     return stored, load_tokenizer(run_dir / TOKENIZER_FILE), (cks[-1] if cks else None)
 
 
-def train(run_dir: Path, cfg: RunConfig | None = None, resume: bool = False, device: str | None = None, *,
-          steps: int | None = None, task_eval: tuple[str, ...] = (),
-          task_pairs: int = DEFAULT_MONITOR_PAIRS) -> Generator[TrainEvent, None, TrainResult]:
-    """Train (or resume) the run in ``run_dir``; yields progress events, returns a TrainResult.
+@dataclass(frozen=True)
+class _Setup:
+    """What every rank needs to start training; rank 0 builds it and hands it to the others."""
 
-    ``steps`` (with ``resume``): continue to this total instead of the stored one (it must exceed
-    the steps done; a finished run trains on). ``task_eval``: built-in tasks whose held-out loss
-    (``task_pairs`` pairs) every ``eval`` event reports; monitoring does not change what is trained.
-    """
-    run_dir = Path(run_dir).expanduser()
-    cfg, tokenizer, ckpt = _start_run(run_dir, cfg, resume, steps)
-    device = device or cfg.train.device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda requested but CUDA is not available here; use --device cpu")
-    total = cfg.train.steps
-    yield TrainEvent("setup", 0, total, message="reading corpus and building tokenizer")
-    tokenizer, data, stats = yield from _busy(prepare_data_steps(cfg, tokenizer), 0, total)
+    cfg: RunConfig
+    data: TokenData
+    stats: CorpusStats
+    tokenizer_kind: str
+    ckpt: bytes | None  # the checkpoint file to resume from (safetensors)
+    ckpt_meta: dict[str, Any] | None
+    tokenizer: Any = None  # rank 0 only (not handed to the other ranks)
+
+
+def _setup_steps(run_dir: Path, cfg: RunConfig, tokenizer, ckpt, resume: bool) -> Generator[str, None, _Setup]:
+    """Rank 0: read the corpus, build the tokenizer, create the run folder, read the checkpoint; yields
+    between the phases (so a single process can be cancelled while the corpus is read)."""
+    tokenizer, data, stats = yield from prepare_data_steps(cfg, tokenizer)
     if not resume:
         cfg = replace(cfg, model=replace(cfg.model, vocab_size=tokenizer.vocab_size)).validate()
         try:
@@ -274,62 +302,130 @@ def train(run_dir: Path, cfg: RunConfig | None = None, resume: bool = False, dev
         except OSError as exc:
             raise UserError(f"cannot write the run to {run_dir} ({exc.strerror or exc}); choose an output "
                             f"folder you can write to") from None
+    raw = ckpt.weights.read_bytes() if ckpt is not None else None
+    return _Setup(cfg, data, stats, tokenizer.kind, raw, ckpt.meta if ckpt is not None else None, tokenizer)
+
+
+def _encode_setup(s: _Setup) -> tuple[dict, dict[str, bytes]]:
+    header, blobs = s.data.to_blobs()
+    head = {"config": s.cfg.to_dict(), "stats": s.stats.__dict__, "data": header, "tokenizer": s.tokenizer_kind,
+            "ckpt_meta": s.ckpt_meta}
+    return head, ({**blobs, "ckpt": s.ckpt} if s.ckpt is not None else blobs)
+
+
+def _decode_setup(head: dict, blobs: dict[str, bytes]) -> _Setup:
+    stats = CorpusStats(**{**head["stats"], "folders": tuple(head["stats"]["folders"])})
+    return _Setup(run_config_from_dict(head["config"]), TokenData.from_blobs(head["data"], blobs), stats,
+                  head["tokenizer"], blobs.get("ckpt"), head["ckpt_meta"])
+
+
+def train(run_dir: Path, cfg: RunConfig | None = None, resume: bool = False, device: str | None = None, *,
+          steps: int | None = None, task_eval: tuple[str, ...] = (), task_pairs: int = DEFAULT_MONITOR_PAIRS,
+          dist: DistContext = SINGLE) -> Generator[TrainEvent, None, TrainResult]:
+    """Train (or resume) the run in ``run_dir``; yields progress events, returns a TrainResult.
+
+    ``steps`` (with ``resume``): continue to this total instead of the stored one (it must exceed
+    the steps done; a finished run trains on). ``task_eval``: built-in tasks whose held-out loss
+    (``task_pairs`` pairs) every ``eval`` event reports; monitoring does not change what is trained
+    (one process only). ``dist``: this process's place in a torchrun group (default: one process)."""
+    run_dir = Path(run_dir).expanduser()
+
+    def start():
+        started = _start_run(run_dir, cfg, resume, steps)
+        resolve_device(device or started[0].train.device, dist)  # fail before reading the corpus
+        if started[0].train.batch_size % dist.world_size:
+            raise UserError(f"train.batch_size ({started[0].train.batch_size}) must be a multiple of the number "
+                            f"of processes ({dist.world_size}): every rank trains an equal slice of the batch")
+        return started
+
+    first_cfg, tokenizer, ckpt = from_main(dist, start, lambda r: ({"config": r[0].to_dict()}, {}),
+                                           lambda h, _: (run_config_from_dict(h["config"]), None, None))
+    total = first_cfg.train.steps
+    yield TrainEvent("setup", 0, total, message="reading corpus and building tokenizer")
+    phases = _setup_steps(run_dir, first_cfg, tokenizer, ckpt, resume)
+    if dist.active:
+        setup = from_main(dist, lambda: run_to_end(phases), _encode_setup, _decode_setup)
+    else:
+        setup = yield from _busy(phases, 0, total)
+    cfg, data, stats = setup.cfg, setup.data, setup.stats
     yield TrainEvent("setup", 0, total, message=(
         f"corpus: {stats.n_files} files ({stats.n_skipped} undecodable skipped, {stats.n_val_files} held out), "
         f"{stats.train_chars:,} train chars + {stats.snippet_chars:,} snippet chars; "
-        f"tokenizer {tokenizer.kind} with {tokenizer.vocab_size} ids"))
-    monitor, notes = prepare_monitor(tokenizer, tuple(task_eval), cfg.model.n_ctx, task_pairs, cfg.train.seed)
-    for note in notes:
-        yield TrainEvent("setup", 0, total, message=note)
+        f"tokenizer {setup.tokenizer_kind} with {cfg.model.vocab_size} ids"))
+    monitor: list[MonitorTask] = []
+    if task_eval and dist.active:
+        yield TrainEvent("setup", 0, total, message="task monitoring runs in single-process training only")
+    elif task_eval:
+        monitor, notes = prepare_monitor(setup.tokenizer, tuple(task_eval), cfg.model.n_ctx, task_pairs,
+                                         cfg.train.seed)
+        for note in notes:
+            yield TrainEvent("setup", 0, total, message=note)
 
-    trainer = Trainer(cfg, device)
+    trainer = Trainer(cfg, resolve_device(device or cfg.train.device, dist), dist)
     start = 0
-    if ckpt is not None:
-        load_checkpoint(ckpt, trainer.model, trainer.opt)
-        start = ckpt.step
-    _trim_log(run_dir, start)
-    val_batches = [data.batch(i, cfg.train.batch_size, "val") for i in range(cfg.train.eval_batches)]
-    status = {"corpus": stats.__dict__, "tokenizer": tokenizer.kind, "device": str(trainer.device)}
+    if setup.ckpt is not None:
+        source = run_dir / CKPT_DIR / str(setup.ckpt_meta.get("weights"))
+        try:
+            restore_checkpoint(parse_tensors(setup.ckpt, source), trainer.model, trainer.opt, source)
+        except UserError as exc:
+            raise dist.peer_error(str(exc)) from None
+        start = setup.ckpt_meta["step"]
+        was = setup.ckpt_meta.get("world_size", 1)
+        if was != dist.world_size:
+            yield TrainEvent("setup", start, total, message=(
+                f"resuming step {start}, trained on {was} process(es), on {dist.world_size}: the global batch "
+                f"({cfg.train.batch_size} sequences) and the data order stay the same"))
+    if dist.is_main:
+        _trim_log(run_dir, start)
+    B, rank, world = cfg.train.batch_size, dist.rank, dist.world_size
+    val_batches = [data.batch(i, B, "val", rank, world) for i in range(cfg.train.eval_batches)]
+    status = {"corpus": stats.__dict__, "tokenizer": setup.tokenizer_kind, "device": str(trainer.device),
+              "world_size": world}
 
     done = start
-    saved = start if ckpt is not None else -1
-    val_loss: float | None = ckpt.meta.get("val_loss") if ckpt else None
+    saved = start if setup.ckpt is not None else -1
+    val_loss: float | None = setup.ckpt_meta.get("val_loss") if setup.ckpt_meta else None
     cancelled = True
-    logfh = open(run_dir / LOG_FILE, "a", encoding="utf-8")
+    logfh = open(run_dir / LOG_FILE, "a", encoding="utf-8") if dist.is_main else None
     log_every = max(1, total // 500)
 
     def checkpoint(step: int) -> None:
         nonlocal saved
-        meta = {"val_loss": val_loss, "time": time.time(), "config_preset": cfg.preset}
-        save_checkpoint(run_dir, step, trainer.model, trainer.opt, meta, keep=cfg.train.keep_checkpoints)
-        atomic_write_json(run_dir / STATUS_FILE, {**status, "steps_done": step, "total_steps": total,
-                                                  "val_loss": val_loss, "complete": step >= total})
+        if dist.is_main:
+            meta = {"val_loss": val_loss, "time": time.time(), "config_preset": cfg.preset, "world_size": world}
+            save_checkpoint(run_dir, step, trainer.model, trainer.opt, meta, keep=cfg.train.keep_checkpoints)
+            atomic_write_json(run_dir / STATUS_FILE, {**status, "steps_done": step, "total_steps": total,
+                                                      "val_loss": val_loss, "complete": step >= total})
         saved = step
 
     def event(kind: str, step: int, **kw) -> TrainEvent:
         dens = tuple(sorted(densities(trainer.model).items()))
         ev = TrainEvent(kind, step, total, density=dens, **kw)
-        if kind in ("eval", "done") or step % log_every == 0:
+        if logfh is not None and (kind in ("eval", "done") or step % log_every == 0):
             logfh.write(json.dumps(ev.to_dict()) + "\n")
             logfh.flush()
         return ev
 
     try:
         if start == 0 and total > 0:
-            val_loss, task_losses = yield from _busy(_evaluation(trainer, val_batches, monitor), 0, total)
+            val_loss, task_losses = yield from _busy(_evaluation(trainer, val_batches, monitor, dist), 0, total)
             yield event("eval", 0, val_loss=val_loss, lr=trainer.lr(0), eta_s=float("nan"),
                         task_losses=task_losses)
-        tokens_per_step = cfg.train.batch_size * cfg.model.n_ctx
+        tokens_per_step = B * cfg.model.n_ctx
         ema_dt: float | None = None
         last_emit = 0.0
         loss_acc: list[float] = []
         for step in range(start, total):
             t0 = time.perf_counter()
-            batch = torch.from_numpy(data.batch(step, cfg.train.batch_size)).to(trainer.device)
+            batch = torch.from_numpy(data.batch(step, B, "train", rank, world)).to(trainer.device)
             loss, lr = trainer.step(step, batch)
+            loss = dist.mean(loss)  # the loss of the whole global batch
             if not math.isfinite(loss):
-                raise UserError(f"training diverged at step {step} (loss {loss}); lower train.lr")
+                raise dist.peer_error(f"training diverged at step {step} (loss {loss}); lower train.lr")
             done = step + 1
+            ckpt_due = done % cfg.train.checkpoint_interval == 0 and done < total
+            if dist.active and (done % dist.mask_check_every == 0 or ckpt_due or done == total):
+                verify_masks(dist, trainer.sparsifier.params, done)
             dt = time.perf_counter() - t0
             ema_dt = dt if ema_dt is None else 0.9 * ema_dt + 0.1 * dt
             loss_acc.append(loss)
@@ -340,15 +436,17 @@ def train(run_dir: Path, cfg: RunConfig | None = None, resume: bool = False, dev
                 kw = dict(train_loss=float(np.mean(loss_acc)), lr=lr, tokens_per_s=tokens_per_step / ema_dt,
                           eta_s=ema_dt * (total - done))
                 loss_acc = []
-                if is_eval:
-                    val_loss, task_losses = yield from _busy(_evaluation(trainer, val_batches, monitor), done, total)
+                if is_eval:  # decided by the step alone: every rank evaluates (collectively) together
+                    val_loss, task_losses = yield from _busy(_evaluation(trainer, val_batches, monitor, dist),
+                                                             done, total)
                     yield event("eval", done, val_loss=val_loss, task_losses=task_losses, **kw)
                 else:
                     yield event("step", done, **kw)
-            if done % cfg.train.checkpoint_interval == 0 and done < total:
+            if ckpt_due:
                 checkpoint(done)
                 yield TrainEvent("checkpoint", done, total, val_loss=val_loss, message=f"checkpoint at step {done}")
         checkpoint(total)
+        dist.barrier()  # every rank reports done only once the final checkpoint exists
         cancelled = False
         yield TrainEvent("done", total, total, val_loss=val_loss, message=f"finished: {run_dir}")
     finally:
@@ -356,7 +454,8 @@ def train(run_dir: Path, cfg: RunConfig | None = None, resume: bool = False, dev
             if cancelled and done > 0 and saved != done:
                 checkpoint(done)  # leave a valid checkpoint of the last completed step
         finally:
-            logfh.close()
+            if logfh is not None:
+                logfh.close()
     return TrainResult(run_dir, done, total, val_loss, cancelled, stats)
 
 

@@ -36,6 +36,21 @@ while items:
 '''
 
 
+def pytest_runtest_setup(item):
+    """Tests marked ``gpu`` run only where CUDA is available."""
+    if item.get_closest_marker("gpu") is not None:
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.skip("needs CUDA")
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def device(request) -> str:
+    """Run a test on the CPU and, marked ``gpu``, on CUDA."""
+    return request.param
+
+
 @pytest.fixture
 def corpus_dir(tmp_path: Path) -> Path:
     return make_corpus(tmp_path / "corpus")

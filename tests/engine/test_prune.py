@@ -72,9 +72,10 @@ def run_prune(model, means, cfg):
     return run_to_end(gen, events.append), events
 
 
-def test_pruning_finds_exactly_the_planted_nodes():
+def test_pruning_finds_exactly_the_planted_nodes(device):
     model = hand_built_model()
-    means = means_of(model)
+    means = means_of(model)  # on the CPU; pruning moves them to the model's device
+    model.to(device)
     cfg = PruneConfig(steps=150, batch_pairs=32, k_coefs=(1e-3, 1e-2), lr=3e-2, train_pairs=128, val_pairs=48)
     result, events = run_prune(model, means, cfg)
     assert result.passed
@@ -107,9 +108,10 @@ def test_full_model_failing_the_target_is_a_user_error():
         run_prune(model, means_of(model), PruneConfig(steps=5, k_coefs=(1e-3,), train_pairs=16, val_pairs=16))
 
 
-def test_faithfulness_numbers_by_hand():
+def test_faithfulness_numbers_by_hand(device):
     model = hand_built_model()
     means = means_of(model)
+    model.to(device)
     result, _ = run_prune(model, means, PruneConfig(steps=150, k_coefs=(1e-2,), lr=3e-2, train_pairs=128,
                                                     val_pairs=48))
     f = faithfulness(model, result.circuit, make_enc(48, 2), means, n_random=10)
@@ -143,11 +145,12 @@ def test_circuit_json_round_trip(tmp_path):
         load_circuit(path, model, "other-hash")
 
 
-def test_calibration_reports_losses_before_and_after():
+def test_calibration_reports_losses_before_and_after(device):
     model = hand_built_model()
     with torch.no_grad():
         model.lm_head.weight.mul_(0.1)  # under-confident: a logit scale > 1 helps
-    result, _ = run_prune(model, means_of(model), PruneConfig(steps=60, k_coefs=(1e-2,), lr=3e-2, train_pairs=64,
+    means = means_of(model)
+    result, _ = run_prune(model.to(device), means, PruneConfig(steps=60, k_coefs=(1e-2,), lr=3e-2, train_pairs=64,
                                                               val_pairs=32, calibrate=True, target_loss=0.6))
     m = result.circuit.metrics
     assert m["calibrated_loss"] < m["circuit_loss"]
