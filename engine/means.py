@@ -70,7 +70,7 @@ def load_or_compute_means(run: LoadedRun, n_tokens: int = 200_000, batch_size: i
         if meta.get("model_hash") == run.model_hash:
             return load_tensors(path)
         log.info("means at %s belong to another model; recomputing", path)
-    from engine.train import prepare_data  # late import: reading the corpus is only needed here
+    from engine.train_data import prepare_data  # late import: reading the corpus is only needed here
 
     _, data, _ = prepare_data(run.config, run.tokenizer)
     T = run.config.model.n_ctx

@@ -373,7 +373,7 @@ def record_store(run: LoadedRun | str | Path, out: Path | str | None = None, n_t
         yield RecordEvent("tasks", 0, total, message=f"recording {len(tasks)} task(s), {n_pairs} pairs each")
     task_data = _record_tasks(run, tasks, n_pairs, seed, sites, device)
     yield RecordEvent("setup", 0, total, message="reading pretraining text")
-    from engine.train import prepare_data  # late import: only recording reads the corpus
+    from engine.train_data import prepare_data  # late import: only recording reads the corpus
 
     _, data, _ = prepare_data(run.config, run.tokenizer)
     n_sample = min(QUANTILE_SAMPLE, total)

@@ -36,14 +36,15 @@ import torch
 
 from engine.checkpoint import CKPT_DIR, list_checkpoints, parse_tensors, restore_checkpoint, save_checkpoint
 from engine.config import RunConfig, run_config_from_dict
-from engine.corpus import CorpusStats, TokenData, generate_snippet_text, read_sources, snippet_budget
+from engine.corpus import CorpusStats
 from engine.distributed import SINGLE, DistContext, from_main, resolve_device, verify_masks, wrap_ddp
 from engine.errors import UserError
 from engine.fileio import atomic_write_json, atomic_write_text
 from engine.model import GPT
 from engine.runs import CONFIG_FILE, LOG_FILE, STATUS_FILE, TOKENIZER_FILE
 from engine.sparsity import WeightSparsifier, densities
-from engine.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
+from engine.tokenizer import load_tokenizer
+from engine.train_data import decode_setup, encode_setup, prepare_data, setup_steps  # noqa: F401  (prepare_data: re-export)
 from engine.train_monitor import DEFAULT_MONITOR_PAIRS, MonitorTask, prepare_monitor, task_loss
 from engine.train_setup import check_output_dir
 
@@ -204,29 +205,6 @@ class Trainer:
         return float(np.mean([self.batch_loss(b) for b in batches]))
 
 
-def prepare_data(cfg: RunConfig, tokenizer=None):
-    """Read the corpus, build (or reuse) the tokenizer and tokenise everything -> (tok, data, stats)."""
-    return run_to_end(prepare_data_steps(cfg, tokenizer))
-
-
-def prepare_data_steps(cfg: RunConfig, tokenizer=None) -> Generator[str, None, tuple]:
-    """:func:`prepare_data` as a generator that yields the name of each phase before it starts."""
-    yield "reading the corpus"
-    src = read_sources(cfg.data)
-    yield "generating idiom snippets"
-    train_tokens = cfg.train.steps * cfg.train.batch_size * cfg.model.n_ctx
-    snip_train, snip_val = generate_snippet_text(cfg.train.seed, snippet_budget(cfg.data, train_tokens))
-    if tokenizer is None:
-        yield "building the tokenizer"
-        sample = [src.train[:4_000_000], snip_train[:1_000_000]]
-        tokenizer = build_tokenizer(cfg.data.tokenizer, sample, cfg.data.bpe_vocab)
-    yield "tokenizing"
-    data = TokenData(tokenizer.encode(src.train), tokenizer.encode(src.val), tokenizer.encode(snip_train),
-                     tokenizer.encode(snip_val), cfg.data.snippet_frac, cfg.model.n_ctx, cfg.train.seed)
-    stats = replace(src.stats, snippet_chars=len(snip_train))
-    return tokenizer, data, stats
-
-
 def _busy(gen: Generator[Any, None, Any], step: int, total: int) -> Generator[TrainEvent, None, Any]:
     """Run ``gen`` to its return value, yielding a ``busy`` event between its parts (at most one per
     EVENT_INTERVAL_S), so that whoever drives the training can cancel inside a long phase."""
@@ -276,49 +254,6 @@ def _start_run(run_dir: Path, cfg: RunConfig | None, resume: bool, steps: int | 
     return stored, load_tokenizer(run_dir / TOKENIZER_FILE), (cks[-1] if cks else None)
 
 
-@dataclass(frozen=True)
-class _Setup:
-    """What every rank needs to start training; rank 0 builds it and hands it to the others."""
-
-    cfg: RunConfig
-    data: TokenData
-    stats: CorpusStats
-    tokenizer_kind: str
-    ckpt: bytes | None  # the checkpoint file to resume from (safetensors)
-    ckpt_meta: dict[str, Any] | None
-    tokenizer: Any = None  # rank 0 only (not handed to the other ranks)
-
-
-def _setup_steps(run_dir: Path, cfg: RunConfig, tokenizer, ckpt, resume: bool) -> Generator[str, None, _Setup]:
-    """Rank 0: read the corpus, build the tokenizer, create the run folder, read the checkpoint; yields
-    between the phases (so a single process can be cancelled while the corpus is read)."""
-    tokenizer, data, stats = yield from prepare_data_steps(cfg, tokenizer)
-    if not resume:
-        cfg = replace(cfg, model=replace(cfg.model, vocab_size=tokenizer.vocab_size)).validate()
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            save_tokenizer(tokenizer, run_dir / TOKENIZER_FILE)
-            atomic_write_json(run_dir / CONFIG_FILE, cfg.to_dict())
-        except OSError as exc:
-            raise UserError(f"cannot write the run to {run_dir} ({exc.strerror or exc}); choose an output "
-                            f"folder you can write to") from None
-    raw = ckpt.weights.read_bytes() if ckpt is not None else None
-    return _Setup(cfg, data, stats, tokenizer.kind, raw, ckpt.meta if ckpt is not None else None, tokenizer)
-
-
-def _encode_setup(s: _Setup) -> tuple[dict, dict[str, bytes]]:
-    header, blobs = s.data.to_blobs()
-    head = {"config": s.cfg.to_dict(), "stats": s.stats.__dict__, "data": header, "tokenizer": s.tokenizer_kind,
-            "ckpt_meta": s.ckpt_meta}
-    return head, ({**blobs, "ckpt": s.ckpt} if s.ckpt is not None else blobs)
-
-
-def _decode_setup(head: dict, blobs: dict[str, bytes]) -> _Setup:
-    stats = CorpusStats(**{**head["stats"], "folders": tuple(head["stats"]["folders"])})
-    return _Setup(run_config_from_dict(head["config"]), TokenData.from_blobs(head["data"], blobs), stats,
-                  head["tokenizer"], blobs.get("ckpt"), head["ckpt_meta"])
-
-
 def train(run_dir: Path, cfg: RunConfig | None = None, resume: bool = False, device: str | None = None, *,
           steps: int | None = None, task_eval: tuple[str, ...] = (), task_pairs: int = DEFAULT_MONITOR_PAIRS,
           dist: DistContext = SINGLE) -> Generator[TrainEvent, None, TrainResult]:
@@ -342,9 +277,9 @@ def train(run_dir: Path, cfg: RunConfig | None = None, resume: bool = False, dev
                                            lambda h, _: (run_config_from_dict(h["config"]), None, None))
     total = first_cfg.train.steps
     yield TrainEvent("setup", 0, total, message="reading corpus and building tokenizer")
-    phases = _setup_steps(run_dir, first_cfg, tokenizer, ckpt, resume)
+    phases = setup_steps(run_dir, first_cfg, tokenizer, ckpt, resume)
     if dist.active:
-        setup = from_main(dist, lambda: run_to_end(phases), _encode_setup, _decode_setup)
+        setup = from_main(dist, lambda: run_to_end(phases), encode_setup, decode_setup)
     else:
         setup = yield from _busy(phases, 0, total)
     cfg, data, stats = setup.cfg, setup.data, setup.stats

@@ -53,3 +53,14 @@ def test_import_linter_contracts_hold() -> None:
         pytest.skip("lint-imports (import-linter) is not installed")
     proc = subprocess.run([exe], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"lint-imports failed:\n{proc.stdout}\n{proc.stderr}"
+
+
+def test_the_app_contract_forbids_every_engine_module_but_api_and_errors():
+    """A new engine module must join the forbidden list, or the app could import it unnoticed."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    contracts = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    app_contract = next(c for c in contracts if c["source_modules"] == ["app"])
+    modules = {f"engine.{p.stem}" for p in (root / "engine").glob("*.py") if p.stem != "__init__"}
+    assert set(app_contract["forbidden_modules"]) == modules - {"engine.api", "engine.errors"}
