@@ -149,7 +149,7 @@ def circuit_roots(run: LoadedRun) -> list[Path]:
 
     roots = [run.path]
     d = derived_dir(run.path)
-    return roots + ([d] if d != run.path else [])
+    return roots + ([d] if d != Path(run.path).resolve() else [])
 
 
 def find_circuit(run: LoadedRun, spec: str | Path) -> Path:
@@ -171,38 +171,59 @@ def find_circuit(run: LoadedRun, spec: str | Path) -> Path:
 
 def prune_run(run_dir: Path | str, task: str | None = None, task_file: str | Path | None = None,
               cfg=None, name: str | None = None, with_faithfulness: bool = True):
-    """Generator: prune one task of a run; returns (Circuit, saved path). Events are PruneEvents."""
+    """Generator: prune one task of a run; returns (Circuit, saved path). Events are PruneEvents.
+    The circuit goes to ``<derived>/circuits/<task>/<name or ablation mode>.json``."""
     from engine.circuit import circuit_dir
-    from engine.faithfulness import faithfulness
     from engine.paths import derived_dir
-    from engine.prune import PruneConfig, PruneEvent, prune
+    from engine.prune import PruneConfig
 
     cfg = (cfg or PruneConfig()).validate()
     run = load_run(run_dir)
     t = resolve_task_arg(task, task_file)
-    train_enc = task_data(run, t, cfg.train_pairs, "train", cfg.seed)
-    val_enc = task_data(run, t, cfg.val_pairs, "val", cfg.seed)
+    default_name = f"{cfg.ablation}{'-frozen-norm' if cfg.frozen_norm else ''}"
+    out = circuit_dir(derived_dir(run.path), t.name) / f"{name or default_name}.json"
+    return (yield from prune_loaded(run, t, cfg, out, with_faithfulness=with_faithfulness, task_file=task_file))
+
+
+def prune_loaded(run: LoadedRun, task, cfg, out: Path, with_faithfulness: bool = True,
+                 task_file: str | Path | None = None):
+    """Generator: prune ``task`` (a Task) in an already loaded run (or checkpoint) and save the
+    circuit to ``out``; returns (Circuit, out). Event fractions cover pruning and faithfulness."""
+    from dataclasses import replace as dc_replace
+
+    from engine.faithfulness import faithfulness_steps
+    from engine.prune import PruneEvent, prune, rescaled
+
+    cfg = cfg.validate()
+    train_enc = task_data(run, task, cfg.train_pairs, "train", cfg.seed)
+    val_enc = task_data(run, task, cfg.val_pairs, "val", cfg.seed)
     if cfg.ablation == "mean":
-        yield PruneEvent("setup", message="loading ablation means (computed once per model)")
+        yield PruneEvent("setup", message="loading ablation means (computed once per model)", fraction=0.0)
     means = load_means(run, "mean")
     values = means if cfg.ablation == "mean" else load_means(run, "zero")
-    result = yield from prune(run.model, values, train_enc, val_enc, cfg, task_name=t.name,
-                              model_hash=run.model_hash, run=str(run.path))
+    split = 0.9 if with_faithfulness else 1.0
+    result = yield from rescaled(prune(run.model, values, train_enc, val_enc, cfg, task_name=task.name,
+                                       model_hash=run.model_hash, run=str(run.path)), 0.0, split)
     if result.circuit is None:
-        raise UserError(f"no circuit reached held-out loss {cfg.target_loss} on {t.name} for any k_coef "
+        raise UserError(f"no circuit reached held-out loss {cfg.target_loss} on {task.name} for any k_coef "
                         f"({', '.join(str(c.get('loss')) for c in result.candidates)}); try more --steps or a "
                         f"higher --target-loss")
     circuit = result.circuit
+    extra = {}
     if task_file:
-        from dataclasses import replace as dc_replace
-        circuit = dc_replace(circuit, settings={**circuit.settings, "task_file": str(Path(task_file).resolve())})
+        extra["task_file"] = str(Path(task_file).resolve())
+    if run.checkpoint is not None:
+        extra["checkpoint"] = run.checkpoint
+    if extra:
+        circuit = dc_replace(circuit, settings={**circuit.settings, **extra})
     if with_faithfulness:
-        yield PruneEvent("setup", message="faithfulness checks (mean and zero ablation, 10 random baselines)")
-        faith = faithfulness(run.model, circuit, val_enc, means, frozen_norm=cfg.frozen_norm)
+        yield PruneEvent("setup", message="faithfulness checks (mean and zero ablation, 10 random baselines)",
+                         fraction=split)
+        faith = yield from rescaled(faithfulness_steps(run.model, circuit, val_enc, means,
+                                                       frozen_norm=cfg.frozen_norm), split, 1.0)
         circuit = _with_metrics(circuit, faithfulness=faith)
-    out = circuit_dir(derived_dir(run.path), t.name) / f"{name or circuit.name}.json"
     circuit.save(out)
-    return circuit, out
+    return circuit, Path(out)
 
 
 def _with_metrics(circuit, **extra):
@@ -337,3 +358,76 @@ def circuit_for_task(run: LoadedRun, task: str) -> Path | None:
         return find_circuit(run, task)
     except UserError:
         return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Pruning from the app: the circuit list, sparse-vs-dense comparison and circuit formation.
+
+__all__ += ["CircuitEntry", "circuit_index", "compare", "formation", "load_formation", "formation_checkpoints",
+            "run_checkpoints", "prune_loaded"]
+
+
+@dataclass(frozen=True)
+class CircuitEntry:
+    """One saved circuit of a run, as the app lists it."""
+
+    path: Path
+    task: str
+    name: str
+    nodes: int
+    edges: int
+    circuit_loss: float | None
+    target_loss: float | None
+    task_file: str | None
+
+
+def circuit_index(run_dir: Path | str) -> list[CircuitEntry]:
+    """Every circuit saved for a run (bundled and derived folders), in list_circuits order; files
+    that do not read as circuits are skipped."""
+    run_dir = resolve_run(run_dir)
+    roots = [Path(run_dir)] + ([derived_dir(run_dir)] if derived_dir(run_dir) != Path(run_dir).resolve() else [])
+    out = []
+    for path in list_circuits(*roots):
+        try:
+            c = load_circuit(path)
+        except UserError:
+            continue
+        out.append(CircuitEntry(path, c.task, c.name, c.n_nodes, c.n_edges, c.metrics.get("circuit_loss"),
+                                c.metrics.get("target_loss"), c.settings.get("task_file")))
+    return out
+
+
+def compare(sparse_run, dense_run, tasks=None, cfg=None, csv_path=None, matched: bool = True):
+    """Generator: sparse-vs-dense circuit sizes (see engine.compare.compare); returns a dict."""
+    from engine.compare import compare as _compare
+    from engine.prune import PruneConfig
+
+    return _compare(sparse_run, dense_run, tasks, cfg or PruneConfig(), csv_path=csv_path, matched=matched)
+
+
+def formation(run_dir, task=None, task_file=None, cfg=None, steps=None):
+    """Generator: prune a task at every checkpoint (see engine.formation); returns the summary."""
+    from engine.formation import formation as _formation
+
+    return _formation(run_dir, task, task_file, cfg, steps)
+
+
+def load_formation(run_dir, task: str):
+    """The saved formation summary of a task, or None."""
+    from engine.formation import load_formation as _load
+
+    return _load(run_dir, task)
+
+
+def formation_checkpoints(run_dir, steps=None) -> list[tuple[int, float | None]]:
+    """The checkpoints formation would prune; UserError when there are fewer than two."""
+    from engine.formation import formation_checkpoints as _cks
+
+    return _cks(run_dir, steps)
+
+
+def run_checkpoints(run_dir) -> list[tuple[int, float | None]]:
+    """(step, validation loss) of every complete checkpoint of a run."""
+    from engine.runs import check_run_dir, checkpoint_val_losses
+
+    return checkpoint_val_losses(check_run_dir(run_dir))

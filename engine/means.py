@@ -56,6 +56,10 @@ def zero_means(model: GPT) -> dict[str, torch.Tensor]:
 
 
 def means_path(run: LoadedRun) -> Path:
+    """Where this model's means are cached. A checkpoint's go to
+    ``<derived>/checkpoint_means/step_NNNNNNN.safetensors`` so they never replace the final model's."""
+    if run.checkpoint is not None:
+        return derived_dir(run.path) / "checkpoint_means" / f"step_{run.checkpoint:07d}.safetensors"
     own = run.path / MEANS_FILE
     return own if own.exists() else derived_dir(run.path) / MEANS_FILE
 
@@ -77,7 +81,7 @@ def load_or_compute_means(run: LoadedRun, n_tokens: int = 200_000, batch_size: i
     n_batches = max(1, round(n_tokens / (batch_size * T)))
     batches = [data.batch(10_000_000 + i, batch_size) for i in range(n_batches)]
     means = site_means(run.model, batches)
-    out = derived_dir(run.path) / MEANS_FILE
+    out = means_path(run) if run.checkpoint is not None else derived_dir(run.path) / MEANS_FILE
     meta = {"model_hash": run.model_hash, "n_tokens": str(n_batches * batch_size * T)}
     atomic_write(out, lambda tmp: save_file({k: v.contiguous() for k, v in means.items()}, str(tmp), metadata=meta))
     return means
