@@ -262,7 +262,7 @@ class WindowController(QObject):
     @Slot(str, object)
     def on_job_progress(self, name: str, event) -> None:
         total = getattr(event, "total_tokens", 0) or 0
-        done = getattr(event, "done_tokens", 0) / total if total else None
+        done = getattr(event, "done_tokens", 0) / total if total else getattr(event, "fraction", None)
         self.w.log_panel.set_progress(f"{name}: {getattr(event, 'kind', '')} %p%", done, True)
         if getattr(event, "message", ""):
             self.w.log_panel.log(f"{name}: {event.message}")

@@ -145,6 +145,7 @@ def load_means(run: LoadedRun, ablation: str = "mean") -> dict:
 
 
 def circuit_roots(run: LoadedRun) -> list[Path]:
+    """The folders a run's circuits live in: the run itself and, if elsewhere, its derived folder."""
     from engine.paths import derived_dir
 
     roots = [run.path]
@@ -363,67 +364,36 @@ def circuit_for_task(run: LoadedRun, task: str) -> Path | None:
 # ---------------------------------------------------------------------------------------------
 # Pruning from the app: the circuit list, sparse-vs-dense comparison and circuit formation.
 
+from types import SimpleNamespace  # noqa: E402
+
+from engine.circuit import CircuitEntry, index_circuits  # noqa: E402
+from engine.compare import compare  # noqa: E402  (generators the app runs as jobs)
+from engine.formation import formation, formation_checkpoints, load_formation  # noqa: E402
+
 __all__ += ["CircuitEntry", "circuit_index", "compare", "formation", "load_formation", "formation_checkpoints",
-            "run_checkpoints", "prune_loaded"]
+            "run_checkpoints", "prune_loaded", "check_task_file"]
 
 
-@dataclass(frozen=True)
-class CircuitEntry:
-    """One saved circuit of a run, as the app lists it."""
+def check_task_file(run_dir: Path | str, task_file: Path | str) -> Task:
+    """Load a task file and encode all its pairs with the run's tokenizer (no model load): the
+    UserError a pruning job would meet (a malformed file, a target that is not one token), at once."""
+    from engine.config import load_run_config
+    from engine.runs import CONFIG_FILE, TOKENIZER_FILE, check_run_dir
+    from engine.tasks import encode_task
+    from engine.tokenizer import load_tokenizer
 
-    path: Path
-    task: str
-    name: str
-    nodes: int
-    edges: int
-    circuit_loss: float | None
-    target_loss: float | None
-    task_file: str | None
+    run_dir = check_run_dir(run_dir)
+    task = load_task_file(Path(task_file))
+    tok = load_tokenizer(run_dir / TOKENIZER_FILE)
+    n_ctx = load_run_config(run_dir / CONFIG_FILE).model.n_ctx
+    for split in ("train", "val"):
+        encode_task(tok, task.pairs(split, 1_000_000), n_ctx, task.name)
+    return task
 
 
 def circuit_index(run_dir: Path | str) -> list[CircuitEntry]:
-    """Every circuit saved for a run (bundled and derived folders), in list_circuits order; files
-    that do not read as circuits are skipped."""
-    run_dir = resolve_run(run_dir)
-    roots = [Path(run_dir)] + ([derived_dir(run_dir)] if derived_dir(run_dir) != Path(run_dir).resolve() else [])
-    out = []
-    for path in list_circuits(*roots):
-        try:
-            c = load_circuit(path)
-        except UserError:
-            continue
-        out.append(CircuitEntry(path, c.task, c.name, c.n_nodes, c.n_edges, c.metrics.get("circuit_loss"),
-                                c.metrics.get("target_loss"), c.settings.get("task_file")))
-    return out
-
-
-def compare(sparse_run, dense_run, tasks=None, cfg=None, csv_path=None, matched: bool = True):
-    """Generator: sparse-vs-dense circuit sizes (see engine.compare.compare); returns a dict."""
-    from engine.compare import compare as _compare
-    from engine.prune import PruneConfig
-
-    return _compare(sparse_run, dense_run, tasks, cfg or PruneConfig(), csv_path=csv_path, matched=matched)
-
-
-def formation(run_dir, task=None, task_file=None, cfg=None, steps=None):
-    """Generator: prune a task at every checkpoint (see engine.formation); returns the summary."""
-    from engine.formation import formation as _formation
-
-    return _formation(run_dir, task, task_file, cfg, steps)
-
-
-def load_formation(run_dir, task: str):
-    """The saved formation summary of a task, or None."""
-    from engine.formation import load_formation as _load
-
-    return _load(run_dir, task)
-
-
-def formation_checkpoints(run_dir, steps=None) -> list[tuple[int, float | None]]:
-    """The checkpoints formation would prune; UserError when there are fewer than two."""
-    from engine.formation import formation_checkpoints as _cks
-
-    return _cks(run_dir, steps)
+    """Every circuit saved for a run (bundled and derived folders); unreadable files are skipped."""
+    return index_circuits(*circuit_roots(SimpleNamespace(path=resolve_run(run_dir))))
 
 
 def run_checkpoints(run_dir) -> list[tuple[int, float | None]]:

@@ -41,7 +41,8 @@ def test_window_builds_with_title_docks_and_empty_state(window: MainWindow, qtbo
     qtbot.waitExposed(window)
     assert window.windowTitle() == WINDOW_TITLE
     names = {d.objectName(): d for d in window.findChildren(QDockWidget)}
-    assert set(names) == {"runDock", "taskDock", "metricsDock", "inspectorDock", "logDock"}
+    assert set(names) == {"runDock", "taskDock", "metricsDock", "inspectorDock", "logDock", "pruneDock",
+                          "formationDock", "compareDock"}
     assert window.dockWidgetArea(names["runDock"]) == Qt.DockWidgetArea.LeftDockWidgetArea
     assert window.dockWidgetArea(names["metricsDock"]) == Qt.DockWidgetArea.RightDockWidgetArea
     assert window.dockWidgetArea(names["logDock"]) == Qt.DockWidgetArea.BottomDockWidgetArea
@@ -60,7 +61,7 @@ def test_menu_actions_have_shortcuts(window: MainWindow) -> None:
     for action, keys in shortcuts.items():
         assert action.shortcut().toString() == keys
     titles = [a.text().replace("&", "") for a in window.menuBar().actions()]
-    assert titles == ["File", "Ablation", "View"]
+    assert titles == ["File", "Ablation", "View", "Circuits"]
 
 
 def test_config_shows_at_once_and_an_unloadable_run_is_reported(window: MainWindow, qtbot,
