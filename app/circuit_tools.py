@@ -56,8 +56,13 @@ def scrolled(panel: QWidget) -> QScrollArea:
 
 
 def show_dock(w, dock) -> None:
-    """Show and raise a dock; the Compare dock also gets about 45% of the window's height."""
+    """Show and raise a dock, and make room for it: the Compare dock gets about 45% of the window's
+    height, the Pruning and Formation docks at least 320 pixels of width."""
     dock.show()
     dock.raise_()
-    if dock is w.compare_dock and not dock.isFloating():
+    if dock.isFloating():
+        return
+    if dock is w.compare_dock:
         w.resizeDocks([dock], [int(w.height() * 0.45)], Qt.Orientation.Vertical)
+    elif dock.width() < 320:
+        w.resizeDocks([dock], [320], Qt.Orientation.Horizontal)

@@ -187,9 +187,10 @@ def prune_run(run_dir: Path | str, task: str | None = None, task_file: str | Pat
 
 
 def prune_loaded(run: LoadedRun, task, cfg, out: Path, with_faithfulness: bool = True,
-                 task_file: str | Path | None = None):
+                 task_file: str | Path | None = None, name: str | None = None):
     """Generator: prune ``task`` (a Task) in an already loaded run (or checkpoint) and save the
-    circuit to ``out``; returns (Circuit, out). Event fractions cover pruning and faithfulness."""
+    circuit to ``out`` (``name``: the circuit's display name instead of the ablation mode); returns
+    (Circuit, out). Event fractions cover pruning and faithfulness."""
     from dataclasses import replace as dc_replace
 
     from engine.faithfulness import faithfulness_steps
@@ -215,8 +216,8 @@ def prune_loaded(run: LoadedRun, task, cfg, out: Path, with_faithfulness: bool =
         extra["task_file"] = str(Path(task_file).resolve())
     if run.checkpoint is not None:
         extra["checkpoint"] = run.checkpoint
-    if extra:
-        circuit = dc_replace(circuit, settings={**circuit.settings, **extra})
+    if extra or name:
+        circuit = dc_replace(circuit, settings={**circuit.settings, **extra}, name=name or circuit.name)
     if with_faithfulness:
         yield PruneEvent("setup", message="faithfulness checks (mean and zero ablation, 10 random baselines)",
                          fraction=split)

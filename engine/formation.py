@@ -97,7 +97,7 @@ def formation(run_dir: Path | str, task: str | None = None, task_file: str | Pat
             try:
                 circuit, path = yield from staged(
                     prune_loaded(run, t, cfg, out_dir / step_file(step), with_faithfulness=False,
-                                 task_file=task_file), i, len(cks), label)
+                                 task_file=task_file, name=f"{cfg.ablation} @ step {step}"), i, len(cks), label)
                 row.update(status="circuit", nodes=circuit.n_nodes, edges=circuit.n_edges,
                            circuit_loss=circuit.metrics["circuit_loss"], circuit=path.name, message="")
             except UserError as exc:  # no k_coef reached the target at this checkpoint

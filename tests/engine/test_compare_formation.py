@@ -136,6 +136,7 @@ def test_formation_one_circuit_per_formed_checkpoint(twin_runs):
         ckpt = load_run(sparse, checkpoint=step)
         circ = load_circuit(path, ckpt.model, ckpt.model_hash)  # made with that checkpoint's weights
         assert circ.settings["checkpoint"] == step and (circ.n_nodes, circ.n_edges) == (row["nodes"], row["edges"])
+        assert circ.name == f"mean @ step {step}"
         assert circ.metrics["circuit_loss"] <= target
         with pytest.raises(UserError, match="another model"):
             load_circuit(path, None, load_run(sparse).model_hash)
