@@ -34,6 +34,8 @@ def event_text(event: Any) -> str:
         return f"loss-vs-size curve {step}/{total}"
     if kind == "faithfulness":
         return f"faithfulness checks {step}/{total}"
+    if kind == "setup" and total and not getattr(event, "message", ""):
+        return f"ablation means: batch {step}/{total}"
     return getattr(event, "message", "") or kind
 
 

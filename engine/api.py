@@ -199,9 +199,7 @@ def prune_loaded(run: LoadedRun, task, cfg, out: Path, with_faithfulness: bool =
     cfg = cfg.validate()
     train_enc = task_data(run, task, cfg.train_pairs, "train", cfg.seed)
     val_enc = task_data(run, task, cfg.val_pairs, "val", cfg.seed)
-    if cfg.ablation == "mean":
-        yield PruneEvent("setup", message="loading ablation means (computed once per model)", fraction=0.0)
-    means = load_means(run, "mean")
+    means = yield from _means_events(run)
     values = means if cfg.ablation == "mean" else load_means(run, "zero")
     split = 0.9 if with_faithfulness else 1.0
     result = yield from rescaled(prune(run.model, values, train_enc, val_enc, cfg, task_name=task.name,
@@ -226,6 +224,28 @@ def prune_loaded(run: LoadedRun, task, cfg, out: Path, with_faithfulness: bool =
         circuit = _with_metrics(circuit, faithfulness=faith)
     circuit.save(out)
     return circuit, Path(out)
+
+
+def _means_events(run: LoadedRun):
+    """Generator: the run's mean-ablation values (always needed: faithfulness uses them too); while
+    they are computed (once per model), a "setup" event per throttled batch."""
+    import time
+
+    from engine.means import means_steps
+    from engine.prune import EMIT_INTERVAL_S, PruneEvent
+
+    gen = means_steps(run)
+    last = 0.0
+    while True:
+        try:
+            done, total = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        now = time.perf_counter()
+        if done == 0 or now - last > EMIT_INTERVAL_S:
+            last = now
+            yield PruneEvent("setup", done, total, message="computing ablation means (once per model)" if done == 0
+                             else "", fraction=0.0)
 
 
 def _with_metrics(circuit, **extra):

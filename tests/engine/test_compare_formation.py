@@ -173,3 +173,20 @@ def test_formation_needs_checkpoints(twin_runs, tmp_path, capsys):
     assert err.startswith("error: ") and "0 checkpoints" in err and "Traceback" not in err
     assert main(["formation", "demo", "--task", TASK]) == 2
     assert "bundled demo ships only its final weights" in capsys.readouterr().err
+
+
+def test_means_can_be_cancelled_between_batches(twin_runs, tmp_path):
+    from engine.means import means_path, means_steps
+
+    sparse, _ = twin_runs
+    run = load_run(Path(shutil.copytree(sparse, tmp_path / "run",
+                                        ignore=shutil.ignore_patterns("means.safetensors", "checkpoint_means"))))
+    gen = means_steps(run)
+    first, second = next(gen), next(gen)
+    assert first == (0, second[1]) and second[0] == 1 and second[1] > 2  # (batches done, batches)
+    gen.close()
+    assert not means_path(run).exists()  # a cancelled computation caches nothing
+    seen = []
+    means = run_to_end(means_steps(run), seen.append)
+    assert seen[0][0] == 0 and [d for d, _ in seen] == list(range(seen[-1][1] + 1))
+    assert means_path(run).exists() and set(means) == set(api.load_means(run))
