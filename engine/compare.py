@@ -80,7 +80,8 @@ def _ratio(rows: list[dict[str, Any]], dense_key: str) -> tuple[float, float, in
 def compare(sparse_run: str | Path, dense_run: str | Path, tasks: list[str] | None, cfg: PruneConfig,
             csv_path: Path | None = None, matched: bool = True) -> Generator[PruneEvent, None, dict[str, Any]]:
     """Prune every task in each model (see the module docstring); returns the comparison."""
-    from engine.api import eval_tasks, prune_loaded
+    from engine.api import eval_tasks
+    from engine.prune_job import prune_loaded
     from engine.tasks import get_task
 
     cfg = cfg.validate()

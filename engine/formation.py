@@ -69,7 +69,8 @@ def formation(run_dir: Path | str, task: str | None = None, task_file: str | Pat
               ) -> Generator[PruneEvent, None, dict[str, Any]]:
     """Generator: prune the task at each checkpoint (see the module docstring); returns the summary
     (also written to ``formation.json``) with absolute circuit paths."""
-    from engine.api import prune_loaded, resolve_task_arg, task_data
+    from engine.api import resolve_task_arg, task_data
+    from engine.prune_job import prune_loaded
     from engine.tasks import last_logits, task_metrics
 
     cfg = (cfg or PruneConfig()).validate()
