@@ -6,7 +6,10 @@ which keeps the first paint of the window fast) and returns the bundle together 
 config, a read-only Circuit, numpy arrays, graph layouts and the baseline metrics.
 
 Handles a run without circuits (whole-model view, ``circuit`` is None), without an activation store
-(``store_path`` is None) and bundled read-only runs (derived files live in ``derived``).
+(``store_path`` is None) and bundled read-only runs (derived files live in ``derived``). With
+``SetupSpec.checkpoint`` the run is loaded at that training step: the model graph, the circuit's
+weights, the means and the Ablator all come from that checkpoint (circuit formation), and the
+activation store (recorded from the final model) is not used.
 Knows nothing about Qt widgets.
 """
 
@@ -34,6 +37,7 @@ class SetupSpec:
     circuit: str | None = None
     n_pairs: int = 24
     generation: int = 0
+    checkpoint: int | None = None  # a training step: load RUN/checkpoints/step_N instead of the final model
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ class RunCache:
     """The worker's memory of the last run it loaded (reused when only the task changes)."""
 
     def __init__(self) -> None:
-        self.key: tuple[str, float] | None = None
+        self.key: tuple[str, float, int | None] | None = None
         self.run: Any = None
         self.model_graph: GraphData | None = None
         self.means: dict | None = None
@@ -123,10 +127,11 @@ def load_bundle(spec: SetupSpec, cache: RunCache) -> tuple[Bundle, Any]:
     t0 = time.perf_counter()
     run_dir = api.resolve_run(spec.run)
     config_file = Path(run_dir) / "config.json"
-    key = (str(Path(run_dir).resolve()), config_file.stat().st_mtime if config_file.exists() else 0.0)
+    key = (str(Path(run_dir).resolve()), config_file.stat().st_mtime if config_file.exists() else 0.0,
+           spec.checkpoint)
     if cache.key != key:
         cache.key, cache.run, cache.model_graph, cache.means = None, None, None, None
-        run = api.load_run(run_dir)
+        run = api.load_run(run_dir, checkpoint=spec.checkpoint)
         shape = ModelShape.from_config(run.config.model)
         edges = api.weight_edges(run.model)
         cache.model_graph = build_graph(shape, None, edges.src, edges.dst, edges.weight)
@@ -139,7 +144,8 @@ def load_bundle(spec: SetupSpec, cache: RunCache) -> tuple[Bundle, Any]:
     with_circuit = {p.parent.name for p in circuit_paths}
     tasks = [TaskInfo(t.name, t.description, t.name in with_circuit) for t in api.list_tasks()]
     task = _pick_task(api, spec, tasks)
-    circuit_path = Path(spec.circuit) if spec.circuit else api.circuit_for_task(run, task.name)
+    circuit_path = Path(spec.circuit) if spec.circuit else (
+        api.circuit_for_task(run, task.name) if spec.checkpoint is None else None)
     circuit = api.load_circuit(circuit_path, run.model, run.model_hash) if circuit_path else None
     circuit_graph = None
     if circuit is not None:
@@ -150,6 +156,8 @@ def load_bundle(spec: SetupSpec, cache: RunCache) -> tuple[Bundle, Any]:
     circ_result = ablator.evaluate((), (), "mean", "circuit") if circuit is not None else None
     store = api.default_store_path(run.path)
     derived = api.derived_dir(run.path)
+    if spec.checkpoint is not None:
+        notes.append(f"checkpoint at step {spec.checkpoint} (not the final model)")
     notes.append(f"task {task.name}: {view.target.shape[0] // 2} held-out pairs; "
                  + (f"circuit {circuit_path.name} ({circuit.n_nodes} nodes, {circuit.n_edges} edges)"
                     if circuit is not None else "no circuit yet"))
@@ -158,7 +166,8 @@ def load_bundle(spec: SetupSpec, cache: RunCache) -> tuple[Bundle, Any]:
         model_hash=run.model_hash, derived=Path(derived), tasks=tuple(tasks), task=task, circuit=circuit,
         circuit_path=circuit_path, model_graph=cache.model_graph, circuit_graph=circuit_graph,
         task_view=view, means=cache.means, full=full, circuit_result=circ_result,
-        store_path=store if store.exists() else None, labels=load_labels(derived, circuit),
+        store_path=store if store.exists() and spec.checkpoint is None else None,  # recorded from the final model
+        labels=load_labels(derived, circuit),
         notes=tuple(notes + [f"ready in {time.perf_counter() - t0:.2f} s"]),
         resample=getattr(ablator, "resample", None) is not None)
     return bundle, ablator

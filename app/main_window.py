@@ -24,7 +24,7 @@ from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, QTimer, Signal, Sl
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
-from app import dialogs, gc_guard, session_view, train_panel, window_controller
+from app import circuit_tools, dialogs, gc_guard, session_view, train_panel, window_controller
 from app.ablation_service import AblationService
 from app.bundle import SetupSpec
 from app.circuit_view import CircuitView
@@ -136,6 +136,7 @@ class MainWindow(QMainWindow):
             self.view_menu.addAction(dock.toggleViewAction())
         train_panel.install(self)  # the Training dock (hidden until File > Train a model...)
         window_controller.connect(self)
+        circuit_tools.install(self)  # Pruning, Formation and Compare docks, the Circuits menu
         self.statusBar().showMessage("No run loaded. File > Open run folder... (Ctrl+Shift+O) opens one.")
         self.resize(1400, 900)
         self.refresh_runs()
@@ -208,12 +209,16 @@ class MainWindow(QMainWindow):
                                     task_file=self._session.task_file if self._session else None))
         return True
 
-    def load_task(self, task: str | None = None, task_file: str | None = None) -> None:
+    def load_task(self, task: str | None = None, task_file: str | None = None, circuit: str | None = None,
+                  checkpoint: int | None = None) -> None:
+        """Show another task of the current run; ``circuit``: a circuit file instead of the task's
+        default one; ``checkpoint``: the run's weights at that training step (circuit formation)."""
         b = self.state.bundle
         if b is None:
             self.report_error("No run loaded", "Open a run first (File > Open run…), then pick a task.")
             return
-        self._start_setup(SetupSpec(run=str(b.run_path), task=task, task_file=task_file))
+        self._start_setup(SetupSpec(run=str(b.run_path), task=task, task_file=task_file, circuit=circuit,
+                                    checkpoint=checkpoint))
 
     def report_error(self, title: str, text: str) -> None:
         handler = self._error_handler or dialogs.show_error

@@ -157,11 +157,12 @@ def load_means(run: LoadedRun, ablation: str = "mean") -> dict:
 
 
 def circuit_roots(run: LoadedRun) -> list[Path]:
+    """The folders a run's circuits live in: the run itself and, if elsewhere, its derived folder."""
     from engine.paths import derived_dir
 
     roots = [run.path]
     d = derived_dir(run.path)
-    return roots + ([d] if d != run.path else [])
+    return roots + ([d] if d != Path(run.path).resolve() else [])
 
 
 def find_circuit(run: LoadedRun, spec: str | Path) -> Path:
@@ -181,57 +182,7 @@ def find_circuit(run: LoadedRun, spec: str | Path) -> Path:
     return (preferred or found)[-1]
 
 
-def prune_run(run_dir: Path | str, task: str | None = None, task_file: str | Path | None = None,
-              cfg=None, name: str | None = None, with_faithfulness: bool = True):
-    """Generator: prune one task of a run; returns (Circuit, saved path). Events are PruneEvents."""
-    from engine.prune import PruneConfig, PruneEvent, prune
-
-    cfg = (cfg or PruneConfig()).validate()
-    run = load_run(run_dir)
-    t = resolve_task_arg(task, task_file)
-    train_enc = task_data(run, t, cfg.train_pairs, "train", cfg.seed)
-    val_enc = task_data(run, t, cfg.val_pairs, "val", cfg.seed)
-    if cfg.ablation == "mean":
-        yield PruneEvent("setup", message="loading ablation means (computed once per model)")
-    means = load_means(run, "mean")
-    values = means if cfg.ablation == "mean" else load_means(run, "zero")
-    result = yield from prune(run.model, values, train_enc, val_enc, cfg, task_name=t.name,
-                              model_hash=run.model_hash, run=str(run.path))
-    if result.circuit is None:
-        raise UserError(no_circuit_message(t.name, cfg, result.candidates))
-    return (yield from save_pruned(run, result.circuit, val_enc, means, cfg, name, task_file, with_faithfulness))
-
-
-def no_circuit_message(task: str, cfg, candidates) -> str:
-    return (f"no circuit reached held-out loss {cfg.target_loss} on {task} for any k_coef "
-            f"({', '.join(str(c.get('loss')) for c in candidates)}); try more --steps or a higher --target-loss")
-
-
-def save_pruned(run: LoadedRun, circuit, val_enc, means, cfg, name: str | None = None,
-                task_file: str | Path | None = None, with_faithfulness: bool = True):
-    """Generator: add the faithfulness checks to a pruned circuit and save it in the run's derived
-    folder; returns (Circuit, saved path)."""
-    from engine.circuit import circuit_dir
-    from engine.faithfulness import faithfulness
-    from engine.paths import derived_dir
-    from engine.prune import PruneEvent
-
-    if task_file:
-        from dataclasses import replace as dc_replace
-        circuit = dc_replace(circuit, settings={**circuit.settings, "task_file": str(Path(task_file).resolve())})
-    if with_faithfulness:
-        yield PruneEvent("setup", message="faithfulness checks (mean and zero ablation, 10 random baselines)")
-        faith = faithfulness(run.model, circuit, val_enc, means, frozen_norm=cfg.frozen_norm)
-        circuit = _with_metrics(circuit, faithfulness=faith)
-    out = circuit_dir(derived_dir(run.path), circuit.task) / f"{name or circuit.name}.json"
-    circuit.save(out)
-    return circuit, out
-
-
-def _with_metrics(circuit, **extra):
-    from dataclasses import replace as dc_replace
-
-    return dc_replace(circuit, metrics={**circuit.metrics, **extra})
+from engine.prune_job import no_circuit_message, prune_loaded, prune_run, save_pruned  # noqa: E402,F401  (re-exported)
 
 
 def faithfulness_report(run_dir: Path | str, circuit_spec: str, n_pairs: int = 200, save: bool = False) -> dict[str, Any]:
@@ -374,3 +325,45 @@ from engine.export import (  # noqa: E402
 __all__ += ["EXPORT_DEFAULT_SIZE", "EXPORT_FORMATS", "EXPORT_GUI_MESSAGE", "EXPORT_IMAGE_FORMATS",
             "add_export_arguments", "check_image_size", "check_output", "output_paths", "parse_ablate",
             "write_image", "write_view"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Pruning from the app: the circuit list, sparse-vs-dense comparison and circuit formation.
+
+from types import SimpleNamespace  # noqa: E402
+
+from engine.circuit import CircuitEntry, index_circuits  # noqa: E402
+from engine.compare import compare  # noqa: E402  (generators the app runs as jobs)
+from engine.formation import formation, formation_checkpoints, load_formation  # noqa: E402
+
+__all__ += ["CircuitEntry", "circuit_index", "compare", "formation", "load_formation", "formation_checkpoints",
+            "run_checkpoints", "prune_loaded", "check_task_file"]
+
+
+def check_task_file(run_dir: Path | str, task_file: Path | str) -> Task:
+    """Load a task file and encode all its pairs with the run's tokenizer (no model load): the
+    UserError a pruning job would meet (a malformed file, a target that is not one token), at once."""
+    from engine.config import load_run_config
+    from engine.runs import CONFIG_FILE, TOKENIZER_FILE, check_run_dir
+    from engine.tasks import encode_task
+    from engine.tokenizer import load_tokenizer
+
+    run_dir = check_run_dir(run_dir)
+    task = load_task_file(Path(task_file))
+    tok = load_tokenizer(run_dir / TOKENIZER_FILE)
+    n_ctx = load_run_config(run_dir / CONFIG_FILE).model.n_ctx
+    for split in ("train", "val"):
+        encode_task(tok, task.pairs(split, 1_000_000), n_ctx, task.name)
+    return task
+
+
+def circuit_index(run_dir: Path | str) -> list[CircuitEntry]:
+    """Every circuit saved for a run (bundled and derived folders); unreadable files are skipped."""
+    return index_circuits(*circuit_roots(SimpleNamespace(path=resolve_run(run_dir))))
+
+
+def run_checkpoints(run_dir) -> list[tuple[int, float | None]]:
+    """(step, validation loss) of every complete checkpoint of a run."""
+    from engine.runs import check_run_dir, checkpoint_val_losses
+
+    return checkpoint_val_losses(check_run_dir(run_dir))

@@ -228,6 +228,34 @@ def list_circuits(*roots: Path) -> list[Path]:
     return out
 
 
+@dataclass(frozen=True)
+class CircuitEntry:
+    """One saved circuit, as a list shows it (``name``: the file name without .json)."""
+
+    path: Path
+    task: str
+    name: str
+    nodes: int
+    edges: int
+    circuit_loss: float | None
+    target_loss: float | None
+    task_file: str | None
+
+
+def index_circuits(*roots: Path) -> list[CircuitEntry]:
+    """:func:`list_circuits` with each file's task, name, size and losses; files that do not read as
+    circuits are left out."""
+    out = []
+    for path in list_circuits(*roots):
+        try:
+            c = load_circuit(path)
+        except UserError:
+            continue
+        out.append(CircuitEntry(path, c.task, path.stem, c.n_nodes, c.n_edges, c.metrics.get("circuit_loss"),
+                                c.metrics.get("target_loss"), c.settings.get("task_file")))
+    return out
+
+
 def geometric_mean(values: Iterable[float]) -> float:
     vals = [max(1e-9, float(v)) for v in values]
     return float(math.exp(sum(math.log(v) for v in vals) / len(vals))) if vals else float("nan")

@@ -146,8 +146,8 @@ def _prune_config(args: argparse.Namespace):
         kw["steps"] = args.steps
     if args.k_coefs:
         kw["k_coefs"] = tuple(args.k_coefs)
-    if args.pairs:
-        kw["val_pairs"] = args.pairs
+    if args.val_pairs:
+        kw["val_pairs"] = args.val_pairs
     return PruneConfig(**kw).validate()
 
 
@@ -183,21 +183,6 @@ def _print_faith(r: dict[str, Any]) -> None:
         f = r[mode]
         print(f"{mode:<8} {f['full_loss']:>8.4f} {f['sufficiency_loss']:>12.4f} {f['necessity_loss']:>10.4f} "
               f"{f['random_loss_mean']:>8.4f}±{f['random_loss_std']:.3f}")
-
-
-def cmd_compare(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.compare import compare
-
-    return _drive(compare(args.sparse_run, args.dense_run, args.tasks, _prune_config(args), csv_path=args.csv))
-
-
-def _print_compare(r: dict[str, Any]) -> None:
-    print(f"{'task':<28} {'sparse edges':>12} {'dense edges':>12} {'ratio':>7}")
-    for t in r["tasks"]:
-        print(f"{t['task']:<28} {t['sparse_edges']:>12} {t['dense_edges']:>12} {t['ratio']:>7.2f}")
-    print(f"geometric mean: sparse {r['sparse_edges_geomean']:.1f}, dense {r['dense_edges_geomean']:.1f}, "
-          f"ratio {r['ratio']:.2f}  (val loss sparse {r['sparse_val_loss']}, dense {r['dense_val_loss']})")
-    print(f"loss-vs-edges curves: {r['csv']}")
 
 
 def cmd_ablate(args: argparse.Namespace) -> dict[str, Any]:
@@ -335,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--calibrate", action="store_true", help="also report the loss after logit calibration")
         sp.add_argument("--steps", type=int, help="mask steps per k_coef (default 200)")
         sp.add_argument("--k-coefs", type=float, nargs="+", metavar="K", help="node penalties to sweep")
-        sp.add_argument("--pairs", type=int, help="held-out pairs for the bisection and the report (default 200)")
+        sp.add_argument("--val-pairs", "--pairs", dest="val_pairs", type=int,
+                        help="held-out pairs for bisection and reporting (default 200)")
         sp.add_argument("--json", action="store_true")
 
     pr = sub.add_parser("prune", help="find the circuit of one task")
@@ -357,13 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     fa.add_argument("--json", action="store_true")
     fa.set_defaults(func=cmd_faithfulness, printer=_print_faith)
 
-    co = sub.add_parser("compare", help="circuit sizes of a sparse run and its dense twin")
-    co.add_argument("sparse_run")
-    co.add_argument("dense_run")
-    co.add_argument("--tasks", nargs="+", metavar="NAME", help="default: the tasks both models solve")
-    co.add_argument("--csv", type=Path, help="where to write the loss-vs-edges curves")
-    prune_options(co)
-    co.set_defaults(func=cmd_compare, printer=_print_compare)
+    from engine.compare_cli import register as register_compare_commands
+
+    register_compare_commands(sub, prune_options)
 
     from engine.store_cli import register as register_store_commands
 

@@ -9,7 +9,7 @@ each under mean and zero ablation. Knows nothing about files or Qt.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generator
 
 import numpy as np
 import torch
@@ -17,12 +17,25 @@ import torch
 from engine.ablation_core import group_nodes, keep_masks_from_nodes
 from engine.circuit import Circuit, all_nodes
 from engine.model import GPT
-from engine.prune import Evaluator, TaskBatch
+from engine.prune import Evaluator, PruneEvent, TaskBatch
 
 
 def faithfulness(model: GPT, circuit: Circuit, val_enc, means: dict[str, torch.Tensor],
                  n_random: int = 10, seed: int = 0, frozen_norm: bool = False) -> dict[str, Any]:
     """``{"mean": {...}, "zero": {...}}`` with full, sufficiency, necessity and random-baseline losses."""
+    gen = faithfulness_steps(model, circuit, val_enc, means, n_random, seed, frozen_norm)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def faithfulness_steps(model: GPT, circuit: Circuit, val_enc, means: dict[str, torch.Tensor],
+                       n_random: int = 10, seed: int = 0, frozen_norm: bool = False
+                       ) -> Generator[PruneEvent, None, dict[str, Any]]:
+    """:func:`faithfulness` as a generator: one "faithfulness" event per held-out evaluation, so a
+    job that runs it (pruning from the app) can be cancelled between two evaluations."""
     device = next(model.parameters()).device
     batch = TaskBatch(val_enc, device)
     means = {s: v.to(device) for s, v in means.items()}
@@ -32,13 +45,21 @@ def faithfulness(model: GPT, circuit: Circuit, val_enc, means: dict[str, torch.T
     k = min(len(in_circuit), len(outside))
     random_sets = [[outside[i] for i in rng.choice(len(outside), size=k, replace=False)] for _ in range(n_random)]
     zeros = {s: torch.zeros_like(v) for s, v in means.items()}
+    total = 2 * (3 + n_random)
+    done = 0
     out: dict[str, Any] = {}
     for mode, values in (("mean", means), ("zero", zeros)):
         ev = Evaluator(model, values, batch, frozen_norm)
-        full = ev.run({})
-        suff = ev.run(keep_masks_from_nodes(model, kept=group_nodes(circuit.nodes)))
-        nec = ev.run(keep_masks_from_nodes(model, ablated=group_nodes(circuit.nodes)))
-        rand = [ev.run(keep_masks_from_nodes(model, ablated=group_nodes(r)))["loss"] for r in random_sets]
+        runs = [{}, keep_masks_from_nodes(model, kept=group_nodes(circuit.nodes)),
+                keep_masks_from_nodes(model, ablated=group_nodes(circuit.nodes))]
+        runs += [keep_masks_from_nodes(model, ablated=group_nodes(r)) for r in random_sets]
+        results = []
+        for keep in runs:
+            results.append(ev.run(keep))
+            done += 1
+            yield PruneEvent("faithfulness", done, total, fraction=done / total)
+        full, suff, nec = results[:3]
+        rand = [r["loss"] for r in results[3:]]
         out[mode] = {
             "full_loss": full["loss"], "full_accuracy": full["accuracy"],
             "sufficiency_loss": suff["loss"], "sufficiency_accuracy": suff["accuracy"],

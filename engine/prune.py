@@ -11,14 +11,20 @@ the circuit with the fewest edges that passes.
 closing it. It is :func:`prepare`, then :func:`sweep_one` for every k_coef, then :func:`finish`.
 Each k_coef's job is self-contained: its random draws are those the sequential sweep would make
 (:func:`sweep_draws`), so engine.prune_all can run the jobs on different processes and get the same
-circuit. Runs on the model's device. Knows nothing about files (the caller saves the circuit) or Qt.
+circuit. Runs on the model's device. Every event carries ``fraction``, the share of the whole job
+done (mask learning per k_coef, then its bisection, then the loss-vs-size curve), and no stretch of
+work between two events is longer than one mask step or one held-out evaluation, so a caller that
+closes the generator between events stops promptly. :func:`staged` maps the events of one job of
+many (compare, formation) onto the whole. Knows nothing about files (the caller saves the circuit)
+or Qt.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass, field
-from typing import Any, Generator
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Generator
 
 import numpy as np
 import torch
@@ -79,7 +85,10 @@ class PruneConfig:
 
 @dataclass(frozen=True)
 class PruneEvent:
-    """Progress: kind is setup | step | bisect | candidate | done."""
+    """Progress: kind is setup | step | bisect | candidate | curve | faithfulness | done.
+
+    ``step``/``total`` count mask steps (step), held-out evaluations (bisect, curve, faithfulness);
+    ``fraction`` is the share of the whole job done, in [0, 1], or None when unknown (setup)."""
 
     kind: str
     step: int = 0
@@ -88,6 +97,44 @@ class PruneEvent:
     loss: float | None = None
     n_active: int | None = None
     message: str = ""
+    fraction: float | None = None
+
+
+EMIT_INTERVAL_S = 0.05  # at most ~20 progress events per second
+LEARN_SHARE = 0.85  # of one k_coef's share of the job: mask learning, the rest is its bisection
+SWEEP_SHARE = 0.95  # of the whole job: the k_coef sweep, the rest is the loss-vs-size curve
+
+
+def staged(gen: Generator[PruneEvent, None, Any], stage: int, n_stages: int,
+           label: str = "") -> Generator[PruneEvent, None, Any]:
+    """Run ``gen`` as stage ``stage`` of ``n_stages`` equal stages of a larger job (see
+    :func:`rescaled`). Returns what ``gen`` returns."""
+    return (yield from rescaled(gen, stage / n_stages, (stage + 1) / n_stages, label))
+
+
+def rescaled(gen: Generator[PruneEvent, None, Any], lo: float, hi: float,
+             label: str = "") -> Generator[PruneEvent, None, Any]:
+    """Run ``gen`` as the stretch [lo, hi] of a larger job: fractions are mapped onto the whole and
+    messages get ``label`` in front. Returns what ``gen`` returns; closing it closes ``gen``."""
+    def outer(ev: PruneEvent) -> PruneEvent:
+        frac = lo if ev.fraction is None else lo + (hi - lo) * ev.fraction
+        msg = f"{label}: {ev.message}" if (label and ev.message) else ev.message
+        return replace(ev, fraction=frac, message=msg)
+
+    return (yield from _mapped(gen, outer))
+
+
+def _mapped(gen: Generator[PruneEvent, None, Any], fn: Callable[[PruneEvent], PruneEvent]):
+    while True:
+        try:
+            ev = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            yield fn(ev)
+        except GeneratorExit:
+            gen.close()
+            raise
 
 
 @dataclass(frozen=True)
@@ -209,7 +256,10 @@ def sweep_draws(cfg: PruneConfig, n_pairs: int) -> list[tuple[int, list[int]]]:
 
 
 def _learn_masks(model: GPT, values, train: TaskBatch, cfg: PruneConfig, k_coef: float,
-                 draws: tuple[int, list[int]]) -> Generator[PruneEvent, None, dict[str, torch.Tensor]]:
+                 draws: tuple[int, list[int]], progress: Callable[[float], float] = float
+                 ) -> Generator[PruneEvent, None, dict[str, torch.Tensor]]:
+    """Train the mask logits for one k_coef with its random draws (``draws``, see :func:`sweep_draws`);
+    ``progress`` maps this stretch's own fraction done to the job's."""
     seed, starts = draws
     gen = torch.Generator().manual_seed(seed)
     taus = {s: (0.1 + 0.01 * torch.randn(site_width(model.cfg, s), generator=gen)).to(model_device(model))
@@ -236,35 +286,45 @@ def _learn_masks(model: GPT, values, train: TaskBatch, cfg: PruneConfig, k_coef:
             for t in taus.values():
                 t.clamp_(-1.0, 1.0)
         now = time.perf_counter()
-        if now - last_emit > 0.05 or step == cfg.steps - 1:
+        if now - last_emit > EMIT_INTERVAL_S or step == cfg.steps - 1:
             last_emit = now
-            yield PruneEvent("step", step + 1, cfg.steps, k_coef, float(task_loss.detach()), int(n_active.detach()))
+            yield PruneEvent("step", step + 1, cfg.steps, k_coef, float(task_loss.detach()), int(n_active.detach()),
+                             fraction=progress((step + 1) / cfg.steps))
     return {s: t.detach() for s, t in taus.items()}
 
 
-def _bisect(model: GPT, ev: Evaluator, order: list[tuple[str, int]], lo_hint: int, target: float):
-    """Smallest n (prefix of the ranking) whose loss <= target; returns (n, loss, evaluations)."""
+def _bisect(model: GPT, ev: Evaluator, order: list[tuple[str, int]], lo_hint: int, target: float,
+            k_coef: float = 0.0, progress: Callable[[float], float] = float):
+    """Generator: smallest n (prefix of the ranking) whose loss <= target; returns (n, loss,
+    evaluations). Yields a "bisect" event after held-out evaluations (throttled)."""
     total = len(order)
+    expected = 2 * math.ceil(math.log2(total + 1)) + 1  # growth + halving steps, roughly
     cache: dict[int, float] = {}
+    last_emit = [0.0]
 
-    def loss_at(n: int) -> float:
+    def loss_at(n: int):
         if n not in cache:
             cache[n] = ev.loss_keeping(_ranked_masks(model, order, n))
+            now = time.perf_counter()
+            if now - last_emit[0] > EMIT_INTERVAL_S:
+                last_emit[0] = now
+                yield PruneEvent("bisect", len(cache), expected, k_coef, cache[n], n,
+                                 fraction=progress(min(0.99, len(cache) / expected)))
         return cache[n]
 
     hi = max(1, lo_hint)
-    while loss_at(hi) > target and hi < total:  # grow until it passes (or everything is kept)
+    while (yield from loss_at(hi)) > target and hi < total:  # grow until it passes (or all are kept)
         hi = min(total, hi * 2)
-    if loss_at(hi) > target:
-        return None, loss_at(hi), cache
+    if (yield from loss_at(hi)) > target:
+        return None, cache[hi], cache
     lo = 0  # invariant: loss_at(lo) > target (n = 0 assumed failing), loss_at(hi) <= target
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if loss_at(mid) <= target:
+        if (yield from loss_at(mid)) <= target:
             hi = mid
         else:
             lo = mid
-    return hi, loss_at(hi), cache
+    return hi, cache[hi], cache
 
 
 def _calibrate(keep: dict[str, torch.Tensor], fit: Evaluator, held_out: Evaluator) -> tuple[float, float]:
@@ -286,15 +346,18 @@ def _calibrate(keep: dict[str, torch.Tensor], fit: Evaluator, held_out: Evaluato
         return float(a), float(two_way_loss(a * held_out.logits(keep) + b, held_out.target, held_out.foil).mean())
 
 
-def _curve(model: GPT, ev: Evaluator, order, points: int = 12) -> list[dict[str, float]]:
-    """Task loss against circuit size along the ranking (for the loss-vs-edges figure)."""
+def _curve(model: GPT, ev: Evaluator, order, points: int = 12):
+    """Generator: task loss against circuit size along the ranking (for the loss-vs-edges figure);
+    returns the list of points and yields a "curve" event per point."""
     total = len(order)
     sizes = sorted({max(1, int(round(total ** (i / (points - 1))))) for i in range(points)})
     out = []
-    for n in sizes:
+    for j, n in enumerate(sizes):
         keep_nodes = [NodeId(s, i) for s, i in order[:n]]
         out.append({"nodes": n, "edges": len(weight_edges(model, keep_nodes)),
                     "loss": ev.loss_keeping(_ranked_masks(model, order, n))})
+        yield PruneEvent("curve", j + 1, len(sizes), loss=out[-1]["loss"], n_active=n,
+                         fraction=SWEEP_SHARE + (1 - SWEEP_SHARE) * (j + 1) / len(sizes))
     return out
 
 
@@ -331,18 +394,26 @@ def check_full(prep: Prepared, cfg: PruneConfig, task_name: str) -> None:
 
 def sweep_one(prep: Prepared, cfg: PruneConfig, index: int
               ) -> Generator[PruneEvent, None, tuple[dict[str, Any], dict[str, torch.Tensor]]]:
-    """Learn masks for k_coef number ``index`` and bisect; returns (candidate numbers, mask logits)."""
+    """Learn masks for k_coef number ``index`` and bisect; returns (candidate numbers, mask logits).
+    Event fractions place this k_coef's stretch within the whole sequential job."""
     model, ev, k_coef = prep.model, prep.ev, cfg.k_coefs[index]
+    n_k = len(cfg.k_coefs)
+
+    def share(lo: float, hi: float) -> Callable[[float], float]:
+        return lambda f: SWEEP_SHARE * (index + lo + (hi - lo) * f) / n_k
+
     taus = yield from _learn_masks(model, prep.values, prep.train, cfg, k_coef,
-                                   sweep_draws(cfg, prep.train.n_pairs)[index])
+                                   sweep_draws(cfg, prep.train.n_pairs)[index], share(0.0, LEARN_SHARE))
     order, n_pos = ranking(taus)
-    n, loss, _ = _bisect(model, ev, order, n_pos, cfg.target_loss)
+    n, loss, _ = yield from _bisect(model, ev, order, n_pos, cfg.target_loss, k_coef, share(LEARN_SHARE, 1.0))
+    done = SWEEP_SHARE * (index + 1) / n_k
     if n is None:
-        yield PruneEvent("candidate", k_coef=k_coef, loss=loss, message=f"k_coef {k_coef:g}: no passing circuit")
+        yield PruneEvent("candidate", k_coef=k_coef, loss=loss, message=f"k_coef {k_coef:g}: no passing circuit",
+                         fraction=done)
         return {"k_coef": k_coef, "passed": False, "loss": loss}, taus
     n_edges = len(weight_edges(model, [NodeId(s, i) for s, i in order[:n]]))
     yield PruneEvent("candidate", k_coef=k_coef, loss=loss, n_active=n,
-                     message=f"k_coef {k_coef:g}: {n} nodes, {n_edges} edges, held-out loss {loss:.4f}")
+                     message=f"k_coef {k_coef:g}: {n} nodes, {n_edges} edges, held-out loss {loss:.4f}", fraction=done)
     return {"k_coef": k_coef, "passed": True, "nodes": n, "edges": n_edges, "loss": loss,
             "active_after_training": n_pos}, taus
 
@@ -367,8 +438,9 @@ def finish(prep: Prepared, cfg: PruneConfig, results: list[tuple[dict[str, Any],
     metrics: dict[str, Any] = {
         "full_loss": full["loss"], "full_accuracy": full["accuracy"], "circuit_loss": result["loss"],
         "circuit_accuracy": result["accuracy"], "target_loss": cfg.target_loss, "k_coef": cand["k_coef"],
-        "candidates": candidates, "seconds": None, "curve": _curve(model, ev, order),
+        "candidates": candidates, "seconds": None,
     }
+    metrics["curve"] = yield from _curve(model, ev, order)
     if cfg.calibrate:
         scale, cal_loss = _calibrate(keep, Evaluator(model, prep.values, prep.train, cfg.frozen_norm), ev)
         metrics.update({"calibrated_loss": cal_loss, "calibration_scale": scale})
@@ -378,7 +450,7 @@ def finish(prep: Prepared, cfg: PruneConfig, results: list[tuple[dict[str, Any],
                            run=run, name=f"{cfg.ablation}{'-frozen-norm' if cfg.frozen_norm else ''}",
                            metrics=metrics, settings=settings)
     yield PruneEvent("done", message=f"{circuit.n_nodes} nodes, {circuit.n_edges} edges, held-out loss "
-                                     f"{result['loss']:.4f} in {metrics['seconds']:.1f}s")
+                                     f"{result['loss']:.4f} in {metrics['seconds']:.1f}s", fraction=1.0)
     return PruneResult(circuit, tuple(candidates), full["loss"], True)
 
 
@@ -388,7 +460,8 @@ def prune(model: GPT, values: dict[str, torch.Tensor], train_enc, val_enc, cfg: 
     t0 = time.perf_counter()
     prep = prepare(model, values, train_enc, val_enc, cfg)
     full = prep.full
-    yield PruneEvent("setup", message=f"full model held-out loss {full['loss']:.4f}, accuracy {full['accuracy']:.3f}")
+    yield PruneEvent("setup", message=f"full model held-out loss {full['loss']:.4f}, accuracy {full['accuracy']:.3f}",
+                     fraction=0.0)
     check_full(prep, cfg, task_name)
     results = []
     for index in range(len(cfg.k_coefs)):

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from engine.checkpoint import MODEL_FILE, file_hash, load_tensors, load_weights_into
+from engine.checkpoint import MODEL_FILE, CheckpointInfo, file_hash, list_checkpoints, load_tensors, load_weights_into
 from engine.config import RunConfig, load_run_config
 from engine.errors import UserError
 from engine.fileio import read_json
@@ -49,20 +49,25 @@ def check_run_dir(run_dir: Path | str) -> Path:
 
 @dataclass(frozen=True)
 class LoadedRun:
-    """A trained model ready for inference (eval mode, no grad needed)."""
+    """A trained model ready for inference (eval mode, no grad needed).
+
+    ``checkpoint`` is the training step when the weights come from ``checkpoints/step_N`` instead of
+    ``model.safetensors``; ``model_hash`` is then the checkpoint file's hash."""
 
     path: Path
     config: RunConfig
     tokenizer: Any
     model: GPT
     model_hash: str
+    checkpoint: int | None = None
 
 
-def load_run(run_dir: Path, device: str = "cpu") -> LoadedRun:
+def load_run(run_dir: Path, device: str = "cpu", checkpoint: int | None = None) -> LoadedRun:
+    """The run's latest model, or with ``checkpoint`` the weights of that training step."""
     run_dir = check_run_dir(run_dir)
     cfg = load_run_config(run_dir / CONFIG_FILE)
     tok = load_tokenizer(run_dir / TOKENIZER_FILE)
-    weights = run_dir / MODEL_FILE
+    weights = run_dir / MODEL_FILE if checkpoint is None else find_checkpoint(run_dir, checkpoint).weights
     if not weights.exists():
         raise UserError(f"{run_dir} has no trained model yet ({MODEL_FILE} missing); "
                         f"train it or resume with `circuit-engine train --resume --out {run_dir}`")
@@ -71,7 +76,25 @@ def load_run(run_dir: Path, device: str = "cpu") -> LoadedRun:
     model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return LoadedRun(run_dir, cfg, tok, model, file_hash(weights))
+    return LoadedRun(run_dir, cfg, tok, model, file_hash(weights), checkpoint)
+
+
+def find_checkpoint(run_dir: Path, step: int) -> CheckpointInfo:
+    """The complete checkpoint of ``step``, else a UserError listing the steps there are."""
+    cks = list_checkpoints(run_dir)
+    for ck in cks:
+        if ck.step == step:
+            return ck
+    have = ", ".join(str(c.step) for c in cks) or "none"
+    raise UserError(f"{run_dir} has no checkpoint at step {step} (checkpoints: {have})")
+
+
+def checkpoint_val_losses(run_dir: Path) -> list[tuple[int, float | None]]:
+    """(step, validation loss) of every complete checkpoint, oldest first. The loss is the training
+    log's evaluation at exactly that step when there is one, else the last one the checkpoint saw."""
+    evals = {e.get("step"): e["val_loss"] for e in read_log(run_dir)
+             if e.get("kind") in ("eval", "done") and e.get("val_loss") is not None}
+    return [(ck.step, evals.get(ck.step, ck.meta.get("val_loss"))) for ck in list_checkpoints(run_dir)]
 
 
 def read_log(run_dir: Path) -> list[dict[str, Any]]:

@@ -41,7 +41,8 @@ def test_window_builds_with_title_docks_and_empty_state(window: MainWindow, qtbo
     qtbot.waitExposed(window)
     assert window.windowTitle() == WINDOW_TITLE
     names = {d.objectName(): d for d in window.findChildren(QDockWidget)}
-    assert set(names) == {"runDock", "taskDock", "metricsDock", "inspectorDock", "logDock", "trainDock"}
+    assert set(names) == {"runDock", "taskDock", "metricsDock", "inspectorDock", "logDock", "trainDock", "pruneDock",
+                          "formationDock", "compareDock"}
     assert not names["trainDock"].isVisible()  # File > Train a model... (Ctrl+T) opens it
     assert window.dockWidgetArea(names["runDock"]) == Qt.DockWidgetArea.LeftDockWidgetArea
     assert window.dockWidgetArea(names["metricsDock"]) == Qt.DockWidgetArea.RightDockWidgetArea
@@ -63,7 +64,7 @@ def test_menu_actions_have_shortcuts(window: MainWindow) -> None:
     for action, keys in shortcuts.items():
         assert action.shortcut().toString() == keys
     titles = [a.text().replace("&", "") for a in window.menuBar().actions()]
-    assert titles == ["File", "Ablation", "View"]
+    assert titles == ["File", "Ablation", "View", "Circuits"]
 
 
 def test_config_shows_at_once_and_an_unloadable_run_is_reported(window: MainWindow, qtbot,

@@ -155,3 +155,20 @@ def test_calibration_reports_losses_before_and_after(device):
     m = result.circuit.metrics
     assert m["calibrated_loss"] < m["circuit_loss"]
     assert m["calibration_scale"] > 1.0
+
+
+def test_progress_events_cover_sweep_bisection_and_curve():
+    """Every phase reports progress (so a job can be cancelled between any two evaluations) and the
+    job's fraction only grows, ending at 1."""
+    model = hand_built_model()
+    cfg = PruneConfig(steps=20, k_coefs=(1e-3, 1e-2), lr=3e-2, train_pairs=64, val_pairs=32)
+    result, events = run_prune(model, means_of(model), cfg)
+    kinds = [e.kind for e in events]
+    assert {"setup", "step", "bisect", "candidate", "curve", "done"} <= set(kinds)
+    assert kinds.count("curve") == len(result.circuit.metrics["curve"])
+    fractions = [e.fraction for e in events]
+    assert all(f is not None and 0.0 <= f <= 1.0 for f in fractions)
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    # the second k_coef's mask steps start where the first k_coef's share ends
+    first_of_second = next(e for e in events if e.kind == "step" and e.k_coef == 1e-2)
+    assert first_of_second.fraction > 0.95 * 0.5
