@@ -139,6 +139,7 @@ class MainWindow(QMainWindow):
         circuit_tools.install(self)  # Pruning, Formation and Compare docks, the Circuits menu
         self.statusBar().showMessage("No run loaded. File > Open run folder... (Ctrl+Shift+O) opens one.")
         self.resize(1400, 900)
+        self._default_dock_sizes()
         self.refresh_runs()
         if self._persist:
             self._restore_settings()
@@ -162,7 +163,10 @@ class MainWindow(QMainWindow):
         self.log_dock = self._dock("Log", "logDock", self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.setCorner(Qt.Corner.BottomLeftCorner, left)
         self.setCorner(Qt.Corner.BottomRightCorner, right)
-        self.resizeDocks([self.runs_dock, self.metrics_dock], [250, 440], Qt.Orientation.Horizontal)
+
+    def _default_dock_sizes(self) -> None:
+        """The first-start layout (once every dock exists: later docks would squeeze earlier ones)."""
+        self.resizeDocks([self.runs_dock, self.metrics_dock], [260, 440], Qt.Orientation.Horizontal)
         self.resizeDocks([self.runs_dock, self.tasks_dock], [420, 380], Qt.Orientation.Vertical)
         self.resizeDocks([self.metrics_dock, self.inspector_dock], [430, 370], Qt.Orientation.Vertical)
         self.resizeDocks([self.log_dock], [105], Qt.Orientation.Vertical)
