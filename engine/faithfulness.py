@@ -16,6 +16,7 @@ import torch
 
 from engine.ablation_core import group_nodes, keep_masks_from_nodes
 from engine.circuit import Circuit, all_nodes
+from engine.jobs import run_to_end
 from engine.model import GPT
 from engine.prune import Evaluator, PruneEvent, TaskBatch
 
@@ -23,12 +24,7 @@ from engine.prune import Evaluator, PruneEvent, TaskBatch
 def faithfulness(model: GPT, circuit: Circuit, val_enc, means: dict[str, torch.Tensor],
                  n_random: int = 10, seed: int = 0, frozen_norm: bool = False) -> dict[str, Any]:
     """``{"mean": {...}, "zero": {...}}`` with full, sufficiency, necessity and random-baseline losses."""
-    gen = faithfulness_steps(model, circuit, val_enc, means, n_random, seed, frozen_norm)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return run_to_end(faithfulness_steps(model, circuit, val_enc, means, n_random, seed, frozen_norm))
 
 
 def faithfulness_steps(model: GPT, circuit: Circuit, val_enc, means: dict[str, torch.Tensor],

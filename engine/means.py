@@ -19,6 +19,7 @@ from safetensors.torch import save_file
 
 from engine.checkpoint import load_tensors
 from engine.fileio import atomic_write
+from engine.jobs import run_to_end
 from engine.model import GPT
 from engine.paths import derived_dir
 from engine.runs import LoadedRun
@@ -31,12 +32,7 @@ MEANS_FILE = "means.safetensors"
 
 def site_means(model: GPT, batches: list[np.ndarray]) -> dict[str, torch.Tensor]:
     """Mean over all positions of every site's activation; batches of token windows (B, T+1)."""
-    gen = site_means_steps(model, batches)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return run_to_end(site_means_steps(model, batches))
 
 
 def site_means_steps(model: GPT, batches: list[np.ndarray]) -> Generator[int, None, dict[str, torch.Tensor]]:
@@ -79,12 +75,7 @@ def means_path(run: LoadedRun) -> Path:
 
 def load_or_compute_means(run: LoadedRun, n_tokens: int = 200_000, batch_size: int = 32) -> dict[str, torch.Tensor]:
     """Cached means of this exact model, computing (and caching) them when missing or stale."""
-    gen = means_steps(run, n_tokens, batch_size)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return run_to_end(means_steps(run, n_tokens, batch_size))
 
 
 def means_steps(run: LoadedRun, n_tokens: int = 200_000, batch_size: int = 32

@@ -29,7 +29,7 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterator
+from typing import Any, Generator, Iterator
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ from engine.corpus import CorpusStats
 from engine.distributed import SINGLE, DistContext, from_main, resolve_device, verify_masks, wrap_ddp
 from engine.errors import UserError
 from engine.fileio import atomic_write_json, atomic_write_text
+from engine.jobs import run_to_end  # noqa: F401  (re-exported: the CLI and tests drive jobs with it)
 from engine.model import GPT
 from engine.runs import CONFIG_FILE, LOG_FILE, STATUS_FILE, TOKENIZER_FILE
 from engine.sparsity import WeightSparsifier, densities
@@ -407,14 +408,3 @@ def _trim_log(run_dir: Path, start: int) -> None:
         except json.JSONDecodeError:
             continue
     atomic_write_text(path, "".join(k + "\n" for k in keep))
-
-
-def run_to_end(gen: Generator[Any, None, Any], on_event: Callable[[Any], None] | None = None) -> Any:
-    """Drive an engine job generator (training, pruning, recording) to its return value."""
-    while True:
-        try:
-            ev = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if on_event is not None:
-            on_event(ev)

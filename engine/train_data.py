@@ -14,18 +14,14 @@ from engine.config import RunConfig, run_config_from_dict
 from engine.corpus import CorpusStats, TokenData, generate_snippet_text, read_sources, snippet_budget
 from engine.errors import UserError
 from engine.fileio import atomic_write_json
+from engine.jobs import run_to_end
 from engine.runs import CONFIG_FILE, TOKENIZER_FILE
 from engine.tokenizer import build_tokenizer, save_tokenizer
 
 
 def prepare_data(cfg: RunConfig, tokenizer=None):
     """Read the corpus, build (or reuse) the tokenizer and tokenise everything -> (tok, data, stats)."""
-    steps = prepare_data_steps(cfg, tokenizer)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            return stop.value
+    return run_to_end(prepare_data_steps(cfg, tokenizer))
 
 
 def prepare_data_steps(cfg: RunConfig, tokenizer=None) -> Generator[str, None, tuple]:
