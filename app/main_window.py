@@ -83,6 +83,16 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
     return config
 
 
+#: What cancelling each kind of background job leaves behind (said when closing the window during it).
+_CANCEL_KEEPS = {
+    "training": "A cancelled training keeps a checkpoint of its last completed step; Resume continues it.",
+    "prune": "The circuit being pruned is not saved; circuits saved before are kept.",
+    "formation": "The circuits of the checkpoints already pruned are kept; the others are not pruned.",
+    "compare": "The comparison stops; circuits it already pruned are kept, no summary is written.",
+    "record store": "The partial activation store is removed; an earlier complete store is kept.",
+}
+
+
 class MainWindow(QMainWindow):
     """The Circuit Inspector main window.
 
@@ -290,7 +300,7 @@ class MainWindow(QMainWindow):
         job = self.jobs.running
         if job is not None and self._alive and not dialogs.ask_yes_no(
                 self, "Quit while a job runs?", f"The {job} job is still running. Cancel it and quit?\n\n"
-                "A cancelled training keeps a checkpoint of its last completed step; Resume continues it."):
+                + _CANCEL_KEEPS.get(job, "What it has not finished yet is not saved.")):
             event.ignore()
             return
         if self._persist:

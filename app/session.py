@@ -130,6 +130,9 @@ def write_session(path: Path | str, session: Session) -> Path:
     path = Path(path).expanduser()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # like open(): mkstemp's 0600 would keep colleagues out
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(session.to_dict(), fh, indent=2)
             fh.write("\n")

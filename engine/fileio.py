@@ -30,11 +30,21 @@ def read_json(path: Path, what: str = "file") -> Any:
         raise UserError(f"{what} {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
 
 
+def _new_temp(path: Path) -> tuple[int, str]:
+    """A temporary file beside ``path`` with the permissions a plain ``open()`` would give (0666 minus
+    the umask): mkstemp makes it 0600, which would keep colleagues out of a shared run folder."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    return fd, tmp
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write text so that readers see either the old file or the whole new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _new_temp(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -54,7 +64,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp_path)`` and rename the result onto ``path`` (for binary writers)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _new_temp(path)
     os.close(fd)
     try:
         write(Path(tmp))

@@ -637,6 +637,67 @@ def _t_flat_and_nested(d: _Draw) -> list[str]:
     return [flat, nested] if d.random() < 0.5 else [nested, flat]
 
 
+def _t_literal_argument(d: _Draw) -> list[str]:
+    """Dict and list literals passed straight to a call or a method, or returned: after the opening
+    ``({`` or ``([`` a string key is followed by ``:`` in a dict and by ``,`` in a list."""
+    q = d.quote()
+    keys = d.rng.sample(_WORDS, d.randint(1, 3))
+    as_dict = "{" + ", ".join(f"{q}{k}{q}: {d.atom()}" for k in keys) + "}"
+    as_list = "[" + ", ".join(f"{q}{k}{q}" for k in keys) + "]"
+    lit = as_dict if d.random() < 0.5 else as_list
+    coll = d.pair()[0]
+    r = d.randint(0, 6)
+    if r == 0:
+        line = f"{d.func()}({lit})"
+    elif r == 1:
+        line = f"{d.var()} = {d.func()}({lit}, {d.atom()})"
+    elif r == 2:
+        line = f"{d.var()}.update({as_dict})" if lit == as_dict else f"{coll}.extend({as_list})"
+    elif r == 3:
+        line = f"return {d.func()}({lit})"
+    elif r == 4:
+        line = f"print({lit})"
+    elif r == 5:
+        line = f"{coll}.append({lit})"
+    else:
+        line = f"{d.var()} = {d.func()}({d.var()}, {lit})"
+    return [line]
+
+
+def _t_nested_list_argument(d: _Draw) -> list[str]:
+    """Nested lists where a flat one could stand: as arguments, returned, measured."""
+    inner = [f"[{_int_list(d, 1, 3)}]" for _ in range(d.randint(1, 3))]
+    nested = f"[{', '.join(inner)}]"
+    flat = f"[{_int_list(d, 1, 4)}]"
+    lit = nested if d.random() < 0.6 else flat
+    r = d.randint(0, 4)
+    if r == 0:
+        return [f"return {lit}"]
+    if r == 1:
+        return [f"{d.var()} = len({lit})"]
+    if r == 2:
+        return [f"{d.var()} = {d.func()}({lit})"]
+    if r == 3:
+        return [f"{d.pair()[0]}.append({lit})"]
+    return [f"{d.var()} = {flat}", f"{d.var()} = {nested}"]
+
+
+def _t_lambda_params(d: _Draw) -> list[str]:
+    """Lambdas with several parameters or defaults; sometimes the same signature as a def."""
+    names = d.vars(d.randint(2, 3))
+    params = list(names)
+    if d.random() < 0.4:
+        params[-1] = f"{params[-1]}={d.atom()}"
+    body = " + ".join(names) if d.random() < 0.5 else f"{d.func()}({', '.join(names)})"
+    f = d.func()
+    lam = [f"{f} = lambda {', '.join(params)}: {body}"]
+    if d.random() < 0.4:
+        return lam + ["", f"def {f}({', '.join(params)}):", f"    return {body}"]
+    if d.random() < 0.3:
+        return [f"{d.var()} = sorted({d.pair()[0]}, key=lambda {names[0]}: ({names[0]}, {d.atom()}))"]
+    return lam
+
+
 def _t_list_comprehension(d: _Draw) -> list[str]:
     coll, el = d.pair()
     r = d.randint(0, 4)
@@ -1239,6 +1300,9 @@ _REGISTRY: tuple[tuple[str, _Template, float, bool], ...] = (
     ("nested_list", _t_nested_list, 2.0, True),
     ("flat_and_nested", _t_flat_and_nested, 1.0, True),
     ("list_comprehension", _t_list_comprehension, 0.7, True),
+    ("literal_argument", _t_literal_argument, 1.5, True),
+    ("nested_list_argument", _t_nested_list_argument, 1.0, True),
+    ("lambda_params", _t_lambda_params, 1.2, True),
     ("dict_counting", _t_dict_counting, 0.5, True),
     ("set_add", _t_set_add, 2.0, True),
     ("string_concat", _t_string_concat, 2.0, True),

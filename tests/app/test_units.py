@@ -4,6 +4,7 @@ drawing modes; plus a guard against a Qt binding that leaks references (see pypr
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -95,6 +96,9 @@ def test_session_round_trip_and_errors(tmp_path: Path) -> None:
                    threshold=0.01, view_range=(-3.5, 4.25, 0.5, 13.0))
     path = write_session(tmp_path / "s.json", sess)
     assert read_session(path) == sess and read_session(path).source == str(path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # shareable like any file, not mkstemp's 0600
     (tmp_path / "v1.json").write_text('{"kind": "session", "schema_version": 1, "run": "demo", "pair": 1}')
     assert read_session(tmp_path / "v1.json") == Session(run="demo", pair=1)  # version 1 files still load
     for text, message in (("{", "not valid JSON"), ('{"kind": "x"}', "not a session"),
