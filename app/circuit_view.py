@@ -298,7 +298,12 @@ class CircuitView(QWidget):
         """Show the whole graph, tokens and logits included."""
         if self.graph is None:
             return
-        half = self.graph.width / 2 + 1.0
+        half = self.graph.width / 2
+        tv = self.state.bundle.task_view if self.state.bundle is not None else None
+        if tv is not None and len(tv.tokens):  # a small circuit is narrower than its input tokens
+            xs = token_positions(self.graph.width, len(tv.tokens[min(2 * self.state.pair, len(tv.tokens) - 1)]))
+            half = max(half, float(np.abs(xs).max()) if len(xs) else 0.0)
+        half += 1.0
         lo, hi = -0.6, self.graph.top + 1.1
         height_px = self.vb.height() if self.vb.height() > 100 else 600.0
         legend_px = self.legend.boundingRect().height() + 12  # keep the legend clear of the logits

@@ -251,3 +251,14 @@ def test_without_pyside6_data_exports_work_and_pictures_say_what_to_install(fres
     assert "codes 2 0" in proc.stdout, proc.stderr
     assert "error: png/svg export needs the gui extra: pip install 'circuit-inspector[gui]'" in proc.stderr
     assert json.loads((tmp_path / "v.json").read_text())["nodes"] and not (tmp_path / "v.png").exists()
+
+
+def test_fit_shows_every_input_token_even_when_the_circuit_is_narrower(win) -> None:
+    from app.graph_layout import token_positions
+
+    tv, view = win.state.bundle.task_view, win.view
+    xs = token_positions(view.graph.width, len(tv.tokens[2 * win.state.pair]))
+    assert np.abs(xs).max() > view.graph.width / 2 + 1.0  # this tiny circuit is narrower than its prompt
+    view.fit()
+    (x0, x1), _ = view.vb.viewRange()
+    assert x0 <= xs.min() and xs.max() <= x1
