@@ -208,7 +208,7 @@ class CircuitView(QWidget):
         if b.circuit is None:
             text = (f"<b>{b.run_name}</b> · task <b>{task}</b> · whole model ({g.n_nodes:,} nodes, "
                     f"{g.n_edges:,} weights). <span style='color:{theme.MUTED}'>No circuit for this task "
-                    f"yet: prune one with <code>circuit-engine prune {b.run_path} --task {task}</code></span>")
+                    f"yet: Circuits &gt; Prune a task… finds one</span>")
         elif view == "circuit":
             text = (f"<b>{b.run_name}</b> · task <b>{task}</b> · circuit <b>{b.circuit.name}</b>: "
                     f"{g.n_nodes} nodes, {g.n_edges} weights")

@@ -70,7 +70,7 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
     config_path = run_dir / CONFIG_FILE
     if not config_path.is_file():
         raise RunDirError(f"{run_dir} has no {CONFIG_FILE}, so it is not a run folder. "
-                          "Choose a folder created by training (circuit-engine train).")
+                          "Choose a folder created by training (File > Train a model…, or circuit-engine train).")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:

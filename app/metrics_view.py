@@ -195,8 +195,8 @@ class MetricsView(QWidget):
             self.faith.setText(f"<b>Faithfulness</b> <span style='color:{muted}'>— no circuit for this task yet</span>")
             return
         if not faith:
-            self.faith.setText(f"<b>Faithfulness</b> <span style='color:{muted}'>not computed; run "
-                               f"<code>circuit-engine faithfulness RUN {circuit.task}</code></span>")
+            self.faith.setText(f"<b>Faithfulness</b> <span style='color:{muted}'>not computed for this circuit "
+                               f"(Circuits &gt; Prune a task… computes it with every circuit)</span>")
             return
         cells = []
         for key, name in FAITH_ROWS:

@@ -98,7 +98,7 @@ def compare(sparse_run: str | Path, dense_run: str | Path, tasks: list[str] | No
         names = [t for t in s_eval if s_eval[t] <= cfg.target_loss and d_eval.get(t, 1e9) <= cfg.target_loss]
         if not names:
             raise UserError(f"no task has held-out loss <= {cfg.target_loss} in both models; pass --tasks "
-                            f"or raise --target-loss")
+                            f"or raise the target loss (--target-loss)")
         task_objs = [get_task(t) for t in names]
     models: list[tuple[str, LoadedRun, int | None]] = [("sparse", sparse, None), ("dense", dense, last_dense)]
     same_as_final = match is not None and match[0] == last_dense  # the latest checkpoint is the final model

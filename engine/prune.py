@@ -388,8 +388,8 @@ def check_full(prep: Prepared, cfg: PruneConfig, task_name: str) -> None:
     full = prep.full["loss"]
     if full > cfg.target_loss:
         raise UserError(f"the full model's held-out loss on {task_name} is {full:.3f}, above the target "
-                        f"{cfg.target_loss}; the model cannot do this task well enough (train longer or raise "
-                        f"--target-loss)")
+                        f"{cfg.target_loss}; the model cannot do this task well enough (train longer, or raise "
+                        f"the target loss: --target-loss, or Target loss in the app)")
 
 
 def sweep_one(prep: Prepared, cfg: PruneConfig, index: int

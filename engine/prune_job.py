@@ -59,7 +59,8 @@ def prune_loaded(run: LoadedRun, task, cfg, out: Path, with_faithfulness: bool =
 
 def no_circuit_message(task: str, cfg, candidates) -> str:
     return (f"no circuit reached held-out loss {cfg.target_loss} on {task} for any k_coef "
-            f"({', '.join(str(c.get('loss')) for c in candidates)}); try more --steps or a higher --target-loss")
+            f"({', '.join(str(c.get('loss')) for c in candidates)}); try more mask steps (--steps) or a "
+            f"higher target loss (--target-loss; Mask steps and Target loss in the app)")
 
 
 def save_pruned(run: LoadedRun, circuit, val_enc, means, cfg, name: str | None = None,
