@@ -174,7 +174,7 @@ def test_run_without_circuit_shows_whole_model_and_hint(qtbot, open_window, tmp_
     run = tiny_run_factory(tmp_path / "nocirc", circuit=False)
     win = open_window(run)
     assert win.state.bundle.circuit is None and win.state.view == "model" and win.state.baseline == "full"
-    assert "circuit-engine prune" in win.view.header.text()
+    assert "Prune a task" in win.view.header.text()  # points to Circuits > Prune a task…
     assert not win.circuit_view_action.isEnabled()
     assert win.metrics.table.item(1, 0).text() == "—"
     assert errors == []
