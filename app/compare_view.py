@@ -236,7 +236,7 @@ class CompareController(PanelJob):
     def start(self) -> None:
         b = self.w.state.bundle
         if b is None:
-            self.w.report_error("No run loaded", "Open the sparse run first (File > Open run…).")
+            self.w.report_error("No run loaded", "Open the sparse run first (File > Open run folder…, Ctrl+Shift+O).")
             return
         dense = self.view.dense_combo.currentText().strip()
         tasks = self.view.chosen_tasks()
@@ -248,10 +248,8 @@ class CompareController(PanelJob):
             return
         from engine import api
 
-        try:
-            cfg = api.PruneConfig(**self.view.settings.values()).validate()
-        except api.UserError as exc:
-            self.w.report_error("Cannot compare", str(exc))
+        cfg = self.prune_config(self.view.settings, "Cannot compare")
+        if cfg is None:
             return
         sparse = str(b.run_path)
         if self.run_job(lambda: api.compare(sparse, dense, tasks, cfg)):

@@ -138,15 +138,17 @@ class FormationController(PanelJob):
     def start(self) -> None:
         b = self.w.state.bundle
         if b is None:
-            self.w.report_error("No run loaded", "Open a run with checkpoints first (File > Open run…).")
+            self.w.report_error("No run loaded", "Open a run with checkpoints first (File > Open run folder…, Ctrl+Shift+O).")
             return
         from engine import api
 
         try:
             api.formation_checkpoints(b.run_path)
-            cfg = api.PruneConfig(**self.panel.settings.values()).validate()
         except api.UserError as exc:
             self.w.report_error("Cannot run circuit formation", str(exc))
+            return
+        cfg = self.prune_config(self.panel.settings, "Cannot run circuit formation")
+        if cfg is None:
             return
         run, task_file = str(b.run_path), b.spec.task_file
         task = None if task_file else b.task.name

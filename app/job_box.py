@@ -155,6 +155,17 @@ class PanelJob(QObject):
             return False
         return True
 
+    def prune_config(self, settings, title: str):
+        """The panel's pruning settings as a validated PruneConfig, or None after a dialog titled
+        ``title`` with the engine's message."""
+        from engine import api
+
+        try:
+            return api.PruneConfig(**settings.values()).validate()
+        except api.UserError as exc:
+            self.w.report_error(title, str(exc))
+            return None
+
     @Slot()
     def cancel(self) -> None:
         if self.w.jobs.running == self.name:

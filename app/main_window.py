@@ -229,7 +229,7 @@ class MainWindow(QMainWindow):
         default one; ``checkpoint``: the run's weights at that training step (circuit formation)."""
         b = self.state.bundle
         if b is None:
-            self.report_error("No run loaded", "Open a run first (File > Open run…), then pick a task.")
+            self.report_error("No run loaded", "Open a run first (File > Open run folder…, Ctrl+Shift+O), then pick a task.")
             return
         self._start_setup(SetupSpec(run=str(b.run_path), task=task, task_file=task_file, circuit=circuit,
                                     checkpoint=checkpoint))

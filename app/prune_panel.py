@@ -158,15 +158,13 @@ class PruneController(PanelJob):
     def start(self) -> None:
         b = self.w.state.bundle
         if b is None:
-            self.w.report_error("No run loaded", "Open a run first (File > Open run…), then prune one of its tasks.")
+            self.w.report_error("No run loaded", "Open a run first (File > Open run folder…, Ctrl+Shift+O), then prune one of its tasks.")
             return
         from engine import api
 
         task, task_file = self.panel.chosen_task()
-        try:
-            cfg = api.PruneConfig(**self.panel.settings.values()).validate()
-        except api.UserError as exc:
-            self.w.report_error("Cannot prune", str(exc))
+        cfg = self.prune_config(self.panel.settings, "Cannot prune")
+        if cfg is None:
             return
         run = str(b.run_path)
         if self.run_job(lambda: api.prune_run(run, task, task_file, cfg)):

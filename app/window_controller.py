@@ -267,7 +267,7 @@ class WindowController(QObject):
 def record_store(w) -> None:
     b = w.state.bundle
     if b is None:
-        w.report_error("No run loaded", "Open a run first (File > Open run…).")
+        w.report_error("No run loaded", "Open a run first (File > Open run folder…, Ctrl+Shift+O).")
         return
     from engine import api
 
