@@ -102,7 +102,11 @@ def last_layer_attention(model: GPT, x: torch.Tensor, last: torch.Tensor,
     kh = k.view(N, T, H, dh).transpose(1, 2)  # (N, H, T, dh)
     vh = v.view(N, T, H, dh).transpose(1, 2)
     att = (qh @ kh.transpose(-2, -1)) / math.sqrt(dh)  # (N, H, 1, T)
-    visible = torch.arange(T, device=x.device).view(1, 1, 1, T) <= last.view(-1, 1, 1, 1)
+    pos = torch.arange(T, device=x.device).view(1, 1, 1, T)
+    if attn.alibi:
+        dist = (last.view(-1, 1, 1, 1) - pos).clamp(min=0)  # (N, 1, 1, T)
+        att = att - attn.slopes.view(1, H, 1, 1).to(att.dtype) * dist
+    visible = pos <= last.view(-1, 1, 1, 1)
     att = att.masked_fill(~visible, float("-inf"))
     if attn.sink is not None:
         sink = attn.sink.view(1, H, 1, 1).to(att.dtype).expand(N, H, 1, 1)

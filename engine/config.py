@@ -47,6 +47,8 @@ class ModelConfig:
     "Dense vocab x vocab table added to the logits from the current token; never sparsified."
     pos_channels: int = 0
     "Learned absolute positions as this many extra read-only residual channels (0 = NoPE)."
+    alibi: bool = False
+    "ALiBi: a fixed linear recency bias -m_h*(i-j) on head h's attention logits (m_h = 2^(-8(h+1)/n_head)); no parameters."
     afrac: float = 0.25
     "AbsTopK: fraction of each activation vector kept at the 8 sites (1.0 disables it)."
     init_std: float = 0.02

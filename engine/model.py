@@ -1,7 +1,8 @@
 """The weight-sparse GPT of SPEC §1 and §3, with named node sites.
 
 Decoder-only, pre-norm, RMSNorm, d_head 16, optional attention sinks, optional bigram table, no
-positional embedding by default (optional learned positions as extra read-only residual channels),
+positional embedding by default (optional learned positions as extra read-only residual channels, or
+an ALiBi recency bias on the attention logits),
 untied embedding/unembedding, AbsTopK activation sparsity at the 8 node sites of every block.
 
 Every node site passes :meth:`GPT._site`, which applies AbsTopK and then any intervention installed
@@ -45,6 +46,11 @@ def abs_topk(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.zeros_like(x).scatter(-1, idx, x.gather(-1, idx))
 
 
+def alibi_slopes(n_head: int) -> torch.Tensor:
+    """ALiBi's per-head slopes 2^(-8(h+1)/n_head), h = 0..n_head-1: 1/2 ... 1/256 for 8 heads."""
+    return torch.tensor([2.0 ** (-8.0 * (h + 1) / n_head) for h in range(n_head)])
+
+
 def _apply_hooks(name: str, x: torch.Tensor) -> torch.Tensor:
     hooks = active_hooks()
     if hooks is not None:
@@ -78,6 +84,31 @@ class Attention(nn.Module):
         self.sink = nn.Parameter(torch.zeros(cfg.n_head)) if cfg.attn_sink else None
         mask = torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool).tril()
         self.register_buffer("causal", mask, persistent=False)
+        # ALiBi slopes m_h (zero without ALiBi), and the full additive mask of :meth:`mix`'s fused call.
+        self.alibi = cfg.alibi
+        self.register_buffer("slopes", alibi_slopes(self.n_head) if cfg.alibi else torch.zeros(self.n_head),
+                             persistent=False)
+        self.register_buffer("_fused_bias", self._fused_mask(cfg.n_ctx, cfg.attn_sink) if cfg.alibi else None,
+                             persistent=False)
+
+    def _fused_mask(self, T: int, sink: bool) -> torch.Tensor:
+        """Additive mask (H, T', T') for the fused kernel: ALiBi distances, -inf above the diagonal.
+
+        With a sink, T' = T + 1: row 0 is the dummy query, column 0 the sink key, which gets no
+        distance penalty (it is not a position)."""
+        n = T + 1 if sink else T
+        i = torch.arange(n).view(n, 1)
+        j = torch.arange(n).view(1, n)
+        bias = -self.slopes.view(-1, 1, 1) * (i - j).clamp(min=0).float()
+        if sink:
+            bias[:, :, 0] = 0.0
+        return bias.masked_fill(j > i, float("-inf"))
+
+    def distance_bias(self, T: int) -> torch.Tensor:
+        """ALiBi logits (H, T, T): -m_h * (i - j) for key j <= query i (zero without ALiBi)."""
+        d = (torch.arange(T, device=self.slopes.device).view(T, 1)
+             - torch.arange(T, device=self.slopes.device).view(1, T)).clamp(min=0)
+        return -self.slopes.view(-1, 1, 1) * d
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         B, T, _ = t.shape
@@ -96,8 +127,14 @@ class Attention(nn.Module):
         H, dh = self.n_head, self.d_head
         q, k, v = self._heads(q), self._heads(k), self._heads(v)
         scale = 1.0 / math.sqrt(dh)
+        if self.alibi:
+            n = T + 1 if self.sink is not None else T
+            bias = self._fused_bias[:, :n, :n].to(q.dtype).unsqueeze(0)  # (1, H, n, n)
         if self.sink is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
+            if self.alibi:
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+            else:
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
         else:
             sink_logit = (self.sink.to(q.dtype) * math.sqrt(dh)).view(1, H, 1, 1).expand(B, H, 1, 1)
             q_ext = torch.cat([q.new_zeros(B, H, 1, dh + 1), torch.cat([q, q.new_ones(B, H, T, 1)], -1)], 2)
@@ -105,7 +142,11 @@ class Attention(nn.Module):
                                torch.cat([k, k.new_zeros(B, H, T, 1)], -1)], 2)  # (B, H, T+1, dh+1)
             # v gets the same width as q and k (the fused CPU kernel needs it); the extra column is 0.
             v_ext = F.pad(v, (0, 1, 1, 0))  # (B, H, T+1, dh+1)
-            y = F.scaled_dot_product_attention(q_ext, k_ext, v_ext, is_causal=True, scale=scale)[:, :, 1:, :dh]
+            if self.alibi:
+                y = F.scaled_dot_product_attention(q_ext, k_ext, v_ext, attn_mask=bias, scale=scale)
+            else:
+                y = F.scaled_dot_product_attention(q_ext, k_ext, v_ext, is_causal=True, scale=scale)
+            y = y[:, :, 1:, :dh]
         return y.transpose(1, 2).reshape(B, T, inner)
 
     def pattern(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -113,6 +154,8 @@ class Attention(nn.Module):
         B, T, _ = q.shape
         H = self.n_head
         att = (self._heads(q) @ self._heads(k).transpose(-2, -1)) * (1.0 / math.sqrt(self.d_head))
+        if self.alibi:
+            att = att + self.distance_bias(T).to(att.dtype)
         att = att.masked_fill(~self.causal[:T, :T], float("-inf"))
         if self.sink is None:
             return att.softmax(dim=-1)

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 import threading
 
@@ -59,6 +60,37 @@ def test_attention_sink_matches_formula():
     s = s.masked_fill(~torch.ones(5, 5, dtype=torch.bool).tril(), float("-inf"))
     p = s.exp() / (s.exp().sum(-1, keepdim=True) + math.exp(1.5))
     assert torch.allclose(y[0], p @ v[0], atol=1e-5)
+
+
+def test_alibi_matches_formula():
+    """Head h adds -m_h * (i - j) to the logit of key j at query i; the sink slot gets no penalty."""
+    cfg = ModelConfig(vocab_size=10, n_layer=1, d_model=32, d_mlp=16, n_ctx=6, alibi=True)
+    attn = GPT(cfg).blocks[0].attn
+    assert torch.allclose(attn.slopes, torch.tensor([2.0 ** -4, 2.0 ** -8]))
+    with torch.no_grad():
+        attn.sink.copy_(torch.tensor([0.3, -0.8]))
+    q, k, v = torch.randn(3, 1, 6, 32).unbind(0)
+    y = attn.mix(q, k, v)
+    T = 6
+    dist = (torch.arange(T).view(T, 1) - torch.arange(T).view(1, T)).float()
+    for h in range(2):
+        c = slice(16 * h, 16 * (h + 1))
+        s = (q[0, :, c] @ k[0, :, c].T) / 4.0 - attn.slopes[h] * dist
+        s = s.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
+        p = s.exp() / (s.exp().sum(-1, keepdim=True) + math.exp(attn.sink[h].item()))
+        assert torch.allclose(y[0, :, c], p @ v[0, :, c], atol=1e-5)
+    assert attn.distance_bias(4)[0, 3, 1] == -attn.slopes[0] * 2
+
+
+def test_alibi_model_runs_from_every_boundary(micro_model_cfg):
+    m = _model(dataclasses.replace(micro_model_cfg, alibi=True))
+    idx = torch.randint(0, micro_model_cfg.vocab_size, (2, 16))
+    logits, cache = m.forward_with_cache(idx)
+    for h in range(len(cache)):
+        assert torch.allclose(m.run_from(h, cache[h], idx), logits, atol=1e-6)
+    plain = _model(micro_model_cfg)
+    plain.load_state_dict(m.state_dict())
+    assert not torch.allclose(plain(idx), logits, atol=1e-3)  # the bias changes the function
 
 
 def test_no_sink_and_no_bigram():
@@ -159,9 +191,10 @@ def test_site_names_and_node_ids(micro_model_cfg):
         NodeId.parse("blocks.5.mlp.neuron:1").validate(micro_model_cfg)
 
 
+@pytest.mark.parametrize("alibi", [False, True])
 @pytest.mark.parametrize("sink", [True, False])
-def test_fused_attention_matches_reference_values_and_gradients(sink):
-    cfg = ModelConfig(vocab_size=10, n_layer=1, d_model=32, d_mlp=16, n_ctx=12, attn_sink=sink)
+def test_fused_attention_matches_reference_values_and_gradients(sink, alibi):
+    cfg = ModelConfig(vocab_size=10, n_layer=1, d_model=32, d_mlp=16, n_ctx=12, attn_sink=sink, alibi=alibi)
     attn = GPT(cfg).blocks[0].attn
     if sink:
         with torch.no_grad():
