@@ -32,12 +32,13 @@ FIELDS: dict[str, tuple[str, str]] = {
     "tokenizer": ("Tokenizer", "char: printable ASCII, no training; bpe: trained on the corpus"),
     "attn_sink": ("Attention sinks", "A learnable always-visible empty key slot per head"),
     "pos_channels": ("Position channels", "Learned absolute positions as extra residual channels (0 = none)"),
+    "alibi_heads": ("ALiBi heads", "Heads with a fixed recency bias on their attention logits (0 = none; no parameters)"),
     "dense": ("Dense twin", "Train without weight sparsity (same data order and steps)"),
 }
 SPINS = {  # name -> (minimum, maximum, step, decimals or None for integers)
     "n_layer": (1, 64, 1, None), "d_model": (1, 8192, 16, None), "d_mlp": (1, 65536, 64, None),
     "density": (0.0, 1.0, 0.005, 5), "afrac": (0.0, 1.0, 0.05, 3), "steps": (0, 10_000_000, 50, None),
-    "lr": (0.0, 1.0, 0.001, 5), "pos_channels": (0, 4096, 1, None),
+    "lr": (0.0, 1.0, 0.001, 5), "pos_channels": (0, 4096, 1, None), "alibi_heads": (0, 512, 1, None),
 }
 RUNS_HOME = Path.home() / "circuit-inspector-runs"  # where suggested output folders go
 
@@ -47,7 +48,7 @@ def config_values(cfg) -> dict[str, Any]:
     m, s, d, t = cfg.model, cfg.sparsity, cfg.data, cfg.train
     return {"n_layer": m.n_layer, "d_model": m.d_model, "d_mlp": m.d_mlp, "density": s.density,
             "afrac": m.afrac, "steps": t.steps, "lr": t.lr, "tokenizer": d.tokenizer, "attn_sink": m.attn_sink,
-            "pos_channels": m.pos_channels, "dense": not s.enabled, "corpus": os.pathsep.join(d.folders)}
+            "pos_channels": m.pos_channels, "alibi_heads": m.alibi_heads, "dense": not s.enabled, "corpus": os.pathsep.join(d.folders)}
 
 
 def config_patch(values: dict[str, Any]) -> dict[str, Any]:
@@ -56,7 +57,7 @@ def config_patch(values: dict[str, Any]) -> dict[str, Any]:
     folders = [str(Path(f).expanduser()) for f in values["corpus"].split(os.pathsep) if f.strip()]
     return {"model": {"n_layer": values["n_layer"], "d_model": values["d_model"], "d_mlp": values["d_mlp"],
                       "afrac": values["afrac"], "attn_sink": values["attn_sink"],
-                      "pos_channels": values["pos_channels"]},
+                      "pos_channels": values["pos_channels"], "alibi_heads": values["alibi_heads"]},
             "sparsity": {"enabled": False} if values["dense"] else {"density": values["density"], "enabled": True},
             "data": {"tokenizer": values["tokenizer"], "folders": folders},
             "train": {"steps": values["steps"], "lr": values["lr"]}}

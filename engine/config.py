@@ -47,8 +47,8 @@ class ModelConfig:
     "Dense vocab x vocab table added to the logits from the current token; never sparsified."
     pos_channels: int = 0
     "Learned absolute positions as this many extra read-only residual channels (0 = NoPE)."
-    alibi: bool = False
-    "ALiBi: a fixed linear recency bias -m_h*(i-j) on head h's attention logits (m_h = 2^(-8(h+1)/n_head)); no parameters."
+    alibi_heads: int = 0
+    "ALiBi on the first n heads: a fixed recency bias -m_h*(i-j) on their logits, m_h = 2^(-8(h+1)/n); 0 = NoPE."
     afrac: float = 0.25
     "AbsTopK: fraction of each activation vector kept at the 8 sites (1.0 disables it)."
     init_std: float = 0.02
@@ -71,6 +71,8 @@ class ModelConfig:
         _check(self.d_mlp >= 1, "model.d_mlp must be positive")
         _check(self.n_ctx >= 2, "model.n_ctx must be at least 2")
         _check(self.pos_channels >= 0, "model.pos_channels must be >= 0")
+        _check(0 <= self.alibi_heads <= self.n_head,
+               f"model.alibi_heads must be in 0..{self.n_head} (the number of heads), got {self.alibi_heads}")
         _check(0.0 < self.afrac <= 1.0, f"model.afrac must be in (0, 1], got {self.afrac}")
         _check(self.init_std > 0, "model.init_std must be positive")
 

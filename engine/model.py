@@ -2,7 +2,7 @@
 
 Decoder-only, pre-norm, RMSNorm, d_head 16, optional attention sinks, optional bigram table, no
 positional embedding by default (optional learned positions as extra read-only residual channels, or
-an ALiBi recency bias on the attention logits),
+an ALiBi recency bias on some heads' attention logits),
 untied embedding/unembedding, AbsTopK activation sparsity at the 8 node sites of every block.
 
 Every node site passes :meth:`GPT._site`, which applies AbsTopK and then any intervention installed
@@ -46,9 +46,10 @@ def abs_topk(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.zeros_like(x).scatter(-1, idx, x.gather(-1, idx))
 
 
-def alibi_slopes(n_head: int) -> torch.Tensor:
-    """ALiBi's per-head slopes 2^(-8(h+1)/n_head), h = 0..n_head-1: 1/2 ... 1/256 for 8 heads."""
-    return torch.tensor([2.0 ** (-8.0 * (h + 1) / n_head) for h in range(n_head)])
+def alibi_slopes(n_head: int, n_alibi: int) -> torch.Tensor:
+    """Per-head ALiBi slopes: 2^(-8(h+1)/n_alibi) for the first ``n_alibi`` heads (1/4 ... 1/256 for
+    4), 0 for the others, which stay position-free (NoPE)."""
+    return torch.tensor([2.0 ** (-8.0 * (h + 1) / n_alibi) if h < n_alibi else 0.0 for h in range(n_head)])
 
 
 def _apply_hooks(name: str, x: torch.Tensor) -> torch.Tensor:
@@ -85,10 +86,9 @@ class Attention(nn.Module):
         mask = torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool).tril()
         self.register_buffer("causal", mask, persistent=False)
         # ALiBi slopes m_h (zero without ALiBi), and the full additive mask of :meth:`mix`'s fused call.
-        self.alibi = cfg.alibi
-        self.register_buffer("slopes", alibi_slopes(self.n_head) if cfg.alibi else torch.zeros(self.n_head),
-                             persistent=False)
-        self.register_buffer("_fused_bias", self._fused_mask(cfg.n_ctx, cfg.attn_sink) if cfg.alibi else None,
+        self.alibi = cfg.alibi_heads > 0
+        self.register_buffer("slopes", alibi_slopes(self.n_head, cfg.alibi_heads), persistent=False)
+        self.register_buffer("_fused_bias", self._fused_mask(cfg.n_ctx, cfg.attn_sink) if self.alibi else None,
                              persistent=False)
 
     def _fused_mask(self, T: int, sink: bool) -> torch.Tensor:

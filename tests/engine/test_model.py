@@ -64,7 +64,7 @@ def test_attention_sink_matches_formula():
 
 def test_alibi_matches_formula():
     """Head h adds -m_h * (i - j) to the logit of key j at query i; the sink slot gets no penalty."""
-    cfg = ModelConfig(vocab_size=10, n_layer=1, d_model=32, d_mlp=16, n_ctx=6, alibi=True)
+    cfg = ModelConfig(vocab_size=10, n_layer=1, d_model=32, d_mlp=16, n_ctx=6, alibi_heads=2)
     attn = GPT(cfg).blocks[0].attn
     assert torch.allclose(attn.slopes, torch.tensor([2.0 ** -4, 2.0 ** -8]))
     with torch.no_grad():
@@ -80,10 +80,14 @@ def test_alibi_matches_formula():
         p = s.exp() / (s.exp().sum(-1, keepdim=True) + math.exp(attn.sink[h].item()))
         assert torch.allclose(y[0, :, c], p @ v[0, :, c], atol=1e-5)
     assert attn.distance_bias(4)[0, 3, 1] == -attn.slopes[0] * 2
+    half = GPT(ModelConfig(d_model=128, alibi_heads=4)).blocks[0].attn.slopes
+    assert half.tolist() == [2.0 ** -2, 2.0 ** -4, 2.0 ** -6, 2.0 ** -8, 0, 0, 0, 0]  # the other heads: NoPE
+    with pytest.raises(UserError, match="alibi_heads must be in 0..8"):
+        ModelConfig(alibi_heads=9).validate()
 
 
 def test_alibi_model_runs_from_every_boundary(micro_model_cfg):
-    m = _model(dataclasses.replace(micro_model_cfg, alibi=True))
+    m = _model(dataclasses.replace(micro_model_cfg, alibi_heads=1))
     idx = torch.randint(0, micro_model_cfg.vocab_size, (2, 16))
     logits, cache = m.forward_with_cache(idx)
     for h in range(len(cache)):
@@ -191,10 +195,10 @@ def test_site_names_and_node_ids(micro_model_cfg):
         NodeId.parse("blocks.5.mlp.neuron:1").validate(micro_model_cfg)
 
 
-@pytest.mark.parametrize("alibi", [False, True])
+@pytest.mark.parametrize("alibi", [0, 1, 2])
 @pytest.mark.parametrize("sink", [True, False])
 def test_fused_attention_matches_reference_values_and_gradients(sink, alibi):
-    cfg = ModelConfig(vocab_size=10, n_layer=1, d_model=32, d_mlp=16, n_ctx=12, attn_sink=sink, alibi=alibi)
+    cfg = ModelConfig(vocab_size=10, n_layer=1, d_model=32, d_mlp=16, n_ctx=12, attn_sink=sink, alibi_heads=alibi)
     attn = GPT(cfg).blocks[0].attn
     if sink:
         with torch.no_grad():
