@@ -25,6 +25,7 @@ from app import graph_items as gi
 from app import theme
 from app.edge_layer import EdgeLayer
 from app.graph_layout import GraphData, io_edges, logit_positions, token_positions
+from app.view_snapshot import counted
 
 
 class GraphViewBox(pg.ViewBox):
@@ -211,7 +212,7 @@ class CircuitView(QWidget):
                     f"yet: Circuits &gt; Prune a task… finds one</span>")
         elif view == "circuit":
             text = (f"<b>{b.run_name}</b> · task <b>{task}</b> · circuit <b>{b.circuit.name}</b>: "
-                    f"{g.n_nodes} nodes, {g.n_edges} weights")
+                    f"{counted(g.n_nodes, 'node')}, {counted(g.n_edges, 'weight')}")
         else:
             text = (f"<b>{b.run_name}</b> · task <b>{task}</b> · whole model: {g.n_nodes:,} nodes, "
                     f"{g.n_edges:,} weights; circuit nodes bright")

@@ -28,6 +28,11 @@ VIEW_KIND = "circuit-inspector/view"
 VIEW_SCHEMA_VERSION = 1
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 weight``, ``2 weights``, ``1,024 nodes``: a count with its noun in the right number."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 @dataclass(frozen=True, eq=False)
 class ViewSnapshot:
     """One view, ready to render or to write. Immutable; arrays are not modified after building."""
@@ -69,7 +74,7 @@ class ViewSnapshot:
         if self.circuit is None:
             what = f"whole model ({g.n_nodes:,} nodes, {g.n_edges:,} weights), no circuit for this task"
         elif self.view == "circuit":
-            what = f"circuit {self.circuit_name}: {g.n_nodes} nodes, {g.n_edges} weights"
+            what = f"circuit {self.circuit_name}: {counted(g.n_nodes, 'node')}, {counted(g.n_edges, 'weight')}"
         else:
             what = f"whole model: {g.n_nodes:,} nodes, {g.n_edges:,} weights; circuit nodes bright"
         return f"{self.run_name} · task {self.task} · {what}"

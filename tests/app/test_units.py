@@ -186,3 +186,10 @@ def test_gc_guard_freezes_the_heap_once_the_engine_is_imported_and_unfreezes_on_
     finally:
         gc_guard.uninstall()
     assert gc.get_freeze_count() == 0 and gc.isenabled()
+
+
+def test_counted_agrees_in_number():
+    from app.view_snapshot import counted
+    assert counted(1, "weight") == "1 weight"
+    assert counted(0, "node") == "0 nodes"
+    assert counted(2816, "node") == "2,816 nodes"
