@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QListWidg
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app import theme
+from app.view_snapshot import counted
 
 ROWS = ("full model", "circuit", "now")
 FAITH_ROWS = (("sufficiency_loss", "sufficiency: circuit alone"),
@@ -167,7 +168,7 @@ class MetricsView(QWidget):
         if ev is not None:
             req = ev.request
             what = "circuit" if req.baseline == "circuit" else "full model"
-            self.info.setText(f"now = {what} + {len(req.nodes)} node(s), {len(req.edges)} weight(s) ablated "
+            self.info.setText(f"now = {what} + {counted(len(req.nodes), 'node')}, {counted(len(req.edges), 'weight')} ablated "
                               f"({req.mode}); Δ vs {what}")
         else:
             self.info.setText("evaluating…")

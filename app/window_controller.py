@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Slot
 
 from app import dialogs, session_view
 from app.session import Session
+from app.view_snapshot import counted
 
 
 RECORD_TOKENS = 50_000  # pretraining tokens the "Record activation store" button records
@@ -147,8 +148,9 @@ class WindowController(QObject):
         r = evaluation.result
         timing = "" if w._deterministic else f" · {evaluation.latency_ms:.0f} ms click-to-metric"
         w.statusBar().showMessage(f"loss {r.loss:.4f}, accuracy {r.accuracy:.1%} "
-                                  f"({len(evaluation.request.nodes)} nodes, {len(evaluation.request.edges)} "
-                                  f"weights ablated, {evaluation.request.mode}){timing}")
+                                  f"({counted(len(evaluation.request.nodes), 'node')}, "
+                                  f"{counted(len(evaluation.request.edges), 'weight')} ablated, "
+                                  f"{evaluation.request.mode}){timing}")
         if evaluation.request.action:
             w.log_panel.log(f"{evaluation.request.action}: loss {r.loss:.6f}, accuracy {r.accuracy:.4f}")
         self.check_ready()
