@@ -234,9 +234,8 @@ class CompareController(PanelJob):
 
     @Slot()
     def start(self) -> None:
-        b = self.w.state.bundle
+        b = self.loaded_bundle("Open the sparse run first (File > Open run folder…, Ctrl+Shift+O).")
         if b is None:
-            self.w.report_error("No run loaded", "Open the sparse run first (File > Open run folder…, Ctrl+Shift+O).")
             return
         dense = self.view.dense_combo.currentText().strip()
         tasks = self.view.chosen_tasks()

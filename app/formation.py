@@ -136,9 +136,8 @@ class FormationController(PanelJob):
 
     @Slot()
     def start(self) -> None:
-        b = self.w.state.bundle
+        b = self.loaded_bundle("Open a run with checkpoints first (File > Open run folder…, Ctrl+Shift+O).")
         if b is None:
-            self.w.report_error("No run loaded", "Open a run with checkpoints first (File > Open run folder…, Ctrl+Shift+O).")
             return
         from engine import api
 

@@ -155,6 +155,13 @@ class PanelJob(QObject):
             return False
         return True
 
+    def loaded_bundle(self, hint: str):
+        """The window's loaded run, or None after a "No run loaded" dialog saying ``hint``."""
+        b = self.w.state.bundle
+        if b is None:
+            self.w.report_error("No run loaded", hint)
+        return b
+
     def prune_config(self, settings, title: str):
         """The panel's pruning settings as a validated PruneConfig, or None after a dialog titled
         ``title`` with the engine's message."""

@@ -156,9 +156,8 @@ class PruneController(PanelJob):
 
     @Slot()
     def start(self) -> None:
-        b = self.w.state.bundle
+        b = self.loaded_bundle("Open a run first (File > Open run folder…, Ctrl+Shift+O), then prune one of its tasks.")
         if b is None:
-            self.w.report_error("No run loaded", "Open a run first (File > Open run folder…, Ctrl+Shift+O), then prune one of its tasks.")
             return
         from engine import api
 

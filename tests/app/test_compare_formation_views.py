@@ -156,3 +156,16 @@ def test_formation_without_checkpoints_says_so(qtbot, open_window, fresh_tiny_ru
     assert len(errors) == 1 and errors[0][0] == "Cannot run circuit formation"
     assert "0 checkpoints" in errors[0][1] and "needs at least 2" in errors[0][1]
     assert win.jobs.running is None and win.formation_panel.job.start_button.isEnabled()
+
+
+def test_every_pruning_panel_asks_for_a_run_first(qtbot, errors) -> None:
+    from app.main_window import MainWindow
+
+    win = MainWindow(persist_settings=False)
+    qtbot.addWidget(win)
+    assert win.state.bundle is None
+    for controller in (win.prune_controller, win.compare_controller, win.formation_controller):
+        controller.start()
+    assert [title for title, _ in errors] == ["No run loaded"] * 3
+    assert all("Open" in text and "run" in text for _, text in errors)
+    assert win.jobs.running is None
