@@ -97,12 +97,11 @@ class Attention(nn.Module):
         With a sink, T' = T + 1: row 0 is the dummy query, column 0 the sink key, which gets no
         distance penalty (it is not a position)."""
         n = T + 1 if sink else T
-        i = torch.arange(n).view(n, 1)
-        j = torch.arange(n).view(1, n)
-        bias = -self.slopes.view(-1, 1, 1) * (i - j).clamp(min=0).float()
+        bias = self.distance_bias(n)  # with the sink, row/column r stand for position r - 1: same distances
         if sink:
             bias[:, :, 0] = 0.0
-        return bias.masked_fill(j > i, float("-inf"))
+        above = torch.ones(n, n, dtype=torch.bool).triu(1)
+        return bias.masked_fill(above, float("-inf"))
 
     def distance_bias(self, T: int) -> torch.Tensor:
         """ALiBi logits (H, T, T): -m_h * (i - j) for key j <= query i (zero without ALiBi)."""
