@@ -144,7 +144,7 @@ def load_bundle(spec: SetupSpec, cache: RunCache) -> tuple[Bundle, Any]:
     with_circuit = {p.parent.name for p in circuit_paths}
     tasks = [TaskInfo(t.name, t.description, t.name in with_circuit) for t in api.list_tasks()]
     task = _pick_task(api, spec, tasks)
-    circuit_path = Path(spec.circuit) if spec.circuit else (
+    circuit_path = api.find_circuit(run, spec.circuit) if spec.circuit else (
         api.circuit_for_task(run, task.name) if spec.checkpoint is None else None)
     circuit = api.load_circuit(circuit_path, run.model, run.model_hash) if circuit_path else None
     circuit_graph = None

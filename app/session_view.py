@@ -27,13 +27,29 @@ def capture(w) -> Session:
     s, b = w.state, w.state.bundle
     if b is None:
         return Session(view=s.view, mode=s.mode, baseline=s.baseline)
+    from engine import api
+
     (x0, x1), (y0, y1) = w.view.vb.viewRange()
-    return Session(run=str(b.run_path), task=b.task.name, task_file=b.spec.task_file,
-                   circuit=str(b.circuit_path) if b.circuit_path else None, view=s.view, mode=s.mode,
+    return Session(run=api.run_name(b.run_path), task=b.task.name, task_file=b.spec.task_file,
+                   circuit=_circuit_ref(b), view=s.view, mode=s.mode,
                    baseline=s.baseline, ablated_nodes=tuple(sorted(s.ablation.nodes)),
                    ablated_edges=tuple(sorted(s.ablation.edges)), labels=dict(s.labels), selected=s.selected,
                    pair=s.pair, threshold=s.threshold,
                    view_range=(float(x0), float(x1), float(y0), float(y1)) if w.view.graph is not None else None)
+
+
+def _circuit_ref(b) -> str | None:
+    """The circuit file relative to the run folder (or its derived folder) when it lies there, so that a
+    session of the bundled demo still opens after a reinstall moves the package; else its absolute path."""
+    if b.circuit_path is None:
+        return None
+    path = Path(b.circuit_path).resolve()
+    for root in (b.run_path, b.derived):
+        try:
+            return path.relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            continue
+    return str(path)
 
 
 def apply(w, session: Session) -> None:
@@ -105,7 +121,10 @@ def open_session(w, session: Session) -> bool:
 
 
 def open_session_dialog(w) -> None:
-    path = dialogs.ask_open_session(w, w._last_open_dir())
+    b = w.state.bundle
+    saved = b.derived / "sessions" if b is not None else None  # where Save session puts them
+    start = str(saved) if saved is not None and saved.is_dir() else w._last_open_dir()
+    path = dialogs.ask_open_session(w, start)
     if path is None:
         return
     try:

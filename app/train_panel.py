@@ -176,10 +176,13 @@ class TrainPanel(QWidget):
             return
         if st.has_run and st.run_dir != self._shown_run:  # show the run's own config (and Steps)
             self._shown_run = st.run_dir
+            self._show_history(out, st.steps_done)
             if st.config.preset in self._api.preset_names():
                 self.form.set_presets(self._api.preset_names(), st.config.preset)
             self.form.set_values(config_values(st.config))  # re-enters here once, with _shown_run set
             return
+        if not st.has_run:  # the curves show the output folder's run, and there is none
+            self.curves.reset()
         self._shown_run = st.run_dir if st.has_run else None
         if st.has_run:
             more = (f" To train it further, set Steps above {st.total_steps:,} and press Resume."
@@ -188,6 +191,19 @@ class TrainPanel(QWidget):
                              f"{' (finished)' if st.complete else ''}.{more}")
         else:
             self._set_status(f"Start trains a new run into {out}.")
+
+    def _show_history(self, out: Path, steps_done: int) -> None:
+        """Draw the curves a run has logged so far (up to its last checkpoint, where Resume restarts)."""
+        self.curves.reset()
+        try:
+            records = self._api.read_log(out)
+        except (OSError, ValueError) as exc:  # unreadable log: no curves, and the status says why
+            self._set_status(f"The run's training log cannot be read: {exc}")
+            return
+        for record in records:
+            if int(record.get("step", 0)) <= steps_done:
+                self.curves.add_log_record(record)
+        self.curves.redraw()
 
     def _set_status(self, text: str) -> None:
         self.status.setText(text)
@@ -248,7 +264,6 @@ class TrainPanel(QWidget):
                 raise api.UserError(f"the run in {out} has finished its {st.total_steps:,} steps; set Steps "
                                     f"above that and press Resume to train it further")
             api.check_output_dir(out, resume=True, steps=steps)
-            history = [r for r in api.read_log(out) if int(r.get("step", 0)) <= st.steps_done]
         except api.UserError as exc:
             self._report("Cannot resume", str(exc))
             return
@@ -256,9 +271,7 @@ class TrainPanel(QWidget):
         if st.config.preset in api.preset_names():
             self.form.set_presets(api.preset_names(), st.config.preset)
         self.form.set_values(values)
-        self.curves.reset()
-        for record in history:
-            self.curves.add_log_record(record)
+        self._show_history(out, st.steps_done)
         tasks = api.DEFAULT_MONITOR_TASKS
         self._launch(out, lambda: api.train(out, resume=True, steps=steps, task_eval=tasks),
                      f"resuming {out} from step {st.steps_done:,}"

@@ -13,6 +13,7 @@ from engine.checkpoint import list_checkpoints
 from engine.config import RunConfig, apply_overrides, preset, run_config_from_dict
 from engine.errors import UserError
 from engine.fileio import read_json
+from engine.paths import run_name
 from engine.runs import LoadedRun, count_parameters, load_run, read_log, read_status
 from engine.sparsity import EMBED_KINDS, density_report
 from engine.train import TrainEvent, TrainResult, train
@@ -171,9 +172,13 @@ def find_circuit(run: LoadedRun, spec: str | Path) -> Path:
 
     p = Path(spec).expanduser()
     if p.suffix == ".json" or p.exists():
-        if not p.exists():
-            raise UserError(f"circuit file not found: {p}")
-        return p
+        if p.exists():
+            return p
+        if not p.is_absolute():  # relative to the run (as sessions store them): its folder, then the derived one
+            inside = [root / p for root in circuit_roots(run) if (root / p).exists()]
+            if inside:
+                return inside[0]
+        raise UserError(f"circuit file not found: {p}")
     found = [c for c in list_circuits(*circuit_roots(run)) if c.parent.name == str(spec)]
     if not found:
         raise UserError(f"no circuit for task {spec!r} in {run.path}; make one with "

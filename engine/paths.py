@@ -33,6 +33,13 @@ def resolve_run(name_or_path: str | Path) -> Path:
     return Path(name_or_path).expanduser()
 
 
+def run_name(run_dir: Path | str) -> str:
+    """How to name a run in files that should survive a reinstall: ``demo`` / ``demo-dense`` for the
+    bundled runs, else the absolute path."""
+    path = Path(run_dir).resolve()
+    return next((alias for alias, p in RUN_ALIASES.items() if p.resolve() == path), str(path))
+
+
 def data_dir() -> Path:
     env = os.environ.get("CIRCUIT_INSPECTOR_DATA")
     if env:
@@ -57,5 +64,6 @@ def derived_dir(run_dir: Path) -> Path:
     if not is_bundled(run_dir) and os.access(run_dir, os.W_OK):
         return run_dir
     tag = hashlib.blake2b(str(run_dir).encode(), digest_size=4).hexdigest()
-    name = next((alias for alias, p in RUN_ALIASES.items() if p.resolve() == run_dir), run_dir.name)
+    alias = run_name(run_dir)
+    name = alias if alias in RUN_ALIASES else run_dir.name
     return data_dir() / "runs" / f"{name}-{tag}"

@@ -65,7 +65,10 @@ def test_save_open_in_a_new_window_gives_the_identical_view(open_window, fresh_t
     path = tmp_path / "saved.json"
     monkeypatch.setattr(dialogs, "ask_save_session", lambda parent, start="": path)
     a.save_session_action.trigger()
-    assert read_session(path).labels[g.ids[7]] == "quote detector" and "Saved the session" in a.statusBar().currentMessage()
+    saved = read_session(path)
+    assert saved.labels[g.ids[7]] == "quote detector" and "Saved the session" in a.statusBar().currentMessage()
+    assert saved.run == str(fresh_tiny_run.resolve())
+    assert saved.circuit == a.state.bundle.circuit_path.relative_to(fresh_tiny_run).as_posix()  # moves with the run
     before, image = view_state(a), pixels(a)
     (fresh_tiny_run / "labels.json").unlink()  # the label must come back from the session file itself
 
@@ -73,6 +76,10 @@ def test_save_open_in_a_new_window_gives_the_identical_view(open_window, fresh_t
     monkeypatch.setattr(dialogs, "ask_open_session", lambda parent, start="": path)
     with qtbot.waitSignal(b.ready, timeout=LOAD_TIMEOUT_MS):
         b.open_session_action.trigger()
+    starts = []
+    monkeypatch.setattr(dialogs, "ask_open_session", lambda parent, start="": starts.append(start))
+    a.open_session_action.trigger()  # cancelled; the dialog started where Save session writes
+    assert starts == [str(a.state.bundle.derived / "sessions")] and (a.state.bundle.derived / "sessions").is_dir()
     settle(qtbot, b)
     assert view_state(b) == before
     assert np.array_equal(pixels(b), image), f"{np.mean(pixels(b) != image):.4%} of the view's pixels differ"

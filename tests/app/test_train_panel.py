@@ -124,6 +124,12 @@ def test_train_cancel_resume_and_open_from_the_panel(window: MainWindow, qtbot, 
     val_x, _ = panel.curves.items["loss:val"].getData()
     assert list(val_x) == [0, 50, 100]  # step 0 from the run's log, then the resumed evaluations
     assert not errors
+    # The curves follow the output folder: none for an empty one, the run's own log when it returns.
+    panel.form.set_values({"output": str(tmp_path / "elsewhere")})
+    assert panel.curves.point_count("loss:train") == 0 and "Start trains a new run" in panel.status.text()
+    panel.form.set_values({"output": str(out)})
+    val_x, _ = panel.curves.items["loss:val"].getData()
+    assert list(val_x) == [0, 50, 100] and panel.curves.point_count("loss:train") > 0
 
     with qtbot.waitSignal(window.ready, timeout=JOB_TIMEOUT_MS):
         panel.open_button.click()
