@@ -124,6 +124,9 @@ class DataConfig:
     "Fraction of files (by a hash of their path) held out for validation."
     max_chars: int = 0
     "Read at most this many characters of source (0 = all); small presets use it."
+    snippet_max_chars: int = 4_000_000
+    ("Cap on the generated snippet text, which is otherwise 1.5x the snippet characters a run reads (so that "
+     "sequences rarely repeat); 0 = no cap.")
     tokenizer: str = "char"
     "Tokenizer kind: 'char' (printable ASCII, ~100 ids) or 'bpe' (trained locally)."
     bpe_vocab: int = 2048
@@ -133,6 +136,7 @@ class DataConfig:
         _check(0.0 <= self.snippet_frac <= 1.0, "data.snippet_frac must be in [0, 1]")
         _check(0.0 < self.val_frac < 0.5, "data.val_frac must be in (0, 0.5)")
         _check(self.max_chars >= 0, "data.max_chars must be >= 0")
+        _check(self.snippet_max_chars >= 0, "data.snippet_max_chars must be >= 0 (0 = no cap)")
         _check(self.tokenizer in ("char", "bpe"),
                f"data.tokenizer must be 'char' or 'bpe', got {self.tokenizer!r}")
         _check(self.bpe_vocab >= 300, "data.bpe_vocab must be at least 300")

@@ -165,10 +165,11 @@ class TokenData:
 
 
 def snippet_budget(cfg: DataConfig, train_tokens: int) -> int:
-    """Characters of snippets to generate: enough that sequences rarely repeat, capped for speed."""
+    """Characters of snippets to generate: enough that sequences rarely repeat, up to the config's cap."""
     if cfg.snippet_frac <= 0:
         return 4096
-    return int(min(4_000_000, max(200_000, cfg.snippet_frac * train_tokens * 1.5)))
+    wanted = max(200_000, int(cfg.snippet_frac * train_tokens * 1.5))
+    return min(wanted, cfg.snippet_max_chars) if cfg.snippet_max_chars else wanted
 
 
 def generate_snippet_text(seed: int, n_chars: int) -> tuple[str, str]:

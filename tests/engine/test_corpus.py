@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from engine.config import DataConfig
-from engine.corpus import TokenData, read_sources
+from engine.corpus import TokenData, read_sources, snippet_budget
 from engine.errors import UserError
 
 
@@ -54,3 +54,15 @@ def test_batches_are_deterministic_and_ranks_partition_the_global_batch():
     parts = np.concatenate([data.batch(7, 8, rank=r, world=2) for r in range(2)])
     assert np.array_equal(parts, a)
     assert (np.diff(a, axis=1) != 0).all()  # windows are contiguous slices of a stream
+
+
+def test_snippet_budget_covers_the_run_up_to_the_cap():
+    tokens = 4000 * 32 * 128  # the demo preset's training tokens
+    wanted = int(0.7 * tokens * 1.5)  # 1.5x the snippet tokens read: sequences rarely repeat
+    assert snippet_budget(DataConfig(snippet_frac=0.7, snippet_max_chars=0), tokens) == wanted
+    assert snippet_budget(DataConfig(snippet_frac=0.7), tokens) == 4_000_000  # the default cap (older runs)
+    assert snippet_budget(DataConfig(snippet_frac=0.7, snippet_max_chars=wanted * 2), tokens) == wanted
+    assert snippet_budget(DataConfig(snippet_frac=0.7, snippet_max_chars=0), 1000) == 200_000  # a floor for tiny runs
+    assert snippet_budget(DataConfig(snippet_frac=0.0), tokens) == 4096
+    with pytest.raises(UserError, match="snippet_max_chars"):
+        DataConfig(snippet_max_chars=-1).validate()
