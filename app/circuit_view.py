@@ -25,7 +25,7 @@ from app import graph_items as gi
 from app import theme
 from app.edge_layer import EdgeLayer
 from app.graph_layout import GraphData, io_edges, logit_positions, token_positions
-from app.view_snapshot import counted
+from app.view_snapshot import caption_above, counted
 
 
 class GraphViewBox(pg.ViewBox):
@@ -186,9 +186,8 @@ class CircuitView(QWidget):
         graph = self.graph
         if graph is None or self._view != "circuit" or graph.n_nodes > gi.CAPTION_MAX_NODES:
             return
-        qkv = np.flatnonzero((graph.kind >= 1) & (graph.kind <= 3))
-        above = set(qkv[np.lexsort((graph.pos[qkv, 0], graph.pos[qkv, 1]))][1::2].tolist())
-        for i in range(graph.n_nodes):  # q/k/v rows are dense: every other caption goes above
+        above = caption_above(graph)
+        for i in range(graph.n_nodes):
             anchor = (0.5, 1.15) if i in above else (0.5, -0.15)
             self.captions.append(self._add_text(gi.caption(graph, i, self.state.labels), graph.pos[i],
                                                 anchor, theme.MUTED, 7.0))
