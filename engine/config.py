@@ -49,6 +49,8 @@ class ModelConfig:
     "Learned absolute positions as this many extra read-only residual channels (0 = NoPE)."
     alibi_heads: int = 0
     "ALiBi on the first n heads: a fixed recency bias -m_h*(i-j) on their logits, m_h = 2^(-8(h+1)/n); 0 = NoPE."
+    alibi_from_layer: int = 0
+    "With alibi_heads: the first layer that has ALiBi (earlier layers have no positions)."
     afrac: float = 0.25
     "AbsTopK: fraction of each activation vector kept at the 8 sites (1.0 disables it)."
     init_std: float = 0.02
@@ -73,6 +75,8 @@ class ModelConfig:
         _check(self.pos_channels >= 0, "model.pos_channels must be >= 0")
         _check(0 <= self.alibi_heads <= self.n_head,
                f"model.alibi_heads must be in 0..{self.n_head} (the number of heads), got {self.alibi_heads}")
+        _check(0 <= self.alibi_from_layer < self.n_layer,
+               f"model.alibi_from_layer must be in 0..{self.n_layer - 1} (a layer index), got {self.alibi_from_layer}")
         _check(0.0 < self.afrac <= 1.0, f"model.afrac must be in (0, 1], got {self.afrac}")
         _check(self.init_std > 0, "model.init_std must be positive")
 

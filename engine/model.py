@@ -76,7 +76,7 @@ class RMSNorm(nn.Module):
 
 
 class Attention(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, layer: int = 0):
         super().__init__()
         self.n_head, self.d_head = cfg.n_head, cfg.d_head
         inner = cfg.n_head * cfg.d_head
@@ -86,8 +86,9 @@ class Attention(nn.Module):
         mask = torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool).tril()
         self.register_buffer("causal", mask, persistent=False)
         # ALiBi slopes m_h (zero without ALiBi), and the full additive mask of :meth:`mix`'s fused call.
-        self.alibi = cfg.alibi_heads > 0
-        self.register_buffer("slopes", alibi_slopes(self.n_head, cfg.alibi_heads), persistent=False)
+        n_alibi = cfg.alibi_heads if layer >= cfg.alibi_from_layer else 0
+        self.alibi = n_alibi > 0
+        self.register_buffer("slopes", alibi_slopes(self.n_head, n_alibi), persistent=False)
         self.register_buffer("_fused_bias", self._fused_mask(cfg.n_ctx, cfg.attn_sink) if self.alibi else None,
                              persistent=False)
 
@@ -179,7 +180,7 @@ class Block(nn.Module):
     def __init__(self, cfg: ModelConfig, layer: int):
         super().__init__()
         self.ln1 = RMSNorm(cfg.d_resid, f"blocks.{layer}.ln1")
-        self.attn = Attention(cfg)
+        self.attn = Attention(cfg, layer)
         self.ln2 = RMSNorm(cfg.d_resid, f"blocks.{layer}.ln2")
         self.mlp = MLP(cfg)
 

@@ -16,9 +16,9 @@ from engine.sites import NodeId, all_sites, site_width
 from engine.sparsity import WeightSparsifier
 
 
-def sparse_model(seed=0, n_layer=3, afrac=0.25, alibi_heads=0) -> GPT:
+def sparse_model(seed=0, n_layer=3, afrac=0.25, alibi_heads=0, alibi_from_layer=0) -> GPT:
     cfg = ModelConfig(vocab_size=30, n_layer=n_layer, d_model=32, d_mlp=64, n_ctx=24, afrac=afrac,
-                      alibi_heads=alibi_heads)
+                      alibi_heads=alibi_heads, alibi_from_layer=alibi_from_layer)
     m = GPT(cfg)
     m.reset_parameters(seed=seed)
     with torch.no_grad():
@@ -83,12 +83,13 @@ def _parity_cases(m, rng):
 TOL = {"cpu": 1e-5, "cuda": 1e-4}
 
 
-@pytest.mark.parametrize("mode,alibi_heads", [("mean", 0), ("zero", 0), ("resample", 0), ("mean", 1)])
-def test_fast_path_matches_naive_forward(mode, alibi_heads, device):
+@pytest.mark.parametrize("mode,alibi_heads,alibi_from_layer",
+                         [("mean", 0, 0), ("zero", 0, 0), ("resample", 0, 0), ("mean", 1, 0), ("mean", 2, 2)])
+def test_fast_path_matches_naive_forward(mode, alibi_heads, alibi_from_layer, device):
     """Exact parity (1e-5, fp32) with AbsTopK switched off, so the comparison is not at the mercy of
     near-ties at the top-k boundary (see the next test). With ALiBi too: the last layer's attention at
     the last position adds each sequence's own distance bias."""
-    m = sparse_model(afrac=1.0, alibi_heads=alibi_heads).to(device)
+    m = sparse_model(afrac=1.0, alibi_heads=alibi_heads, alibi_from_layer=alibi_from_layer).to(device)
     pool = {s: torch.randn(50, site_width(m.cfg, s)) for s in all_sites(m.cfg)}
     ab = Ablator(m, random_enc(n_pairs=40), random_means(m), resample_pool=pool)  # 80 sequences: 3 length chunks
     assert ab.device.type == device

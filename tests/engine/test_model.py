@@ -86,6 +86,15 @@ def test_alibi_matches_formula():
         ModelConfig(alibi_heads=9).validate()
 
 
+def test_alibi_from_layer_keeps_earlier_layers_position_free():
+    m = GPT(ModelConfig(d_model=128, n_layer=3, alibi_heads=8, alibi_from_layer=1))
+    assert [b.attn.alibi for b in m.blocks] == [False, True, True]
+    assert not m.blocks[0].attn.slopes.any() and m.blocks[0].attn._fused_bias is None
+    assert m.blocks[2].attn.slopes[0] == 0.5
+    with pytest.raises(UserError, match="alibi_from_layer must be in 0..2"):
+        ModelConfig(n_layer=3, alibi_heads=8, alibi_from_layer=3).validate()
+
+
 def test_alibi_model_runs_from_every_boundary(micro_model_cfg):
     m = _model(dataclasses.replace(micro_model_cfg, alibi_heads=1))
     idx = torch.randint(0, micro_model_cfg.vocab_size, (2, 16))
