@@ -38,6 +38,7 @@ class SetupSpec:
     n_pairs: int = 24
     generation: int = 0
     checkpoint: int | None = None  # a training step: load RUN/checkpoints/step_N instead of the final model
+    layout_nodes: tuple[str, ...] | None = None  # lay the circuit out in this node set's frame (formation)
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,8 @@ def load_bundle(spec: SetupSpec, cache: RunCache) -> tuple[Bundle, Any]:
     circuit_graph = None
     if circuit is not None:
         circuit_graph = build_graph(cache.model_graph.shape, [str(n) for n in circuit.nodes],
-                                    circuit.edges.src, circuit.edges.dst, circuit.edges.weight)
+                                    circuit.edges.src, circuit.edges.dst, circuit.edges.weight,
+                                    layout_ids=spec.layout_nodes)
     ablator, view = api.app_task_setup(run, task, circuit, n_pairs=spec.n_pairs)
     full = ablator.evaluate((), (), "mean", "full")
     circ_result = ablator.evaluate((), (), "mean", "circuit") if circuit is not None else None

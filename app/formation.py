@@ -98,6 +98,7 @@ class FormationController(PanelJob):
         self.panel = panel
         self.rows: list[dict] = []
         self.summary: dict | None = None
+        self._frame: tuple[str, ...] | None = None  # every node of the summary's circuits (fixed layout)
         self._key: tuple[str, str] | None = None  # (run, task) the rows belong to
         panel.job.startClicked.connect(self.start)
         panel.slider.valueChanged.connect(self.show_step)
@@ -123,6 +124,7 @@ class FormationController(PanelJob):
                 self.summary = None
                 self.panel.step_label.setText(str(exc))
             self.rows = list(self.summary["steps"]) if self.summary else []
+            self._frame = None
             self.panel.set_rows(self.rows, len(self.rows) - 1 if self.rows else None)
             if self.rows:
                 self.panel.step_label.setText(f"Saved formation: {len(self.rows)} checkpoints. Move the slider.")
@@ -159,6 +161,7 @@ class FormationController(PanelJob):
             return
         self.summary = outcome.result
         self.rows = list(self.summary["steps"])
+        self._frame = None
         b = self.w.state.bundle
         self._key = (str(b.run_path), b.task.name) if b is not None else None
         formed = [i for i, r in enumerate(self.rows) if r["status"] == "circuit"]
@@ -178,11 +181,15 @@ class FormationController(PanelJob):
         """Load checkpoint ``index`` of the rows with its circuit (the newest request wins)."""
         if not 0 <= index < len(self.rows) or self.summary is None:
             return
+        from engine import api
+
         row = self.rows[index]
         self.panel.step_label.setText(f"loading {step_text(row)}…")
+        if self._frame is None:  # one layout for all checkpoints: shared nodes stay put while scrubbing
+            self._frame = api.formation_nodes(self.summary)
         task_file = self.summary.get("task_file")
         self.w.load_task(task=None if task_file else self.summary["task"], task_file=task_file,
-                         circuit=row["circuit"], checkpoint=row["step"])
+                         circuit=row["circuit"], checkpoint=row["step"], layout_nodes=self._frame)
 
     @Slot()
     def show_final(self) -> None:

@@ -130,18 +130,30 @@ def all_node_ids(shape: ModelShape) -> list[str]:
             for i in range(shape.kind_width(k))]
 
 
-def build_graph(shape: ModelShape, node_ids: Iterable[str] | None, edge_src: Sequence[str],
-                edge_dst: Sequence[str], weight: np.ndarray) -> GraphData:
-    """Lay out ``node_ids`` (``None``: every node of the model, every row spread over the full width)
-    with the given weight edges; edges with an endpoint outside the nodes are left out."""
-    ids = tuple(all_node_ids(shape) if node_ids is None else node_ids)
+def _parse(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     parsed = np.array([split_id(i) for i in ids], dtype=np.int64).reshape(-1, 3)
-    layer, kind, channel = (parsed[:, j].astype(np.int32) for j in range(3))
+    return tuple(parsed[:, j].astype(np.int32) for j in range(3))  # type: ignore[return-value]
+
+
+def build_graph(shape: ModelShape, node_ids: Iterable[str] | None, edge_src: Sequence[str],
+                edge_dst: Sequence[str], weight: np.ndarray, layout_ids: Iterable[str] | None = None) -> GraphData:
+    """Lay out ``node_ids`` (``None``: every node of the model, every row spread over the full width)
+    with the given weight edges; edges with an endpoint outside the nodes are left out.
+    ``layout_ids``: place the nodes where a circuit of these nodes (and ours) would have them, so that
+    circuits drawn in the same frame (formation's checkpoints) keep every shared node in place."""
+    ids = tuple(all_node_ids(shape) if node_ids is None else node_ids)
+    layer, kind, channel = _parse(ids)
     index = {node: i for i, node in enumerate(ids)}
     s = np.fromiter((index.get(a, -1) for a in edge_src), np.int64, len(edge_src))
     d = np.fromiter((index.get(b, -1) for b in edge_dst), np.int64, len(edge_dst))
     ok = (s >= 0) & (d >= 0)
-    pos, width = layout(shape, layer, kind, channel, compact=node_ids is not None)
+    if layout_ids is None or node_ids is None:
+        pos, width = layout(shape, layer, kind, channel, compact=node_ids is not None)
+    else:
+        frame = tuple(dict.fromkeys([*layout_ids, *ids]))
+        frame_pos, width = layout(shape, *_parse(frame))
+        where = {node: i for i, node in enumerate(frame)}
+        pos = frame_pos[[where[node] for node in ids]].reshape(-1, 2)
     return GraphData(shape=shape, ids=ids, layer=layer, kind=kind, channel=channel, pos=pos,
                      src=s[ok].astype(np.int32), dst=d[ok].astype(np.int32),
                      weight=np.asarray(weight, np.float32)[ok], resid=residual_links(layer, kind, channel),

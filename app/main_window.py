@@ -224,15 +224,16 @@ class MainWindow(QMainWindow):
         return True
 
     def load_task(self, task: str | None = None, task_file: str | None = None, circuit: str | None = None,
-                  checkpoint: int | None = None) -> None:
+                  checkpoint: int | None = None, layout_nodes: tuple[str, ...] | None = None) -> None:
         """Show another task of the current run; ``circuit``: a circuit file instead of the task's
-        default one; ``checkpoint``: the run's weights at that training step (circuit formation)."""
+        default one; ``checkpoint``: the run's weights at that training step (circuit formation);
+        ``layout_nodes``: draw the circuit in the frame of these nodes (formation keeps nodes in place)."""
         b = self.state.bundle
         if b is None:
             self.report_error("No run loaded", "Open a run first (File > Open run folder…, Ctrl+Shift+O), then pick a task.")
             return
         self._start_setup(SetupSpec(run=str(b.run_path), task=task, task_file=task_file, circuit=circuit,
-                                    checkpoint=checkpoint))
+                                    checkpoint=checkpoint, layout_nodes=layout_nodes))
 
     def report_error(self, title: str, text: str) -> None:
         handler = self._error_handler or dialogs.show_error

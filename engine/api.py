@@ -339,9 +339,9 @@ from types import SimpleNamespace  # noqa: E402
 
 from engine.circuit import CircuitEntry, index_circuits  # noqa: E402
 from engine.compare import compare  # noqa: E402  (generators the app runs as jobs)
-from engine.formation import formation, formation_checkpoints, load_formation  # noqa: E402
+from engine.formation import formation, formation_checkpoints, formation_nodes, load_formation  # noqa: E402
 
-__all__ += ["CircuitEntry", "circuit_index", "compare", "formation", "load_formation", "formation_checkpoints",
+__all__ += ["CircuitEntry", "circuit_index", "compare", "formation", "load_formation", "formation_checkpoints", "formation_nodes",
             "run_checkpoints", "prune_loaded", "check_task_file"]
 
 

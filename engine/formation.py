@@ -126,6 +126,24 @@ def load_formation(run_dir: Path | str, task: str) -> dict[str, Any] | None:
     return _absolute(data, out_dir)
 
 
+def formation_nodes(summary: dict[str, Any]) -> tuple[str, ...]:
+    """Every node of a (loaded) summary's circuits, in order of first appearance: the frame the app
+    draws each checkpoint's circuit in, so that a node keeps its place while scrubbing. A circuit file
+    that cannot be read is left out here; opening that checkpoint reports it."""
+    from engine.circuit import load_circuit
+
+    seen: dict[str, None] = {}
+    for row in summary["steps"]:
+        if not row.get("circuit"):
+            continue
+        try:
+            circuit = load_circuit(Path(row["circuit"]))
+        except UserError:
+            continue
+        seen.update(dict.fromkeys(str(n) for n in circuit.nodes))
+    return tuple(seen)
+
+
 def _absolute(summary: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     rows = [{**r, "circuit": str(out_dir / r["circuit"]) if r.get("circuit") else None} for r in summary["steps"]]
     return {**summary, "steps": rows, "folder": str(out_dir)}

@@ -127,7 +127,7 @@ def test_formation_slider_switches_checkpoint_circuits(qtbot, open_window, runs,
     assert [r["step"] for r in rows] == [10, 20] and all(r["status"] == "circuit" for r in rows)
     assert panel.slider.isEnabled() and (panel.slider.minimum(), panel.slider.maximum()) == (0, 1)
     assert (panel.first_label.text(), panel.last_label.text()) == ("step 10", "step 20")
-    shown = {}
+    shown, places = {}, {}
     for index in (1, 0, 1):  # scrub back and forth
         if index != panel.slider.value():
             with qtbot.waitSignal(win.ready, timeout=LOAD_TIMEOUT_MS):
@@ -140,10 +140,14 @@ def test_formation_slider_switches_checkpoint_circuits(qtbot, open_window, runs,
         assert win.state.view == "circuit" and set(win.state.graph.ids) == {str(n) for n in b.circuit.nodes}
         assert f"step {step}" in panel.step_label.text()
         shown[step] = (b.circuit.nodes, b.model_graph.weight.copy())
+        g = win.state.graph
+        places[step] = {node: tuple(g.pos[i]) for i, node in enumerate(g.ids)}
     # Two checkpoints of a tiny run may well prune to the same nodes; what must differ is the circuit
     # file each shows and the weights under it.
     assert rows[0]["circuit"] != rows[1]["circuit"]
     assert not np.array_equal(shown[10][1], shown[20][1])  # and so do the model's weights under it
+    common = places[10].keys() & places[20].keys()
+    assert common and all(places[10][n] == places[20][n] for n in common)  # nodes keep their place
     with qtbot.waitSignal(win.ready, timeout=LOAD_TIMEOUT_MS):
         panel.final_button.click()
     assert win.state.bundle.spec.checkpoint is None and win.state.bundle.model_hash == api.load_run(sparse).model_hash

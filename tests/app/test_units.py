@@ -210,3 +210,18 @@ def test_qkv_captions_go_above_only_where_there_is_room() -> None:
     # k:1 is too close to q:0 below and has room above; v:2 has room below again; k:4 has no room
     # above (the write node at 5.8 hangs its caption there), so it stays below; v:7 goes above.
     assert caption_above(g) == {1, 7}
+
+
+def test_a_circuit_laid_out_in_a_larger_frame_keeps_the_frames_positions() -> None:
+    frame = ["blocks.0.attn.read:3", "blocks.0.attn.read:9", "blocks.0.attn.q:0", "blocks.0.attn.k:17",
+             "blocks.0.mlp.neuron:5", "blocks.0.mlp.neuron:40", "blocks.1.attn.write:9"]
+    big = build_graph(SHAPE, frame, [], [], np.zeros(0, np.float32))
+    sub = ["blocks.0.attn.read:9", "blocks.0.attn.k:17", "blocks.0.mlp.neuron:40"]
+    alone = build_graph(SHAPE, sub, [], [], np.zeros(0, np.float32))
+    framed = build_graph(SHAPE, sub, ["blocks.0.attn.read:9"], ["blocks.0.attn.k:17"],
+                         np.array([0.3], np.float32), layout_ids=frame)
+    assert np.array_equal(framed.pos, big.pos[[frame.index(n) for n in sub]]) and framed.width == big.width
+    assert not np.array_equal(alone.pos, framed.pos)  # on its own the circuit would be laid out tighter
+    assert framed.n_edges == 1 and framed.ids == tuple(sub)
+    extra = build_graph(SHAPE, sub + ["blocks.1.mlp.neuron:2"], [], [], np.zeros(0, np.float32), layout_ids=frame)
+    assert extra.n_nodes == 4  # a node outside the frame is still drawn
