@@ -277,7 +277,9 @@ class GPT(nn.Module):
         """Residual at the last boundary (B, T, d_resid) -> logits (B, T, vocab)."""
         logits = self.lm_head(self.ln_f(x))
         if self.bigram is not None:
-            logits = logits + self.bigram[idx].to(logits.dtype)
+            # F.embedding, not bigram[idx]: on the CPU the indexing backward accumulates with atomic adds
+            # in whatever order the threads run, so training (and exact resume) would not be repeatable.
+            logits = logits + F.embedding(idx, self.bigram).to(logits.dtype)
         return logits
 
     @property
