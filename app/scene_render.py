@@ -124,6 +124,25 @@ def _fit_text(text: str, px: float, room: float) -> str:
     return text if len(text) <= chars else text[: max(chars - 1, 1)] + "…"
 
 
+def _wrap_text(text: str, px: float, room: float, max_lines: int = 3) -> list[str]:
+    """``text`` broken at spaces into lines that fit ``room`` (the last one cut with "…" if it needs
+    more than ``max_lines``)."""
+    chars = max(int(room / (CHAR_W * px)), 1)
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        joined = f"{line} {word}" if line else word
+        if len(joined) <= chars or not line:
+            line = joined
+        else:
+            lines.append(line)
+            line = word
+    lines.append(line)
+    if len(lines) > max_lines:
+        lines = lines[: max_lines - 1] + [" ".join(lines[max_lines - 1:])]
+    return [_fit_text(ln, px, room) for ln in lines]
+
+
 def _legend_items() -> list[tuple[str, str, object]]:
     items = [("line", "+ weight", theme.weight_color(True, 255)), ("line", "− weight", theme.weight_color(False, 255)),
              ("ablated", "ablated", None), ("dash", "ablated weight", None), ("ring", "selected", None)]
@@ -281,10 +300,11 @@ def render_svg(snap: ViewSnapshot) -> str:
             f"<title>{_text(snap.header())}</title>",
             f'<rect x="0" y="0" width="{width}" height="{height}" fill="{theme.BG}"/>']
     title = [_label(PAD, PAD + TITLE_PX, _fit_text(snap.header(), TITLE_PX, width - 2 * PAD), TITLE_PX, theme.TEXT,
-                    "start", weight="bold"),
-             _label(PAD, PAD + TITLE_PX + 6 + SUB_PX, _fit_text(snap.metrics_line(), SUB_PX, width - 2 * PAD), SUB_PX,
-                    theme.MUTED, "start")]
-    legend, legend_bottom = _legend(width, PAD + TITLE_PX + SUB_PX + 16)
+                    "start", weight="bold")]
+    metrics = _wrap_text(snap.metrics_line(), SUB_PX, width - 2 * PAD)  # a narrow picture wraps, not cuts
+    for k, line in enumerate(metrics):
+        title.append(_label(PAD, PAD + TITLE_PX + 6 + SUB_PX + k * (SUB_PX + 3), line, SUB_PX, theme.MUTED, "start"))
+    legend, legend_bottom = _legend(width, PAD + TITLE_PX + SUB_PX + 16 + (len(metrics) - 1) * (SUB_PX + 3))
     x0, x1, y0, y1 = snap.view_range
     f = Frame(width, height, min(LEFT_AXIS, 0.3 * width), legend_bottom + 10, width - PAD, height - PAD,
               x0, x1, y0, y1)

@@ -217,6 +217,18 @@ def test_cli_exports_each_format(fmt: str, fresh_tiny_run: Path, tmp_path: Path,
         assert len(edges.read_text().splitlines()) == 1 + circuit.n_edges
 
 
+def test_a_narrow_picture_wraps_the_metrics_instead_of_cutting_them(fresh_tiny_run: Path, tmp_path: Path,
+                                                                    capsys) -> None:
+    out = tmp_path / "narrow.svg"
+    assert cli_main(["export", str(fresh_tiny_run), "--format", "svg", "--out", str(out), "--size", "360x700",
+                     "--ablate", api.load_circuit(next((fresh_tiny_run / "circuits").glob("*/*.json"))).nodes[0].__str__()]) == 0
+    metrics = [t.text or "" for t in ET.parse(out).getroot().iter(f"{SVG}text")
+               if t.get("font-size") == "11" and float(t.get("y")) < 100]  # the lines under the title
+    assert len(metrics) >= 2 and not any(t.endswith("…") for t in metrics), metrics
+    joined = " ".join(metrics)
+    assert joined.startswith("mean ablation") and "1 node" in joined and joined.endswith(")")  # all of it
+
+
 def test_headless_user_errors(fresh_tiny_run: Path, tiny_run_factory, tmp_path: Path, capsys) -> None:
     """The child's own checks (run in-process here: it is the code ``circuit-engine export`` runs)."""
     out = str(tmp_path / "v.json")
