@@ -5,12 +5,15 @@ File > Save session (Ctrl+S), File > Open session (Ctrl+O), ``circuit-inspector 
 ``--screenshot out.png --session S.json`` and ``circuit-engine export RUN --session S.json`` use them:
 
     {"kind": "session", "schema_version": 2, "run": "/path/to/run", "task": "single_double_quote",
-     "task_file": null, "circuit": "/path/to/run/circuits/single_double_quote/mean.json",
+     "task_file": null, "circuit": "circuits/single_double_quote/mean.json",
      "view": "circuit", "mode": "mean", "baseline": "circuit",
      "ablated_nodes": ["blocks.1.mlp.neuron:212"], "ablated_edges": ["blocks.0.mlp.read:3->blocks.0.mlp.neuron:7"],
      "labels": {"blocks.1.mlp.neuron:212": "quote type"}, "selected": "blocks.1.mlp.neuron:212",
      "pair": 0, "threshold": 0.0, "view_range": [-20.5, 20.5, -0.9, 14.3]}
 
+``run`` is a folder or ``demo`` / ``demo-dense`` (what the window writes for the bundled runs); a
+relative ``circuit`` is looked up in the run's folder, then its per-user derived folder, then the
+current folder (the window writes circuits inside the run that way, others as absolute paths).
 Every key but ``kind`` is optional (version 1 files, without ``circuit``, ``labels`` and
 ``view_range``, still load); unknown keys are errors, so a typo does not silently do nothing.
 ``view_range`` is [x0, x1, y0, y1] in layout units (app/graph_layout.py); without it the view fits

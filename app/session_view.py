@@ -39,17 +39,17 @@ def capture(w) -> Session:
 
 
 def _circuit_ref(b) -> str | None:
-    """The circuit file relative to the run folder (or its derived folder) when it lies there, so that a
-    session of the bundled demo still opens after a reinstall moves the package; else its absolute path."""
+    """The circuit file relative to the run folder when it lies in it, so that a session of the bundled
+    demo still opens after a reinstall moves the package; else its absolute path (a circuit in the
+    per-user derived folder, whose name depends on where the run is, may shadow a bundled one of the
+    same relative path)."""
     if b.circuit_path is None:
         return None
     path = Path(b.circuit_path).resolve()
-    for root in (b.run_path, b.derived):
-        try:
-            return path.relative_to(Path(root).resolve()).as_posix()
-        except ValueError:
-            continue
-    return str(path)
+    try:
+        return path.relative_to(Path(b.run_path).resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def apply(w, session: Session) -> None:

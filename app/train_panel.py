@@ -170,6 +170,7 @@ class TrainPanel(QWidget):
         try:
             self._folder = st = self._api.train_status(out)
         except self._api.UserError as exc:
+            self.curves.reset()
             self._set_status(f"The output folder has a broken run: {exc}")
             return
         if self.jobs.running == TRAIN_JOB:
@@ -201,7 +202,7 @@ class TrainPanel(QWidget):
             self._set_status(f"The run's training log cannot be read: {exc}")
             return
         for record in records:
-            if int(record.get("step", 0)) <= steps_done:
+            if isinstance(record, dict) and int(record.get("step", 0)) <= steps_done:
                 self.curves.add_log_record(record)
         self.curves.redraw()
 

@@ -31,7 +31,7 @@ from engine.tasks import Task, TaskPair, get_task, list_tasks, load_task_file  #
 __all__ = [
     "RunConfig", "UserError", "TrainEvent", "TrainResult", "LoadedRun", "make_config", "train", "load_run",
     "run_info", "read_log", "AblationResult", "Ablator", "Edge", "Circuit", "EdgeSet", "list_circuits",
-    "load_circuit", "make_circuit", "weight_edges", "derived_dir", "resolve_run", "PruneConfig", "PruneEvent",
+    "load_circuit", "make_circuit", "weight_edges", "derived_dir", "resolve_run", "run_name", "PruneConfig", "PruneEvent",
     "SITE_KINDS", "SITE_LABELS", "NodeId", "all_sites", "parse_site", "site_width", "ActivationStore",
     "default_store_path", "partial_path", "Task", "TaskPair", "get_task", "list_tasks", "load_task_file",
     "eval_tasks", "load_means", "find_circuit", "circuit_roots", "prune_run", "faithfulness_report",
@@ -172,12 +172,12 @@ def find_circuit(run: LoadedRun, spec: str | Path) -> Path:
 
     p = Path(spec).expanduser()
     if p.suffix == ".json" or p.exists():
-        if p.exists():
-            return p
-        if not p.is_absolute():  # relative to the run (as sessions store them): its folder, then the derived one
+        if not p.is_absolute():  # relative to the run (as sessions store them) first, then to the current folder
             inside = [root / p for root in circuit_roots(run) if (root / p).exists()]
             if inside:
                 return inside[0]
+        if p.exists():
+            return p
         raise UserError(f"circuit file not found: {p}")
     found = [c for c in list_circuits(*circuit_roots(run)) if c.parent.name == str(spec)]
     if not found:

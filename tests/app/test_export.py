@@ -220,7 +220,7 @@ def test_cli_exports_each_format(fmt: str, fresh_tiny_run: Path, tmp_path: Path,
 def test_a_narrow_picture_wraps_the_metrics_instead_of_cutting_them(fresh_tiny_run: Path, tmp_path: Path,
                                                                     capsys) -> None:
     out = tmp_path / "narrow.svg"
-    assert cli_main(["export", str(fresh_tiny_run), "--format", "svg", "--out", str(out), "--size", "360x700",
+    assert cli_main(["export", str(fresh_tiny_run), "--format", "svg", "--out", str(out), "--size", "420x700",
                      "--ablate", api.load_circuit(next((fresh_tiny_run / "circuits").glob("*/*.json"))).nodes[0].__str__()]) == 0
     metrics = [t.text or "" for t in ET.parse(out).getroot().iter(f"{SVG}text")
                if t.get("font-size") == "11" and float(t.get("y")) < 100]  # the lines under the title

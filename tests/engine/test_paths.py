@@ -42,3 +42,7 @@ def test_a_circuit_path_relative_to_the_run_is_found_in_its_folders(tmp_path: Pa
     assert api.find_circuit(run, "circuits/mine/mean.json") == user
     with pytest.raises(UserError, match="circuit file not found: circuits/none/mean.json"):
         api.find_circuit(run, "circuits/none/mean.json")
+    decoy = tmp_path / rel  # a file of the same relative path in the current folder: the run's comes first
+    decoy.parent.mkdir(parents=True)
+    decoy.write_text("{}")
+    assert api.find_circuit(run, rel) == run.path / rel
