@@ -120,9 +120,14 @@ def open_session(w, session: Session) -> bool:
     return True
 
 
+def _sessions_dir(b) -> Path:
+    """Where Save session puts a run's sessions (and Open session starts looking)."""
+    return b.derived / "sessions"
+
+
 def open_session_dialog(w) -> None:
     b = w.state.bundle
-    saved = b.derived / "sessions" if b is not None else None  # where Save session puts them
+    saved = _sessions_dir(b) if b is not None else None
     start = str(saved) if saved is not None and saved.is_dir() else w._last_open_dir()
     path = dialogs.ask_open_session(w, start)
     if path is None:
@@ -140,7 +145,7 @@ def save_session_dialog(w) -> None:
     if b is None:
         w.report_error("Nothing to save", "Open a run first (File > Open run folder…, Ctrl+Shift+O).")
         return
-    folder = b.derived / "sessions"
+    folder = _sessions_dir(b)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:

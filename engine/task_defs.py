@@ -192,11 +192,14 @@ def _class_init() -> list[_Variant]:
         head = [f"class {c.pick('cls')}{base}:", f"    def __init__(self, {', '.join(params)}):"]
         return head + list(extra) + [f"        self.{p} = {p}" for p in done]
 
+    def ask(c: _Gen, h: list[str], a: str, b: str):
+        """The pair: after ``self.a = `` comes ``a``'s first letter, after ``self.b = `` ``b``'s."""
+        return c.make(h + [f"        self.{a} = "], a[0], h + [f"        self.{b} = "], b[0], wrap=0.0)
+
     def two(c: _Gen):
         a, b = c.distinct_first("attr")
         h = build(c, [a, b], [])
-        return c.make(h + [f"        self.{a} = "], a[0], h + [f"        self.{b} = "], b[0],
-                      wrap=0.0)
+        return ask(c, h, a, b)
 
     def three_after_first(c: _Gen):
         p0 = c.pick("attr")
@@ -204,34 +207,29 @@ def _class_init() -> list[_Variant]:
         if p0 in (a, b):
             return None
         h = build(c, [p0, a, b], [p0])
-        return c.make(h + [f"        self.{a} = "], a[0], h + [f"        self.{b} = "], b[0],
-                      wrap=0.0)
+        return ask(c, h, a, b)
 
     def base_default(c: _Gen):  # val
         a, b = c.distinct_first("attr")
         base = f"({c.pick('cls')})"
         h = build(c, [a, f"{b}={c.pick('default')}"], [], base)
-        return c.make(h + [f"        self.{a} = "], a[0], h + [f"        self.{b} = "], b[0],
-                      wrap=0.0)
+        return ask(c, h, a, b)
 
     def reversed_order(c: _Gen):
         a, b = c.distinct_first("attr")
         h = build(c, [b, a], [])
-        return c.make(h + [f"        self.{a} = "], a[0], h + [f"        self.{b} = "], b[0],
-                      wrap=0.0)
+        return ask(c, h, a, b)
 
     def with_list(c: _Gen):
         a, b = c.distinct_first("attr")
         extra = [f"        self.{c.rng.choice(('cache', 'history', 'log'))} = []"]
         h = build(c, [a, b], [], extra=extra)
-        return c.make(h + [f"        self.{a} = "], a[0], h + [f"        self.{b} = "], b[0],
-                      wrap=0.0)
+        return ask(c, h, a, b)
 
     def super_init(c: _Gen):  # val
         a, b = c.distinct_first("attr")
         h = build(c, [a, b], [], f"({c.pick('cls')})", extra=["        super().__init__()"])
-        return c.make(h + [f"        self.{a} = "], a[0], h + [f"        self.{b} = "], b[0],
-                      wrap=0.0)
+        return ask(c, h, a, b)
 
     return [two, three_after_first, base_default, reversed_order, with_list, super_init]
 
