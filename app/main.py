@@ -7,7 +7,7 @@ Without RUN_DIR (and without a session naming a run) the app opens the bundled d
 ``single_double_quote`` circuit. ``--screenshot`` starts offscreen, waits until the graph and the
 metrics are drawn, saves the window as PNG and exits 0 (2 on any error). ``--bench-graph`` measures
 launch-to-first-paint, frame time while panning the whole-model view at 100k and 1M edges, and
-click-to-metric latency (see :mod:`app.app_bench`).
+click-to-metric latency (see :mod:`app.bench`).
 
 Qt is imported only inside :func:`main`, after two checks that turn Qt's hard aborts into a clear
 message and exit status 2: the gui extra (PySide6, pyqtgraph) must be installed, and on Linux there
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     session = None
     if args.session is not None:
-        from app.session import SessionError, read_session
+        from engine.scene.session import SessionError, read_session
 
         try:
             session = read_session(args.session)
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
     if args.bench_graph:
-        from app.app_bench import main as bench_main
+        from app.bench import main as bench_main
 
         return bench_main(as_json=args.json)
     run = str(args.run_dir) if args.run_dir is not None else (session.run if session and session.run else None)
@@ -137,8 +137,8 @@ def _make_app():
     app.setApplicationName("Circuit Inspector")
     app.setDesktopFileName("circuit-inspector")
     pg.setConfigOptions(antialias=True)
-    from app import gc_guard
-    from app.theme import apply_dark_theme
+    from app.workers import gc_guard
+    from app.window.theme import apply_dark_theme
 
     apply_dark_theme(app)
     gc_guard.install()
@@ -149,7 +149,7 @@ def _run_gui(run: str | None, size: tuple[int, int] | None, session=None) -> int
     """Show the window and run the event loop until it closes. Without a run: the bundled demo."""
     import signal
 
-    from app.main_window import MainWindow
+    from app.window.main_window import MainWindow
 
     app = _make_app()
     # Let Ctrl+C in the terminal end the app (Qt's event loop would otherwise swallow it).
@@ -199,7 +199,7 @@ def _screenshot(run: str | None, out: Path, size: tuple[int, int], session=None)
     and metrics are drawn, save the window as PNG to ``out``."""
     from PySide6.QtCore import QTimer, qInstallMessageHandler
 
-    from app.main_window import MainWindow
+    from app.window.main_window import MainWindow
 
     out = out.expanduser()
     if not out.parent.is_dir():

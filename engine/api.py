@@ -16,17 +16,17 @@ from engine.fileio import read_json
 from engine.paths import run_name
 from engine.runs import LoadedRun, count_parameters, load_run, read_log, read_status
 from engine.sparsity import EMBED_KINDS, density_report
-from engine.train import TrainEvent, TrainResult, train
-from engine.train_monitor import DEFAULT_MONITOR_TASKS
-from engine.train_setup import TrainStatus, check_output_dir, train_status
+from engine.train.loop import TrainEvent, TrainResult, train
+from engine.train.monitor import DEFAULT_MONITOR_TASKS
+from engine.train.setup import TrainStatus, check_output_dir, train_status
 
-from engine.ablation import AblationResult, Ablator, Edge  # noqa: E402  (re-exported for the app)
-from engine.circuit import Circuit, EdgeSet, list_circuits, load_circuit, make_circuit, weight_edges  # noqa: E402
+from engine.ablation.ablator import AblationResult, Ablator, Edge  # noqa: E402  (re-exported for the app)
+from engine.circuits.circuit import Circuit, EdgeSet, list_circuits, load_circuit, make_circuit, weight_edges  # noqa: E402
 from engine.paths import derived_dir, resolve_run  # noqa: E402
-from engine.prune import PruneConfig, PruneEvent  # noqa: E402
+from engine.circuits.prune import PruneConfig, PruneEvent  # noqa: E402
 from engine.sites import SITE_KINDS, SITE_LABELS, NodeId, all_sites, parse_site, site_width  # noqa: E402
-from engine.store import ActivationStore, default_store_path, partial_path  # noqa: E402
-from engine.tasks import Task, TaskPair, get_task, list_tasks, load_task_file  # noqa: E402
+from engine.store.activations import ActivationStore, default_store_path, partial_path  # noqa: E402
+from engine.tasks.lookup import Task, TaskPair, get_task, list_tasks, load_task_file  # noqa: E402
 
 __all__ = [
     "RunConfig", "UserError", "TrainEvent", "TrainResult", "LoadedRun", "make_config", "train", "load_run",
@@ -50,8 +50,8 @@ def preset_names() -> list[str]:
 
 
 def record_store(*args, **kwargs):
-    """Generator recording an activation store (see engine.record.record_store)."""
-    from engine.record import record_store as _record
+    """Generator recording an activation store (see engine.store.record.record_store)."""
+    from engine.store.record import record_store as _record
 
     return _record(*args, **kwargs)
 
@@ -123,14 +123,14 @@ def run_info(run_dir: Path) -> dict[str, Any]:
 
 
 def resolve_task_arg(task: str | None, task_file: str | Path | None):
-    from engine.tasks import resolve_task
+    from engine.tasks.lookup import resolve_task
 
     return resolve_task(task, Path(task_file) if task_file else None)
 
 
 def task_data(run: LoadedRun, task, n_pairs: int, split: str = "val", seed: int = 0):
     """Encoded pairs of a task for this run's tokenizer and context."""
-    from engine.tasks import encode_task
+    from engine.tasks.lookup import encode_task
 
     return encode_task(run.tokenizer, task.pairs(split, n_pairs, seed), run.config.model.n_ctx)
 
@@ -138,7 +138,7 @@ def task_data(run: LoadedRun, task, n_pairs: int, split: str = "val", seed: int 
 def eval_tasks(run_dir: Path | str, task_names: list[str] | None = None, task_files: list[Path] | None = None,
                n_pairs: int = 200, seed: int = 0) -> list[dict[str, Any]]:
     """Held-out task loss and accuracy of the full model, per task."""
-    from engine.tasks import last_logits, list_tasks, load_task_file, get_task, task_metrics
+    from engine.tasks.lookup import last_logits, list_tasks, load_task_file, get_task, task_metrics
 
     run = load_run(run_dir)
     tasks = [get_task(n) for n in task_names] if task_names else ([] if task_files else list_tasks())
@@ -152,7 +152,7 @@ def eval_tasks(run_dir: Path | str, task_names: list[str] | None = None, task_fi
 
 
 def load_means(run: LoadedRun, ablation: str = "mean") -> dict:
-    from engine.means import load_or_compute_means, zero_means
+    from engine.ablation.means import load_or_compute_means, zero_means
 
     return zero_means(run.model) if ablation == "zero" else load_or_compute_means(run)
 
@@ -168,7 +168,7 @@ def circuit_roots(run: LoadedRun) -> list[Path]:
 
 def find_circuit(run: LoadedRun, spec: str | Path) -> Path:
     """A circuit file path, or a task name -> that task's circuit (``mean.json`` preferred)."""
-    from engine.circuit import list_circuits
+    from engine.circuits.circuit import list_circuits
 
     p = Path(spec).expanduser()
     if p.suffix == ".json" or p.exists():
@@ -187,12 +187,12 @@ def find_circuit(run: LoadedRun, spec: str | Path) -> Path:
     return (preferred or found)[-1]
 
 
-from engine.prune_job import no_circuit_message, prune_loaded, prune_run, save_pruned  # noqa: E402,F401  (re-exported)
+from engine.circuits.job import no_circuit_message, prune_loaded, prune_run, save_pruned  # noqa: E402,F401  (re-exported)
 
 
 def faithfulness_report(run_dir: Path | str, circuit_spec: str, n_pairs: int = 200, save: bool = False) -> dict[str, Any]:
-    from engine.circuit import load_circuit
-    from engine.faithfulness import faithfulness
+    from engine.circuits.circuit import load_circuit
+    from engine.circuits.faithfulness import faithfulness
 
     run = load_run(run_dir)
     path = find_circuit(run, circuit_spec)
@@ -206,7 +206,7 @@ def faithfulness_report(run_dir: Path | str, circuit_spec: str, n_pairs: int = 2
 
 
 def _task_of_circuit(circuit):
-    from engine.tasks import get_task, load_task_file
+    from engine.tasks.lookup import get_task, load_task_file
 
     src = circuit.settings.get("task_file")
     return load_task_file(Path(src)) if src else get_task(circuit.task)
@@ -220,8 +220,8 @@ def make_ablator(run_dir: Path | str, task: str | None = None, task_file: str | 
                  circuit: str | Path | None = None, n_pairs: int = 64, seed: int = 0):
     """An Ablator for a run and task (+ optional circuit); resample values come from the run's
     activation store when one exists."""
-    from engine.ablation import Ablator
-    from engine.circuit import load_circuit
+    from engine.ablation.ablator import Ablator
+    from engine.circuits.circuit import load_circuit
 
     run = load_run(run_dir)
     t = resolve_task_arg(task, task_file)
@@ -319,9 +319,9 @@ def circuit_for_task(run: LoadedRun, task: str) -> Path | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Export: the view document's formats and atomic image output (see engine.export)
+# Export: the view document's formats and atomic image output (see engine.scene.export)
 
-from engine.export import (  # noqa: E402
+from engine.scene.export import (  # noqa: E402
     DEFAULT_SIZE as EXPORT_DEFAULT_SIZE, FORMATS as EXPORT_FORMATS, GUI_EXTRA_MESSAGE as EXPORT_GUI_MESSAGE,
     IMAGE_FORMATS as EXPORT_IMAGE_FORMATS, add_export_arguments, check_image_size, check_output, output_paths,
     parse_ablate, write_image, write_view,
@@ -337,9 +337,9 @@ __all__ += ["EXPORT_DEFAULT_SIZE", "EXPORT_FORMATS", "EXPORT_GUI_MESSAGE", "EXPO
 
 from types import SimpleNamespace  # noqa: E402
 
-from engine.circuit import CircuitEntry, index_circuits  # noqa: E402
-from engine.compare import compare  # noqa: E402  (generators the app runs as jobs)
-from engine.formation import formation, formation_checkpoints, formation_nodes, load_formation  # noqa: E402
+from engine.circuits.circuit import CircuitEntry, index_circuits  # noqa: E402
+from engine.circuits.compare import compare  # noqa: E402  (generators the app runs as jobs)
+from engine.circuits.formation import formation, formation_checkpoints, formation_nodes, load_formation  # noqa: E402
 
 __all__ += ["CircuitEntry", "circuit_index", "compare", "formation", "load_formation", "formation_checkpoints", "formation_nodes",
             "run_checkpoints", "prune_loaded", "check_task_file"]
@@ -350,8 +350,8 @@ def check_task_file(run_dir: Path | str, task_file: Path | str) -> Task:
     UserError a pruning job would meet (a malformed file, a target that is not one token), at once."""
     from engine.config import load_run_config
     from engine.runs import CONFIG_FILE, TOKENIZER_FILE, check_run_dir
-    from engine.tasks import encode_task
-    from engine.tokenizer import load_tokenizer
+    from engine.tasks.lookup import encode_task
+    from engine.data.tokenizer import load_tokenizer
 
     run_dir = check_run_dir(run_dir)
     task = load_task_file(Path(task_file))

@@ -28,7 +28,7 @@ from engine.errors import UserError
 from engine.fileio import read_json
 from engine.model import GPT
 from engine.paths import resolve_run
-from engine.tokenizer import load_tokenizer
+from engine.data.tokenizer import load_tokenizer
 
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"

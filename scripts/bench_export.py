@@ -3,7 +3,7 @@
     QT_QPA_PLATFORM=offscreen python scripts/bench_export.py [RUN]     # default: the bundled demo
 
 Loads RUN once per view (its circuit, then the whole model) with the exporter's loader, then times
-``app.export.write_snapshot`` per format into a temporary folder (the median of 3) and prints one
+``app.export.window.write_snapshot`` per format into a temporary folder (the median of 3) and prints one
 line per view and format.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.export import _gui_app, headless_snapshot, write_snapshot  # noqa: E402
+from app.export.window import _gui_app, headless_snapshot, write_snapshot  # noqa: E402
 from engine import api  # noqa: E402
 
 CASES = (("png", 1.0), ("png", 2.0), ("svg", 1.0), ("graphml", 1.0), ("json", 1.0), ("csv", 1.0))

@@ -2,7 +2,7 @@
 
 The real app, offscreen, in its own process: open the Training panel, start a tiny training that would
 take minutes, and close the window at its third step, answering the quit question "yes" (the question
-goes through ``app.dialogs``, replaced here). After the event loop ends, print one JSON line: how long
+goes through ``app.window.dialogs``, replaced here). After the event loop ends, print one JSON line: how long
 ``close()`` took, the questions asked and the steps the run's checkpoint holds, then exit like
 ``circuit-inspector`` does.
 
@@ -22,9 +22,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 def main(corpus: str, out: str, preset: str = "tiny") -> int:
-    from app import dialogs
+    from app.window import dialogs
     from app.main import _make_app
-    from app.main_window import MainWindow
+    from app.window.main_window import MainWindow
 
     app = _make_app()
     asked: list[str] = []

@@ -51,7 +51,7 @@ def make_tiny_run(root: Path, circuit: bool = True, store: bool = False) -> Path
     from engine.config import preset, run_config_from_dict
     from engine.fileio import atomic_write_json
     from engine.model import GPT
-    from engine.tokenizer import CharTokenizer, save_tokenizer
+    from engine.data.tokenizer import CharTokenizer, save_tokenizer
 
     corpus = root / "corpus"
     corpus.mkdir(parents=True)
@@ -130,7 +130,7 @@ def no_worker_thread_left_running():
     """After every test (its widgets are closed first by pytest-qt) no thread of ours may still run:
     a QThread freed while running aborts the whole process."""
     yield
-    from app.latest import LIVE_THREADS
+    from app.workers.latest import LIVE_THREADS
 
     running = sorted(t.objectName() for t in LIVE_THREADS if t.isRunning())
     assert not running, f"worker threads still running after the test: {running}"
@@ -142,7 +142,7 @@ LOAD_TIMEOUT_MS = 120_000
 @pytest.fixture
 def errors(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """Error dialogs shown during the test, as (title, text); no modal dialog opens."""
-    from app import dialogs
+    from app.window import dialogs
 
     calls: list[tuple[str, str]] = []
     monkeypatch.setattr(dialogs, "show_error", lambda parent, title, text: calls.append((title, text)))
@@ -152,7 +152,7 @@ def errors(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
 @pytest.fixture
 def open_window(qtbot):
     """Factory: a shown 1400x900 MainWindow with ``run`` loaded (waits for its ready signal)."""
-    from app.main_window import MainWindow
+    from app.window.main_window import MainWindow
 
     def _open(run: Path):
         win = MainWindow(persist_settings=False)
@@ -177,7 +177,7 @@ class Questions(list):
 def questions(monkeypatch: pytest.MonkeyPatch) -> Questions:
     """No modal yes/no question ever blocks a test (closing a window during a job asks one): each is
     recorded and answered with ``questions.answer`` (yes unless a test says otherwise)."""
-    from app import dialogs
+    from app.window import dialogs
 
     asked = Questions()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app import job_box
+from app.panels import job_box
 
 LOAD_TIMEOUT_MS = 120_000
 TASK = "single_double_quote"
@@ -29,7 +29,7 @@ def greet(name, greeting="hello"):
 @pytest.fixture(scope="module")
 def twins(tmp_path_factory) -> tuple[Path, Path]:
     from engine import api
-    from engine.train import run_to_end
+    from engine.train.loop import run_to_end
 
     root = tmp_path_factory.mktemp("twins")
     corpus = root / "corpus"
@@ -94,7 +94,7 @@ def test_compare_view_plots_both_models(qtbot, open_window, runs, errors) -> Non
 
 
 def test_compare_with_another_tokenizer_is_a_clear_error(qtbot, open_window, runs, errors, tmp_path) -> None:
-    from engine.tokenizer import BPETokenizer, save_tokenizer
+    from engine.data.tokenizer import BPETokenizer, save_tokenizer
 
     sparse, dense = runs
     save_tokenizer(BPETokenizer.train(["def f(x):\n    return x\n" * 50], vocab_size=300), dense / "tokenizer.json")
@@ -163,7 +163,7 @@ def test_formation_without_checkpoints_says_so(qtbot, open_window, fresh_tiny_ru
 
 
 def test_every_pruning_panel_asks_for_a_run_first(qtbot, errors) -> None:
-    from app.main_window import MainWindow
+    from app.window.main_window import MainWindow
 
     win = MainWindow(persist_settings=False)
     qtbot.addWidget(win)

@@ -19,11 +19,15 @@ import pytest
 from PySide6.QtGui import QImage
 from PySide6.QtSvg import QSvgRenderer
 
-from app import dialogs, export, session_view
-from app.export_dialog import ExportChoice, ExportDialog
-from app.session import write_session
+from app.window import dialogs
+
+from app.export import window as export
+
+from app.window import session as session_view
+from app.export.dialog import ExportChoice, ExportDialog
+from engine.scene.session import write_session
 from engine import api
-from engine.cli import main as cli_main
+from engine.cli.main import main as cli_main
 
 SVG = "{http://www.w3.org/2000/svg}"
 EVAL_TIMEOUT_MS = 60_000
@@ -255,7 +259,7 @@ def test_without_pyside6_data_exports_work_and_pictures_say_what_to_install(fres
     script = (
         "import sys\n"
         "sys.modules['PySide6'] = None; sys.modules['pyqtgraph'] = None\n"
-        "from app.export import main\n"
+        "from app.export.window import main\n"
         f"png = main([{str(fresh_tiny_run)!r}, '--format', 'png', '--out', {str(tmp_path / 'v.png')!r}])\n"
         f"js = main([{str(fresh_tiny_run)!r}, '--format', 'json', '--out', {str(tmp_path / 'v.json')!r}])\n"
         "print('codes', png, js)\n")
@@ -266,7 +270,7 @@ def test_without_pyside6_data_exports_work_and_pictures_say_what_to_install(fres
 
 
 def test_fit_shows_every_input_token_even_when_the_circuit_is_narrower(win) -> None:
-    from app.graph_layout import token_positions
+    from engine.scene.layout import token_positions
 
     tv, view = win.state.bundle.task_view, win.view
     xs = token_positions(view.graph.width, len(tv.tokens[2 * win.state.pair]))

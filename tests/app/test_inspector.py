@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from app import dialogs, window_controller
-from app.main_window import MainWindow
+from app.window import dialogs
+
+from app.window import controller as window_controller
+from app.window.main_window import MainWindow
 
 LOAD_TIMEOUT_MS = 120_000
 

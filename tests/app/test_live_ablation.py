@@ -12,8 +12,8 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
 
-from app import dialogs
-from app.main_window import MainWindow
+from app.window import dialogs
+from app.window.main_window import MainWindow
 
 LOAD_TIMEOUT_MS = 120_000
 

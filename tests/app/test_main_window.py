@@ -9,8 +9,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget, QTreeWidget
 
-from app import dialogs
-from app.main_window import WINDOW_TITLE, MainWindow, app_settings
+from app.window import dialogs
+from app.window.main_window import WINDOW_TITLE, MainWindow, app_settings
 
 CONFIG = {
     "schema_version": 1,

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from app import dialogs, job_box
+from app.window import dialogs
+
+from app.panels import job_box
 
 LOAD_TIMEOUT_MS = 120_000
 TASK = "single_double_quote"  # the task of the tiny run's hand-made circuit (tests/app/conftest.py)

@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 from PySide6.QtGui import QImage
 
-from app import dialogs, export
-from app.main_window import MainWindow
-from app.session import read_session
+from app.window import dialogs
+
+from app.export import window as export
+from app.window.main_window import MainWindow
+from engine.scene.session import read_session
 
 LOAD_TIMEOUT_MS = 120_000
 EVAL_TIMEOUT_MS = 60_000

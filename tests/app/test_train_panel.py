@@ -16,10 +16,10 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QDockWidget
 
-from app.main_window import MainWindow
-from app.panels import ROLE_PATH
-from app.train_curves import CAPACITY, CurveBuffer, TrainCurves
-from app.train_panel import TRAIN_JOB
+from app.window.main_window import MainWindow
+from app.panels.docks import ROLE_PATH
+from app.panels.train_curves import CAPACITY, CurveBuffer, TrainCurves
+from app.panels.train import TRAIN_JOB
 
 REPO = Path(__file__).resolve().parents[2]
 JOB_TIMEOUT_MS = 90_000
@@ -153,7 +153,7 @@ def test_event_loop_keeps_turning_during_a_training(window: MainWindow, qtbot, c
     gaps = [b - a for a, b in zip(during, during[1:])]
     # A 10 ms timer ticks elapsed/0.01 times on an idle machine; a training in the GUI thread would
     # stop it for the whole run (several seconds). Ask for a third of the ticks and no pause over
-    # 1.5 s: the guard's one-off collection before it freezes the heap (app.gc_guard) takes 0.6 s on busy cores.
+    # 1.5 s: the guard's one-off collection before it freezes the heap (app.workers.gc_guard) takes 0.6 s on busy cores.
     assert len(during) >= elapsed / 0.01 / 3, (len(during), elapsed)
     assert max(gaps) < 1.5, max(gaps)
 
@@ -163,7 +163,7 @@ def app_gc_guard():
     """Hold the GC guard like circuit-inspector does for its whole life (app.main): otherwise closing
     the window releases its last user, which ends with a full collection (0.6 s here) that has
     nothing to do with stopping a job."""
-    from app import gc_guard
+    from app.workers import gc_guard
 
     gc_guard.install()
     yield

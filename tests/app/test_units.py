@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.graph_layout import (KINDS, ModelShape, all_node_ids, build_graph, column_ends, io_edges,
+from engine.scene.layout import (KINDS, ModelShape, all_node_ids, build_graph, column_ends, io_edges,
                               split_id, token_positions)
-from app.session import Session, SessionError, read_session, write_session
-from app.state import AppState
-from app.token_html import examples_html
+from engine.scene.session import Session, SessionError, read_session, write_session
+from app.model.state import AppState
+from app.panels.token_html import examples_html
 
 SHAPE = ModelShape(n_layer=2, n_head=4, d_head=8, d_resid=32, d_model=32, d_mlp=64)
 
@@ -130,7 +130,7 @@ def test_token_heatmap_keeps_whitespace_and_escapes() -> None:
 def test_edge_layer_vector_then_raster(qtbot) -> None:
     import pyqtgraph as pg
 
-    from app import edge_layer
+    from app.graph import edges as edge_layer
 
     widget = pg.PlotWidget()
     qtbot.addWidget(widget)
@@ -173,7 +173,7 @@ def test_gc_guard_freezes_the_heap_once_the_engine_is_imported_and_unfreezes_on_
     """After torch is in, full collections must not rescan its ~190k objects (a GUI pause each time)."""
     import gc
 
-    from app import gc_guard
+    from app.workers import gc_guard
     from engine import api  # noqa: F401  (the guard freezes once this has finished importing)
 
     assert gc.get_freeze_count() == 0
@@ -189,7 +189,7 @@ def test_gc_guard_freezes_the_heap_once_the_engine_is_imported_and_unfreezes_on_
 
 
 def test_counted_agrees_in_number():
-    from app.view_snapshot import counted
+    from engine.scene.snapshot import counted
     assert counted(1, "weight") == "1 weight"
     assert counted(0, "node") == "0 nodes"
     assert counted(2816, "node") == "2,816 nodes"
@@ -198,7 +198,7 @@ def test_counted_agrees_in_number():
 def test_qkv_captions_go_above_only_where_there_is_room() -> None:
     from dataclasses import replace
 
-    from app.view_snapshot import caption_above
+    from engine.scene.snapshot import caption_above
 
     nodes = ["blocks.0.attn.q:0", "blocks.0.attn.k:1", "blocks.0.attn.v:2", "blocks.0.attn.q:3",
              "blocks.0.attn.k:4", "blocks.0.attn.write:5", "blocks.0.attn.k:6", "blocks.0.attn.v:7"]

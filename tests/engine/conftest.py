@@ -87,7 +87,7 @@ def corpus_factory():
 @pytest.fixture(scope="session")
 def trained_tiny(tmp_path_factory):
     """One tiny training shared by the session: (run_dir, events, TrainResult)."""
-    from engine.train import run_to_end, train
+    from engine.train.loop import run_to_end, train
 
     root = tmp_path_factory.mktemp("tiny")
     corpus = make_corpus(root / "corpus")

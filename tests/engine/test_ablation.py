@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.ablation import Ablator, Edge
-from engine.circuit import make_circuit, weight_edges
+from engine.ablation.ablator import Ablator, Edge
+from engine.circuits.circuit import make_circuit, weight_edges
 from engine.config import ModelConfig, SparsityConfig
 from engine.errors import UserError
 from engine.model import GPT
@@ -194,7 +194,7 @@ def test_bad_input_names_the_valid_range():
 
 
 def test_fast_last_logits_matches_the_full_forward_with_gradients():
-    from engine.ablation_core import last_logits, last_logits_reference, mask_hooks
+    from engine.ablation.core import last_logits, last_logits_reference, mask_hooks
     m = sparse_model(afrac=1.0)  # exact comparison: no top-k near-ties
     enc = random_enc()
     tokens, lengths = torch.as_tensor(enc.tokens), torch.as_tensor(enc.lengths)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.circuit import load_circuit, make_circuit, weight_edges
+from engine.circuits.circuit import load_circuit, make_circuit, weight_edges
 from engine.config import ModelConfig
 from engine.errors import UserError
 from engine.model import GPT

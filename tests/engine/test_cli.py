@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from engine.cli import main
+from engine.cli.main import main
 
 
 def run_cli(*args):

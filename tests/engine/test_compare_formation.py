@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 
 from engine import api
-from engine.circuit import load_circuit
-from engine.cli import main
-from engine.compare import compare
+from engine.circuits.circuit import load_circuit
+from engine.cli.main import main
+from engine.circuits.compare import compare
 from engine.errors import UserError
-from engine.formation import formation, formation_dir, load_formation
-from engine.prune import PruneConfig
+from engine.circuits.formation import formation, formation_dir, load_formation
+from engine.circuits.prune import PruneConfig
 from engine.runs import load_run, read_log
-from engine.tasks import get_task, last_logits, task_metrics
-from engine.train import run_to_end, train
+from engine.tasks.lookup import get_task, last_logits, task_metrics
+from engine.train.loop import run_to_end, train
 
 TASK = "single_double_quote"
 SMALL = dict(steps=2, k_coefs=(0.01,), train_pairs=32, val_pairs=16, batch_pairs=8)
@@ -46,7 +46,7 @@ def full_loss(run_dir: Path, checkpoint: int | None = None, n_pairs: int = SMALL
 
 
 def closest_dense_step(sparse: Path, dense: Path) -> int:
-    """Independently of engine.compare: the dense checkpoint whose logged val loss is nearest the
+    """Independently of engine.circuits.compare: the dense checkpoint whose logged val loss is nearest the
     sparse run's last one."""
     s_val = [e["val_loss"] for e in read_log(sparse) if e.get("kind") == "eval"][-1]
     d_evals = {e["step"]: e["val_loss"] for e in read_log(dense) if e.get("kind") == "eval"}
@@ -93,7 +93,7 @@ def test_compare_ratio_matched_checkpoint_and_csv(twin_runs, tmp_path):
 
 
 def test_compare_refuses_a_dense_run_with_another_tokenizer(twin_runs, tmp_path):
-    from engine.tokenizer import BPETokenizer, save_tokenizer
+    from engine.data.tokenizer import BPETokenizer, save_tokenizer
 
     sparse, dense = twin_runs
     other = Path(shutil.copytree(dense, tmp_path / "bpe_dense"))
@@ -176,7 +176,7 @@ def test_formation_needs_checkpoints(twin_runs, tmp_path, capsys):
 
 
 def test_means_can_be_cancelled_between_batches(twin_runs, tmp_path):
-    from engine.means import means_path, means_steps
+    from engine.ablation.means import means_path, means_steps
 
     sparse, _ = twin_runs
     run = load_run(Path(shutil.copytree(sparse, tmp_path / "run",

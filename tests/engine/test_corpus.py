@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from engine.config import DataConfig
-from engine.corpus import TokenData, read_sources, snippet_budget
+from engine.data.corpus import TokenData, read_sources, snippet_budget
 from engine.errors import UserError
 
 

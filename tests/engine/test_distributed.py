@@ -21,12 +21,12 @@ import torch
 
 from engine.checkpoint import list_checkpoints
 from engine.config import ModelConfig, SparsityConfig
-from engine.distributed import SINGLE, DistContext, from_main, gather_to_main, mask_checksum, resolve_device, split_jobs
+from engine.train.distributed import SINGLE, DistContext, from_main, gather_to_main, mask_checksum, resolve_device, split_jobs
 from engine.errors import UserError
 from engine.model import GPT
 from engine.runs import read_log
 from engine.sparsity import WeightSparsifier
-from engine.train import run_to_end, train
+from engine.train.loop import run_to_end, train
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -132,7 +132,7 @@ def test_mask_mismatch_stops_every_rank(tmp_path):
     script.write_text(
         "import torch\n"
         "from engine.config import ModelConfig, SparsityConfig\n"
-        "from engine.distributed import launch, verify_masks\n"
+        "from engine.train.distributed import launch, verify_masks\n"
         "from engine.errors import UserError\n"
         "from engine.model import GPT\n"
         "from engine.sparsity import WeightSparsifier\n"
@@ -257,7 +257,7 @@ def _circuit(path: str) -> dict:
 
 def test_prune_all_on_two_processes_equals_the_sequential_sweep(small_run, capsys):
     """4 jobs (2 tasks x 2 k_coefs) over 2 gloo processes give the circuits of `circuit-engine prune`."""
-    from engine.cli import main
+    from engine.cli.main import main
 
     run = str(small_run)
     seq = []
@@ -282,7 +282,7 @@ def test_prune_all_on_two_processes_equals_the_sequential_sweep(small_run, capsy
 
 
 def test_prune_all_skips_tasks_and_rejects_unknown_ones(small_run, capsys):
-    from engine.cli import main
+    from engine.cli.main import main
 
     run = str(small_run)
     assert main(["prune-all", run, "--tasks", "single_double_quote", *PRUNE_OPTS[:4], "--target-loss", "0.01",

@@ -1,4 +1,4 @@
-"""engine.export without Qt: the view document's formats, atomic output, and the CLI's checks that
+"""engine.scene.export without Qt: the view document's formats, atomic output, and the CLI's checks that
 run before it starts the app's exporter (the exporter itself is tested in tests/app/test_export.py)."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from engine import export
-from engine.cli import main
+from engine.scene import export
+from engine.cli.main import main
 from engine.errors import UserError
 
 

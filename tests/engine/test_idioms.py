@@ -1,4 +1,4 @@
-"""Tests for the generated simple-idiom snippets (engine.idioms)."""
+"""Tests for the generated simple-idiom snippets (engine.data.idioms)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from engine import idioms
+from engine.data import idioms
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from engine.circuit import load_circuit
+from engine.circuits.circuit import load_circuit
 from engine.config import ModelConfig
-from engine.faithfulness import faithfulness
+from engine.circuits.faithfulness import faithfulness
 from engine.model import GPT
-from engine.prune import PruneConfig, prune
+from engine.circuits.prune import PruneConfig, prune
 from engine.sites import NodeId, all_sites, site_width
-from engine.train import run_to_end
+from engine.train.loop import run_to_end
 
 A, B, P, Q = 1, 2, 6, 7  # prompt tokens a/b decide the answer P/Q
 EXPECTED = {NodeId("blocks.0.mlp.read", 3), NodeId("blocks.0.mlp.neuron", 5), NodeId("blocks.0.mlp.write", 7)}
@@ -60,7 +60,7 @@ def make_enc(n_pairs: int, seed: int):
 
 
 def means_of(model: GPT) -> dict:
-    from engine.means import site_means
+    from engine.ablation.means import site_means
     rng = np.random.default_rng(0)
     batches = [rng.integers(1, 6, size=(16, 13)) for _ in range(4)]
     return site_means(model, batches)

@@ -11,18 +11,18 @@ import numpy as np
 import pytest
 import torch
 
-from engine.ablation import Ablator
-from engine.bench import bench_train, default_bench_steps
+from engine.ablation.ablator import Ablator
+from engine.cli.bench import bench_train, default_bench_steps
 from engine.config import preset, run_config_from_dict
-from engine.means import site_means
-from engine.prune import PruneConfig, prune
+from engine.ablation.means import site_means
+from engine.circuits.prune import PruneConfig, prune
 from engine.runs import load_run
 from engine.sites import NodeId, all_sites
-from engine.train import Trainer, run_to_end, train
+from engine.train.loop import Trainer, run_to_end, train
 
 
 def test_bench_train_reports_tokens_per_second_and_peak_memory(capsys):
-    from engine.cli import main
+    from engine.cli.main import main
 
     r = bench_train("tiny", steps=2, warmup=1)
     assert r["tokens_per_s"] == r["sparse_tokens_per_s"] > 0 and r["dense_tokens_per_s"] > 0

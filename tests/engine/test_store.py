@@ -18,19 +18,19 @@ import numpy as np
 import pytest
 import torch
 
-import engine.record as record
+import engine.store.record as record
 from engine.checkpoint import save_model
 from engine.config import preset, run_config_from_dict
 from engine.errors import UserError
 from engine.fileio import atomic_write_json
 from engine.model import GPT
-from engine.record import bin_counts, record_store
+from engine.store.record import bin_counts, record_store
 from engine.runs import load_run
-from engine.train import run_to_end
+from engine.train.loop import run_to_end
 from engine.sites import NodeId, all_sites, intervene, site_width
-from engine.store import QUANTILE_LEVELS, ActivationStore, default_store_path, partial_path
-from engine.tasks import encode_task, get_task
-from engine.tokenizer import CharTokenizer, save_tokenizer
+from engine.store.activations import QUANTILE_LEVELS, ActivationStore, default_store_path, partial_path
+from engine.tasks.lookup import encode_task, get_task
+from engine.data.tokenizer import CharTokenizer, save_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = Path(__file__).parent / "fixtures" / "store_v1.h5"
@@ -207,7 +207,7 @@ def test_quantile_samples(tiny_run, recorded):
 READER = r"""
 import json, sys
 from engine.errors import UserError
-from engine.store import ActivationStore
+from engine.store.activations import ActivationStore
 path, node = sys.argv[1], sys.argv[2]
 out = {}
 try:
@@ -372,7 +372,7 @@ def test_h5dump_lists_groups_and_attributes(recorded):
 
 
 def test_record_command_and_bench(tiny_run, tmp_path):
-    from engine.store_cli import bench_store, cmd_node, cmd_record, register
+    from engine.cli.store import bench_store, cmd_node, cmd_record, register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
@@ -397,9 +397,10 @@ def test_record_command_and_bench(tiny_run, tmp_path):
 
 
 def test_cli_error_lines(tiny_run, recorded, tmp_path, capsys, monkeypatch):
-    from engine import cli, store_cli
+    from engine.cli import main as cli
+    from engine.cli import store as store_cli
 
-    if "record" not in cli.build_parser().format_help():  # until engine.cli registers the commands
+    if "record" not in cli.build_parser().format_help():  # until engine.cli.main registers the commands
         build = cli.build_parser
 
         def wired():

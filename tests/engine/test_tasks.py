@@ -1,4 +1,4 @@
-"""Tests for binary contrast tasks (engine.tasks): built-ins, task files, encoding, metrics."""
+"""Tests for binary contrast tasks (engine.tasks.lookup): built-ins, task files, encoding, metrics."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from engine import idioms
+from engine.data import idioms
 from engine.config import ModelConfig
 from engine.errors import UserError
 from engine.model import GPT
-from engine.tasks import (
+from engine.tasks.lookup import (
     BUILTIN_TASKS,
     DIFFERENT_LAST_CHAR,
     MAX_PROMPT_CHARS,
@@ -29,7 +29,7 @@ from engine.tasks import (
     resolve_task,
     task_metrics,
 )
-from engine.tokenizer import BPETokenizer, CharTokenizer, single_token_id
+from engine.data.tokenizer import BPETokenizer, CharTokenizer, single_token_id
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "resources" / "tasks"

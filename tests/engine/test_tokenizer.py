@@ -1,4 +1,4 @@
-"""Tests for the char-level and BPE tokenizers (engine.tokenizer)."""
+"""Tests for the char-level and BPE tokenizers (engine.data.tokenizer)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import idioms
+from engine.data import idioms
 from engine.errors import UserError
-from engine.tokenizer import (
+from engine.data.tokenizer import (
     BPETokenizer,
     CharTokenizer,
     _chunks,

@@ -7,7 +7,7 @@ from engine.api import run_info
 from engine.checkpoint import list_checkpoints, load_tensors
 from engine.errors import UserError
 from engine.runs import load_run, read_log
-from engine.train import run_to_end, train
+from engine.train.loop import run_to_end, train
 
 
 def _weights(run_dir):

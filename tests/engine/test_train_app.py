@@ -8,15 +8,15 @@ import json
 import pytest
 import torch
 
-from engine import train as train_mod
-from engine import train_monitor
+from engine.train import loop as train_mod
+from engine.train import monitor as train_monitor
 from engine.api import check_output_dir, train_status
 from engine.checkpoint import list_checkpoints, load_tensors
 from engine.errors import UserError
 from engine.runs import read_log
-from engine.tokenizer import CharTokenizer
-from engine.train import run_to_end, train
-from engine.train_monitor import prepare_monitor
+from engine.data.tokenizer import CharTokenizer
+from engine.train.loop import run_to_end, train
+from engine.train.monitor import prepare_monitor
 
 TASKS = ("single_double_quote", "else_elif")
 
@@ -104,7 +104,7 @@ def test_output_folder_checks(tmp_path, corpus_dir, tiny_config):
     with pytest.raises(UserError, match="cannot resume"):
         check_output_dir(tmp_path / "nothing", resume=True)
     assert not check_output_dir(tmp_path / "new" / "run").has_run  # missing parents are fine
-    import engine.train_setup as setup
+    import engine.train.setup as setup
 
     def denied(*_a, **_k):  # what a read-only folder does (the tests may run as root, where chmod won't)
         raise PermissionError(13, "Permission denied")

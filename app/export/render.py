@@ -1,0 +1,365 @@
+"""Drawing a :class:`engine.scene.snapshot.ViewSnapshot` as SVG, and as PNG through Qt's SVG renderer.
+
+Why not pyqtgraph's exporters: its SVG exporter raises on PySide6 6.11+ (ARCHITECTURE §8), and a
+scene painted onto ``QSvgGenerator`` comes out as anonymous paths and pixmap fragments (pyqtgraph
+draws scatter symbols from a cached atlas). Writing the SVG from the layout data instead gives a
+small, editable file whose elements mean something: one ``<circle class="node" data-id=...>`` per
+node with a ``<title>`` tooltip, one path per edge-style bucket, real ``<text>``. The PNG is that
+SVG rasterised by ``QSvgRenderer`` at the requested scale, so the PNG and the SVG are one picture,
+and text and lines stay sharp at 2x and 4x instead of being upscaled.
+
+The picture follows the view's own styling, taken from the code that draws the view: node colours
+and sizes (``app.window.theme``, ``app.graph.items``), edge buckets by sign and |w| quantile with their
+colours, opacity and widths (``app.graph.edges.bucket_pens``), residual links, the selected pair's
+input tokens and target logits with their display-only edges, captions, ablated nodes (hollow and
+crossed) and weights (dashed, marked), the selection ring, the row names of the left axis and a
+legend, under a title with the header line and the metrics. Only what lies inside the view range
+is drawn (edges are clipped to it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from app.window import theme
+from app.graph.edges import LEVELS, QUANTILES, bucket_pens
+from app.graph.items import CAPTION_MAX_NODES, NODE_SIZE, caption, visible_token
+from engine.scene.snapshot import ViewSnapshot, caption_above
+
+PAD = 10.0
+TITLE_PX, SUB_PX, LEGEND_PX, AXIS_PX = 13.0, 11.0, 10.5, 10.5
+CAPTION_PX, TOKEN_PX, TARGET_PX = 9.3, 12.0, 14.7  # the view's 7, 9 and 11 pt at 96 dpi
+LEFT_AXIS = 160.0  # pixels for the row names
+CHAR_W = 0.52  # average glyph width / font size, for layout without font metrics
+LEGEND_KINDS = ((0, "resid. read"), (4, "resid. write"), (1, "q"), (2, "k"), (3, "v"), (6, "neuron"))
+_BAD_XML = str.maketrans({c: "\ufffd" for c in [*range(0, 9), 11, 12, *range(14, 32)]})
+
+
+def _text(s: str) -> str:
+    return escape(s.translate(_BAD_XML), {'"': "&quot;"})
+
+
+def _n(v: float) -> str:
+    return f"{v:.2f}"
+
+
+def _rgba(color) -> str:
+    """``stroke``/``fill`` colour and opacity from a QColor, an (r, g, b, a) tuple or a ``#rrggbb`` string."""
+    if isinstance(color, str):
+        return color, 1.0
+    if isinstance(color, tuple):
+        r, g, b, a = color
+        return f"#{r:02x}{g:02x}{b:02x}", a / 255.0
+    return color.name(), color.alphaF()
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Where the plot sits on the canvas and how layout units map to pixels."""
+
+    width: float
+    height: float
+    left: float
+    top: float
+    right: float
+    bottom: float
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+
+    def map(self, xy: np.ndarray) -> np.ndarray:
+        """(n, 2) layout coordinates -> (n, 2) pixels (y grows downwards)."""
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        px = self.left + (xy[:, 0] - self.x0) * (self.right - self.left) / (self.x1 - self.x0)
+        py = self.top + (self.y1 - xy[:, 1]) * (self.bottom - self.top) / (self.y1 - self.y0)
+        return np.stack([px, py], axis=1)
+
+    def inside(self, p: np.ndarray) -> np.ndarray:
+        return (p[:, 0] >= self.left) & (p[:, 0] <= self.right) & (p[:, 1] >= self.top) & (p[:, 1] <= self.bottom)
+
+
+def clip_segments(segs: np.ndarray, f: Frame) -> tuple[np.ndarray, np.ndarray]:
+    """Clip pixel segments (n, 4) to the plot rectangle (Liang-Barsky); returns (clipped, kept mask)."""
+    x0, y0, x1, y1 = (segs[:, i] for i in range(4))
+    dx, dy = x1 - x0, y1 - y0
+    t0, t1 = np.zeros(len(segs)), np.ones(len(segs))
+    keep = np.ones(len(segs), bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for p, q in ((-dx, x0 - f.left), (dx, f.right - x0), (-dy, y0 - f.top), (dy, f.bottom - y0)):
+            keep &= ~((p == 0) & (q < 0))
+            r = q / p
+            t0 = np.where(p < 0, np.maximum(t0, r), t0)
+            t1 = np.where(p > 0, np.minimum(t1, r), t1)
+    keep &= t0 <= t1
+    out = np.stack([x0 + t0 * dx, y0 + t0 * dy, x0 + t1 * dx, y0 + t1 * dy], axis=1)
+    return out[keep], keep
+
+
+def _path(segs: np.ndarray) -> str:
+    return "".join(f"M{_n(a)} {_n(b)}L{_n(c)} {_n(d)}" for a, b, c, d in segs.tolist())
+
+
+def _line_path(segs: np.ndarray, color, width: float, dash: str = "", cls: str = "") -> str:
+    if not len(segs):
+        return ""
+    stroke, alpha = _rgba(color)
+    extra = f' stroke-dasharray="{dash}"' if dash else ""
+    return (f'<path class="{cls}" d="{_path(segs)}" fill="none" stroke="{stroke}" stroke-opacity="{alpha:.3f}" '
+            f'stroke-width="{width:g}"{extra}/>')
+
+
+def _label(x: float, y: float, text: str, px: float, fill: str, anchor: str = "middle", mono: bool = False,
+           weight: str = "normal") -> str:
+    family = "monospace" if mono else "sans-serif"
+    return (f'<text x="{_n(x)}" y="{_n(y)}" font-family="{family}" font-size="{px:g}" font-weight="{weight}" '
+            f'fill="{fill}" text-anchor="{anchor}">{_text(text)}</text>')
+
+
+def _fit_text(text: str, px: float, room: float) -> str:
+    chars = int(room / (CHAR_W * px))
+    return text if len(text) <= chars else text[: max(chars - 1, 1)] + "…"
+
+
+def _wrap_text(text: str, px: float, room: float, max_lines: int = 3) -> list[str]:
+    """``text`` broken at spaces into lines that fit ``room`` (the last one cut with "…" if it needs
+    more than ``max_lines``)."""
+    chars = max(int(room / (CHAR_W * px)), 1)
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        joined = f"{line} {word}" if line else word
+        if len(joined) <= chars or not line:
+            line = joined
+        else:
+            lines.append(line)
+            line = word
+    lines.append(line)
+    if len(lines) > max_lines:
+        lines = lines[: max_lines - 1] + [" ".join(lines[max_lines - 1:])]
+    return [_fit_text(ln, px, room) for ln in lines]
+
+
+def _legend_items() -> list[tuple[str, str, object]]:
+    items = [("line", "+ weight", theme.weight_color(True, 255)), ("line", "− weight", theme.weight_color(False, 255)),
+             ("ablated", "ablated", None), ("dash", "ablated weight", None), ("ring", "selected", None)]
+    return items + [("dot", name, theme.KIND_COLORS[k]) for k, name in LEGEND_KINDS]
+
+
+def _legend(width: float, top: float) -> tuple[list[str], float]:
+    """The legend rows from ``top``; returns (elements, bottom)."""
+    out, x, y = ['<g class="legend">'], PAD, top + LEGEND_PX / 2
+    for kind, text, color in _legend_items():
+        item_w = 26 + len(text) * CHAR_W * LEGEND_PX + 14
+        if x + item_w > width - PAD and x > PAD:
+            x, y = PAD, y + LEGEND_PX + 7
+        cx = x + 10
+        if kind in ("line", "dash"):
+            stroke = _rgba(color)[0] if color is not None else theme.ABLATED
+            dash = ' stroke-dasharray="8,4"' if kind == "dash" else ""
+            out.append(f'<path d="M{_n(x)} {_n(y)}L{_n(x + 20)} {_n(y)}" stroke="{stroke}" stroke-width="2"{dash}/>')
+        elif kind == "ablated":
+            out.append(_ablated_mark(cx, y, 12.0))
+        elif kind == "ring":
+            out.append(f'<circle cx="{_n(cx)}" cy="{_n(y)}" r="6.5" fill="none" stroke="{theme.SELECTED}" '
+                       'stroke-width="2"/>')
+        else:
+            out.append(f'<circle cx="{_n(cx)}" cy="{_n(y)}" r="4.5" fill="{color}"/>')
+        out.append(_label(x + 26, y + LEGEND_PX * 0.36, text, LEGEND_PX, theme.TEXT, "start"))
+        x += item_w
+    out.append("</g>")
+    return out, y + LEGEND_PX / 2
+
+
+def _ablated_mark(x: float, y: float, size: float) -> str:
+    """The view's ablated symbol: a background-filled circle with an X (``graph_items.ablated_symbol``)."""
+    r, c = size / 2, 0.42 * size
+    return (f'<circle cx="{_n(x)}" cy="{_n(y)}" r="{_n(r)}" fill="{theme.BG}" stroke="{theme.ABLATED}" '
+            f'stroke-width="2.2"/><path d="M{_n(x - c)} {_n(y - c)}L{_n(x + c)} {_n(y + c)}M{_n(x - c)} '
+            f'{_n(y + c)}L{_n(x + c)} {_n(y - c)}" stroke="{theme.ABLATED}" stroke-width="2.2"/>')
+
+
+def _edges(snap: ViewSnapshot, f: Frame) -> list[str]:
+    """Weight edges in the view's buckets (sign x |w| level), weakest first, as in EdgeLayer."""
+    g = snap.graph
+    order = np.argsort(-np.abs(g.weight), kind="stable")
+    absw = np.abs(g.weight)
+    cuts = np.quantile(absw, QUANTILES) if len(absw) else np.zeros(len(QUANTILES))
+    bucket = (2 * np.searchsorted(cuts, absw, side="right") + (g.weight > 0))[order]
+    shown = absw[order] >= snap.threshold
+    pens = bucket_pens(int(shown.sum()))
+    segs = np.concatenate([f.map(g.pos[g.src[order]]), f.map(g.pos[g.dst[order]])], axis=1)
+    clipped, kept = clip_segments(segs, f)
+    out = ['<g class="edges">']
+    for b in range(2 * LEVELS):
+        sel = (bucket == b) & shown
+        color, width = pens[b]
+        out.append(_line_path(clipped[sel[kept]], color, width, cls=f"edges-{'pos' if b % 2 else 'neg'}-{b // 2}"))
+    out.append("</g>")
+    return out
+
+
+def _nodes(snap: ViewSnapshot, f: Frame, p: np.ndarray, inside: np.ndarray) -> list[str]:
+    g = snap.graph
+    size = NODE_SIZE[snap.view]
+    stroke = f'stroke="{theme.BG}" stroke-width="{0.6 if snap.view == "circuit" else 1}"'
+    out = ['<g class="nodes">']
+    for i in np.flatnonzero(inside).tolist():
+        dim = snap.in_circuit is not None and not snap.in_circuit[i]
+        opacity = f' fill-opacity="{80 / 255:.3f}"' if dim else ""
+        node = g.ids[i]
+        tip = f"{node}: {snap.labels[node]}" if snap.labels.get(node) else node
+        out.append(f'<circle class="node" data-id="{_text(node)}" cx="{_n(p[i, 0])}" cy="{_n(p[i, 1])}" '
+                   f'r="{_n(size / 2)}" fill="{theme.KIND_COLORS[int(g.kind[i])]}"{opacity} {stroke}>'
+                   f'<title>{_text(tip)}</title></circle>')
+    out.append("</g>")
+    return out
+
+
+def _ablation(snap: ViewSnapshot, f: Frame, p: np.ndarray, inside: np.ndarray) -> tuple[list[str], list[str]]:
+    """(dashed ablated weights with their marks, ablated node overlays)."""
+    g = snap.graph
+    pairs = [(g.index[a], g.index[b]) for a, _, b in (e.partition("->") for e in snap.ablated_edges)
+             if a in g.index and b in g.index]
+    segs = np.array([(*p[a], *p[b]) for a, b in pairs], dtype=np.float64).reshape(-1, 4)
+    segs, _ = clip_segments(segs, f)
+    cuts = [_line_path(segs, theme.ABLATED, 2, dash="8,4", cls="ablated-edges")]
+    for x, y in ((segs[:, :2] + segs[:, 2:]) / 2).tolist():
+        cuts.append(f'<path class="ablated-edge-mark" d="M{_n(x - 4)} {_n(y - 4)}L{_n(x + 4)} {_n(y + 4)}'
+                    f'M{_n(x - 4)} {_n(y + 4)}L{_n(x + 4)} {_n(y - 4)}" stroke="{theme.ABLATED}" stroke-width="2.5"/>')
+    marks = ['<g class="ablated">']
+    size = NODE_SIZE[snap.view] + 3
+    for node in snap.ablated_nodes:
+        i = g.index.get(node)
+        if i is not None and inside[i]:
+            marks.append(_ablated_mark(p[i, 0], p[i, 1], size))
+    marks.append("</g>")
+    return cuts, marks
+
+
+def _io(snap: ViewSnapshot, f: Frame) -> tuple[list[str], list[str]]:
+    """(display-only embedding/unembedding edges, token square and logit circles + their texts)."""
+    g = snap.graph
+    segs = np.concatenate([f.map(snap.io_segs[:, :2]), f.map(snap.io_segs[:, 2:])], axis=1)
+    segs, kept = clip_segments(segs, f)
+    w = snap.io_weight[kept]
+    edges = [_line_path(segs[(w > 0) == pos], theme.weight_color(pos, 90), 1, dash="1,2", cls="io-edges")
+             for pos in (True, False)]
+    nodes, texts = [], []
+    tok = f.map(np.stack([snap.token_x, np.zeros(len(snap.token_x))], axis=1))
+    for (x, y), t, ok in zip(tok.tolist(), snap.tokens, f.inside(tok)):
+        if ok:
+            texts.append(_label(x, y + 0.35 * TOKEN_PX, visible_token(t), TOKEN_PX, theme.TEXT, mono=True))
+    if len(tok) and f.inside(tok[-1:])[0]:
+        x, y = tok[-1]
+        nodes.append(f'<rect class="io" x="{_n(x - 11)}" y="{_n(y - 11)}" width="22" height="22" fill="none" '
+                     f'stroke="{theme.TEXT}" stroke-width="1.5"/>')
+    logits = f.map(np.stack([snap.logit_x, np.full(2, g.top)], axis=1))
+    for (x, y), side, target, ok in zip(logits.tolist(), "AB", snap.targets, f.inside(logits)):
+        if ok:
+            nodes.append(f'<circle class="io" cx="{_n(x)}" cy="{_n(y)}" r="7" fill="{theme.PANEL}" '
+                         f'stroke="{theme.TEXT}" stroke-width="1.5"/>')
+            if y - 11 - TARGET_PX >= f.top:  # (the view clips it too)
+                texts.append(_label(x, y - 11, f"{side}: {visible_token(target)}", TARGET_PX, theme.TEXT, mono=True))
+    return edges, nodes + texts
+
+
+def _captions(snap: ViewSnapshot, p: np.ndarray, inside: np.ndarray) -> list[str]:
+    g = snap.graph
+    if snap.view != "circuit" or g.n_nodes > CAPTION_MAX_NODES:
+        return []
+    above, r = caption_above(g), NODE_SIZE["circuit"] / 2
+    out = ['<g class="captions">']
+    for i in np.flatnonzero(inside).tolist():
+        y = p[i, 1] - r - 3 if i in above else p[i, 1] + r + 1 + 0.8 * CAPTION_PX
+        out.append(_label(p[i, 0], y, caption(g, i, snap.labels), CAPTION_PX, theme.MUTED))
+    out.append("</g>")
+    return out
+
+
+def _axis(snap: ViewSnapshot, f: Frame) -> list[str]:
+    out = [f'<g class="axis"><path d="M{_n(f.left)} {_n(f.top)}L{_n(f.left)} {_n(f.bottom)}" '
+           f'stroke="{theme.GRID}" stroke-width="1"/>']
+    for y, name in snap.graph.row_labels():
+        py = f.map(np.array([[f.x0, y]]))[0, 1]
+        if f.top <= py <= f.bottom:
+            out.append(_label(f.left - 8, py + 0.35 * AXIS_PX, _fit_text(name, AXIS_PX, f.left - PAD - 8),
+                              AXIS_PX, theme.MUTED, "end"))
+    out.append("</g>")
+    return out
+
+
+def render_svg(snap: ViewSnapshot) -> str:
+    """The snapshot as an SVG document (``snap.size`` pixels; see the module docstring)."""
+    width, height = snap.size
+    head = [f'<svg xmlns="http://www.w3.org/2000/svg" version="1.2" baseProfile="tiny" width="{width}" '
+            f'height="{height}" viewBox="0 0 {width} {height}">',
+            f"<title>{_text(snap.header())}</title>",
+            f'<rect x="0" y="0" width="{width}" height="{height}" fill="{theme.BG}"/>']
+    title = [_label(PAD, PAD + TITLE_PX, _fit_text(snap.header(), TITLE_PX, width - 2 * PAD), TITLE_PX, theme.TEXT,
+                    "start", weight="bold")]
+    metrics = _wrap_text(snap.metrics_line(), SUB_PX, width - 2 * PAD)  # a narrow picture wraps, not cuts
+    for k, line in enumerate(metrics):
+        title.append(_label(PAD, PAD + TITLE_PX + 6 + SUB_PX + k * (SUB_PX + 3), line, SUB_PX, theme.MUTED, "start"))
+    legend, legend_bottom = _legend(width, PAD + TITLE_PX + SUB_PX + 16 + (len(metrics) - 1) * (SUB_PX + 3))
+    x0, x1, y0, y1 = snap.view_range
+    f = Frame(width, height, min(LEFT_AXIS, 0.3 * width), legend_bottom + 10, width - PAD, height - PAD,
+              x0, x1, y0, y1)
+    g = snap.graph
+    p = f.map(g.pos)
+    inside = f.inside(p)
+    links = g.resid.reshape(-1)
+    resid = np.concatenate([p[links[0::2]], p[links[1::2]]], axis=1) if len(links) else np.zeros((0, 4))
+    resid, _ = clip_segments(resid, f)
+    io_edges, io_items = _io(snap, f)
+    cuts, marks = _ablation(snap, f, p, inside)
+    ring = []
+    i = g.index.get(snap.selected) if snap.selected else None
+    if i is not None and inside[i]:
+        ring.append(f'<circle class="selected" cx="{_n(p[i, 0])}" cy="{_n(p[i, 1])}" '
+                    f'r="{_n((NODE_SIZE[snap.view] + 10) / 2)}" fill="none" stroke="{theme.SELECTED}" stroke-width="2.5"/>')
+    body = [*_edges(snap, f), _line_path(resid, theme.RESIDUAL_LINK, 1, cls="residual-links"), *io_edges, *cuts,
+            *_nodes(snap, f, p, inside), *marks, *ring, *io_items, *_captions(snap, p, inside), *_axis(snap, f)]
+    return "\n".join([*head, *[b for b in body if b], *legend, *title, "</svg>"]) + "\n"
+
+
+def rasterise(svg: str, size: tuple[int, int], scale: float = 1.0):
+    """Render SVG text into a QImage of ``size * scale`` pixels (needs a QGuiApplication)."""
+    from PySide6.QtCore import QByteArray, QRectF
+    from PySide6.QtGui import QColor, QImage, QPainter
+    from PySide6.QtSvg import QSvgRenderer
+
+    w, h = round(size[0] * scale), round(size[1] * scale)
+    renderer = QSvgRenderer(QByteArray(svg.encode("utf-8")))
+    if not renderer.isValid():
+        raise ValueError("the rendered SVG is not valid")
+    image = QImage(w, h, QImage.Format.Format_ARGB32_Premultiplied)  # the fast format to paint on
+    image.fill(QColor(theme.BG))
+    painter = QPainter(image)
+    try:
+        for hint in (QPainter.RenderHint.Antialiasing, QPainter.RenderHint.TextAntialiasing,
+                     QPainter.RenderHint.SmoothPixmapTransform):
+            painter.setRenderHint(hint, True)
+        renderer.render(painter, QRectF(0, 0, w, h))
+    finally:
+        painter.end()
+    return image
+
+
+def png_bytes(image) -> bytes:
+    """A QImage encoded as PNG."""
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+
+    data = QByteArray()
+    buf = QBuffer(data)
+    buf.open(QIODevice.OpenModeFlag.WriteOnly)
+    if not image.save(buf, "PNG"):
+        raise ValueError("could not encode the image as PNG")
+    buf.close()
+    return bytes(data.data())
+
+
+__all__ = ["Frame", "clip_segments", "png_bytes", "rasterise", "render_svg"]

@@ -1,0 +1,113 @@
+"""Small pieces of the graph view: symbols, brushes, the legend, tooltips and node captions.
+
+Knows nothing about threads or the engine; reads the bundle's plain data only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtGui import QBrush, QColor, QPainterPath
+
+from app.window import theme
+from engine.scene.layout import KINDS, GraphData
+
+NODE_SIZE = {"circuit": 13, "model": 5}
+CAPTION_MAX_NODES = 160
+
+
+def ablated_symbol() -> QPainterPath:
+    """A circle with an X through it; drawn with a background fill it reads as hollow + crossed."""
+    path = QPainterPath()
+    path.addEllipse(QRectF(-0.5, -0.5, 1.0, 1.0))
+    for a, b in (((-0.42, -0.42), (0.42, 0.42)), ((-0.42, 0.42), (0.42, -0.42))):
+        path.moveTo(QPointF(*a))
+        path.lineTo(QPointF(*b))
+    return path
+
+
+def kind_brushes(alpha: int = 255) -> list[QBrush]:
+    out = []
+    for name in theme.KIND_COLORS:
+        color = QColor(name)
+        color.setAlpha(alpha)
+        out.append(QBrush(color))
+    return out
+
+
+BRUSHES = None
+
+
+def node_brushes(graph: GraphData, in_circuit: np.ndarray | None) -> list[QBrush]:
+    """One brush per node: its kind's colour; nodes outside the circuit (whole-model view) dimmed."""
+    global BRUSHES
+    if BRUSHES is None:
+        BRUSHES = (kind_brushes(255), kind_brushes(80))
+    bright, dim = BRUSHES
+    if in_circuit is None:
+        return [bright[k] for k in graph.kind]
+    return [bright[k] if c else dim[k] for k, c in zip(graph.kind, in_circuit)]
+
+
+def caption(graph: GraphData, i: int, labels: dict[str, str]) -> str:
+    """Short text under a node: its label, else q/k/v head.dim or the channel number."""
+    label = labels.get(graph.ids[i])
+    if label:
+        return label if len(label) <= 12 else label[:11] + "…"
+    kind, ch = KINDS[int(graph.kind[i])], int(graph.channel[i])
+    if kind in ("attn.q", "attn.k", "attn.v"):
+        d_head = graph.shape.d_head
+        return f"{kind[-1]}{ch // d_head}.{ch % d_head}"
+    return str(ch)
+
+
+def visible_token(tok: str) -> str:
+    """A token with whitespace made visible (for the input-token row)."""
+    return tok.replace(" ", "·").replace("\n", "⏎").replace("\t", "⇥") or "∅"
+
+
+def node_tooltip(graph: GraphData, i: int, bundle, pair: int, labels: dict[str, str],
+                 ablated: bool, degrees: tuple[np.ndarray, np.ndarray]) -> str:
+    """id, label, mean, value on the selected pair, degree."""
+    node = graph.ids[i]
+    site, _, idx = node.rpartition(":")
+    kind = KINDS[int(graph.kind[i])]
+    lines = [f"{node}", f"{theme.KIND_NAMES[int(graph.kind[i])]}, layer {int(graph.layer[i])}"]
+    if labels.get(node):
+        lines.append(f"label: {labels[node]}")
+    if bundle is not None:
+        mean = bundle.means.get(site)
+        if mean is not None:
+            lines.append(f"mean activation: {float(mean[int(idx)]):+.4f}")
+        values = bundle.task_view.node_values.get(site)
+        if values is not None and 2 * pair + 1 < len(values):
+            a, b = float(values[2 * pair, int(idx)]), float(values[2 * pair + 1, int(idx)])
+            lines.append(f"pair {pair}: A {a:+.4f}   B {b:+.4f}   (A-B {a - b:+.4f})")
+    lines.append(f"weights in view: {int(degrees[0][i])} in, {int(degrees[1][i])} out")
+    if kind in ("attn.q", "attn.k", "attn.v"):
+        lines.append(f"head {int(graph.channel[i]) // graph.shape.d_head}")
+    lines.append("ABLATED (click to restore)" if ablated else "click: ablate  ·  ctrl+click: inspect only")
+    return "\n".join(lines)
+
+
+def build_legend(plot: pg.PlotItem) -> pg.LegendItem:
+    """Edge sign colours, the ablated marker, the selection ring and the node kinds."""
+    legend = pg.LegendItem(offset=(8, 6), labelTextSize="8pt", colCount=4, labelTextColor=theme.TEXT,
+                           brush=pg.mkBrush(30, 31, 36, 215), pen=pg.mkPen(60, 63, 72))
+    legend.setParentItem(plot.vb)
+    pos = pg.PlotDataItem([0, 1], [0, 0], pen=pg.mkPen(theme.weight_color(True, 255), width=2))
+    neg = pg.PlotDataItem([0, 1], [0, 0], pen=pg.mkPen(theme.weight_color(False, 255), width=2))
+    legend.addItem(pos, "+ weight")
+    legend.addItem(neg, "− weight")
+    legend.addItem(pg.ScatterPlotItem(symbol=ablated_symbol(), size=12, brush=pg.mkBrush(theme.BG),
+                                      pen=pg.mkPen(theme.ABLATED, width=2)), "ablated")
+    legend.addItem(pg.PlotDataItem([0, 1], [0, 0], pen=pg.mkPen(theme.ABLATED, width=2,
+                                                                  style=pg.QtCore.Qt.PenStyle.DashLine)),
+                   "ablated weight")
+    legend.addItem(pg.ScatterPlotItem(symbol="o", size=13, brush=None, pen=pg.mkPen(theme.SELECTED, width=2)),
+                   "selected")
+    for k, name in ((0, "resid. read"), (4, "resid. write"), (1, "q"), (2, "k"), (3, "v"), (6, "neuron")):
+        legend.addItem(pg.ScatterPlotItem(symbol="o", size=9, brush=pg.mkBrush(theme.KIND_COLORS[k]),
+                                          pen=None), name)
+    return legend

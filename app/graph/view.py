@@ -1,0 +1,369 @@
+"""The circuit graph: a layered layout drawn with a handful of pyqtgraph items.
+
+Items (bottom to top): residual links (one ``connect='pairs'`` item), the weight edges
+(:class:`app.graph.edges.EdgeLayer`: a few array-fed items or one raster image), display-only
+embedding/unembedding edges, ablated weights (dashed), the nodes (ONE ``ScatterPlotItem``), the
+ablated overlay (hollow + crossed), the selection ring, input tokens and the two target logits.
+Row names are the ticks of the left axis, so they stay aligned while panning.
+
+Mouse: click a node = toggle its ablation and inspect it; shift+click = toggle only; ctrl+click =
+inspect only; shift+drag = rubber band (ablate every node inside, or restore them if all are);
+click an edge = toggle that one weight; drag = pan; wheel = zoom; right-click = view menu.
+
+The view is built from :class:`app.model.state.AppState`, subscribes to its signals and calls its
+methods; it holds no truth of its own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt, Signal, Slot
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from app.graph import items as gi
+from app.window import theme
+from app.graph.edges import EdgeLayer
+from engine.scene.layout import GraphData, io_edges, logit_positions, token_positions
+from engine.scene.snapshot import caption_above, counted
+
+
+class GraphViewBox(pg.ViewBox):
+    """A ViewBox that reports left clicks on the background and shift+drag rectangles."""
+
+    sigBackgroundClicked = Signal(object, object)  # QPointF in data coords, modifiers
+    sigRubberBand = Signal(object, object)  # QRectF in data coords, modifiers
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802 (Qt naming)
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self.sigBackgroundClicked.emit(self.mapSceneToView(ev.scenePos()), ev.modifiers())
+            return
+        super().mouseClickEvent(ev)
+
+    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802
+        if ev.button() == Qt.MouseButton.LeftButton and ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            ev.accept()
+            if ev.isFinish():
+                self.rbScaleBox.hide()
+                rect = QRectF(ev.buttonDownPos(), ev.pos()).normalized()
+                self.sigRubberBand.emit(self.childGroup.mapRectFromParent(rect), ev.modifiers())
+            else:
+                self.updateScaleBox(ev.buttonDownPos(), ev.pos())
+            return
+        super().mouseDragEvent(ev, axis)
+
+
+class PassiveScatter(pg.ScatterPlotItem):
+    """An overlay (ablated marks, selection ring) that lets clicks through to the nodes below."""
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802 (Qt naming)
+        ev.ignore()
+
+
+class CircuitView(QWidget):
+    """The central widget: a one-line header and the graph. See the module docstring."""
+
+    drawn = Signal()  # nodes placed and edges on screen for the current graph and threshold
+
+    def __init__(self, state, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.graph: GraphData | None = None
+        self._degrees = (np.zeros(0), np.zeros(0))
+        self.header = QLabel("No run loaded. File > Open run folder... (Ctrl+Shift+O) or pick the demo in the Runs dock.")
+        self.header.setObjectName("graphHeader")
+        self.header.setWordWrap(True)
+        self.header.setStyleSheet(f"padding: 4px 8px; color: {theme.TEXT}; background: {theme.BG};")
+        self.vb = GraphViewBox()
+        self.widget = pg.PlotWidget(viewBox=self.vb, background=theme.BG)
+        self.plot = self.widget.getPlotItem()
+        self.plot.hideAxis("bottom")
+        self.plot.hideButtons()
+        self.plot.setMenuEnabled(False)
+        axis = self.plot.getAxis("left")
+        axis.setPen(pg.mkPen(theme.GRID))
+        axis.setTextPen(pg.mkPen(theme.MUTED))
+        axis.setStyle(tickLength=0, autoExpandTextSpace=True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        self.lod_label = QLabel("")
+        self.lod_label.setStyleSheet(f"padding: 2px 8px; color: {theme.MUTED}; background: {theme.BG};")
+        self.lod_label.setVisible(False)
+        layout.addWidget(self.header)
+        layout.addWidget(self.lod_label)
+        layout.addWidget(self.widget, 1)
+        self._build_items()
+        self.legend = gi.build_legend(self.plot)
+        self.edges.drawn.connect(self._on_edges_drawn)
+        self.vb.sigBackgroundClicked.connect(self._on_background_click)
+        self.vb.sigRubberBand.connect(self._on_rubber_band)
+        for signal, slot in ((state.bundleChanged, self._rebuild), (state.viewChanged, self._rebuild),
+                             (state.labelsChanged, self._show_captions),
+                             (state.ablationChanged, self._show_ablation),
+                             (state.selectionChanged, self._show_selection),
+                             (state.pairChanged, self._show_io), (state.thresholdChanged, self._set_threshold)):
+            signal.connect(slot)
+
+    def _build_items(self) -> None:
+        vb = self.vb
+        self.resid = pg.PlotDataItem(pen=pg.mkPen(theme.RESIDUAL_LINK, width=1), connect="pairs")
+        self.io_items = [pg.PlotDataItem(connect="pairs") for _ in range(2)]
+        self.cut_edges = pg.PlotDataItem(pen=pg.mkPen(theme.ABLATED, width=2, style=Qt.PenStyle.DashLine),
+                                         connect="pairs")
+        self.cut_marks = PassiveScatter(symbol="x", size=11, pen=pg.mkPen(theme.ABLATED, width=2),
+                                            brush=pg.mkBrush(theme.ABLATED))
+        self.nodes = pg.ScatterPlotItem(hoverable=True, tip=self._tip, pxMode=True)
+        self.ablated = PassiveScatter(symbol=gi.ablated_symbol(), brush=pg.mkBrush(theme.BG),
+                                          pen=pg.mkPen(theme.ABLATED, width=2.2))
+        self.ring = PassiveScatter(symbol="o", brush=None, pen=pg.mkPen(theme.SELECTED, width=2.5))
+        self.io_nodes = pg.ScatterPlotItem(hoverable=True, tip=self._io_tip, size=12,
+                                           pen=pg.mkPen(theme.TEXT, width=1.5), brush=pg.mkBrush(theme.PANEL))
+        for z, item in enumerate((self.resid, *self.io_items, self.cut_edges, self.nodes, self.cut_marks,
+                                  self.ablated, self.ring, self.io_nodes)):
+            item.setZValue(2 + z)
+            vb.addItem(item)
+        self.edges = EdgeLayer(vb, self)
+        self.nodes.sigClicked.connect(self._on_node_click)
+        self.texts: list[pg.TextItem] = []  # input tokens and logit names
+        self.captions: list[pg.TextItem] = []  # node captions (circuit view)
+        self._key: tuple | None = None
+        self._node_size = gi.NODE_SIZE["circuit"]
+        self._view = "circuit"
+
+    # -- building ------------------------------------------------------------------------------
+    @Slot()
+    def _rebuild(self, *args) -> None:
+        """Show the state's current graph (circuit or whole model) from scratch."""
+        graph = self.state.graph
+        key = (self.state.serial, id(graph))
+        if key == self._key:
+            return
+        self._key, self.graph = key, graph
+        if graph is None:
+            self._clear_texts(self.texts)
+            self._clear_texts(self.captions)
+            for item in (self.resid, self.nodes, self.ablated, self.ring, self.io_nodes, self.cut_marks,
+                         self.cut_edges, *self.io_items):
+                item.setData([], [])
+            self.edges.set_edges(np.zeros((0, 4)), np.zeros(0, np.float32), np.zeros(0, np.int64))
+            return
+        bundle = self.state.bundle
+        self._degrees = graph.degrees()
+        view = "circuit" if graph is bundle.circuit_graph else "model"
+        in_circuit = None
+        if view == "model" and bundle.circuit is not None:
+            kept = {str(n) for n in bundle.circuit.nodes}
+            in_circuit = np.fromiter((i in kept for i in graph.ids), bool, graph.n_nodes)
+        size = gi.NODE_SIZE[view]
+        self.nodes.setData(pos=graph.pos, size=size, brush=gi.node_brushes(graph, in_circuit),
+                           pen=pg.mkPen(theme.BG, width=0.6 if view == "circuit" else 0),
+                           data=np.arange(graph.n_nodes))
+        self._node_size = size
+        self.fit()  # before the edges: a raster is rendered for the range on screen
+        segs = np.concatenate([graph.pos[graph.src], graph.pos[graph.dst]], axis=1)
+        self.edges.set_edges(segs, graph.weight, np.arange(graph.n_edges), self.state.threshold)
+        links = graph.pos[graph.resid.reshape(-1)] if len(graph.resid) else np.zeros((0, 2))
+        self.resid.setData(links[:, 0], links[:, 1], connect="pairs")
+        self.plot.getAxis("left").setTicks([graph.row_labels(), []])
+        self._view = view
+        self._show_captions()
+        self._update_header(view)
+        self._show_io()
+        self._show_ablation()
+        self._show_selection(self.state.selected, center=False)
+
+    def _clear_texts(self, items: list) -> None:
+        for t in items:
+            self.vb.removeItem(t)
+        items.clear()
+
+    @Slot()
+    def _show_captions(self, *args) -> None:
+        """Small captions under the nodes of a circuit (channel, q/k/v head.dim, or the label)."""
+        self._clear_texts(self.captions)
+        graph = self.graph
+        if graph is None or self._view != "circuit" or graph.n_nodes > gi.CAPTION_MAX_NODES:
+            return
+        above = caption_above(graph)
+        for i in range(graph.n_nodes):
+            anchor = (0.5, 1.15) if i in above else (0.5, -0.15)
+            self.captions.append(self._add_text(gi.caption(graph, i, self.state.labels), graph.pos[i],
+                                                anchor, theme.MUTED, 7.0))
+
+    def _add_text(self, text: str, pos, anchor, color: str, size: float, mono: bool = False) -> pg.TextItem:
+        item = pg.TextItem(text, color=color, anchor=anchor)
+        font = theme.mono_font(size) if mono else item.textItem.font()
+        font.setPointSizeF(size)
+        item.setFont(font)
+        item.setPos(float(pos[0]), float(pos[1]))
+        item.setZValue(20)
+        self.vb.addItem(item, ignoreBounds=True)
+        return item
+
+    def _update_header(self, view: str) -> None:
+        b, g = self.state.bundle, self.graph
+        task = b.task.name
+        if b.circuit is None:
+            text = (f"<b>{b.run_name}</b> · task <b>{task}</b> · whole model ({g.n_nodes:,} nodes, "
+                    f"{g.n_edges:,} weights). <span style='color:{theme.MUTED}'>No circuit for this task "
+                    f"yet: Circuits &gt; Prune a task… finds one</span>")
+        elif view == "circuit":
+            text = (f"<b>{b.run_name}</b> · task <b>{task}</b> · circuit <b>{b.circuit.name}</b>: "
+                    f"{counted(g.n_nodes, 'node')}, {counted(g.n_edges, 'weight')}")
+        else:
+            text = (f"<b>{b.run_name}</b> · task <b>{task}</b> · whole model: {g.n_nodes:,} nodes, "
+                    f"{g.n_edges:,} weights; circuit nodes bright")
+        self.header.setText(text)
+
+    # -- state -> items ------------------------------------------------------------------------
+    @Slot()
+    def _show_io(self, *args) -> None:
+        """Input tokens, target logits and their display-only edges for the selected pair."""
+        graph, bundle = self.graph, self.state.bundle
+        self._clear_texts(self.texts)
+        if graph is None:
+            return
+        tv, pair = bundle.task_view, self.state.pair
+        a, b = 2 * pair, 2 * pair + 1
+        toks = tv.tokens[a]
+        xs = token_positions(graph.width, len(toks))
+        shown = toks[len(toks) - len(xs):]
+        for x, tok in zip(xs, shown):
+            self.texts.append(self._add_text(gi.visible_token(tok), (x, 0.0), (0.5, 0.5), theme.TEXT, 9.0,
+                                             mono=True))
+        lx = logit_positions(graph.width)
+        for x, s, side in zip(lx, (tv.target_str[a], tv.target_str[b]), "AB"):
+            self.texts.append(self._add_text(f"{side}: {gi.visible_token(s)}", (x, graph.top), (0.5, 1.25),
+                                             theme.TEXT, 11.0, mono=True))
+        token_x = float(xs[-1]) if len(xs) else 0.0
+        self.io_nodes.setData(pos=np.array([[token_x, 0.0], [lx[0], graph.top], [lx[1], graph.top]]),
+                              data=np.arange(3), symbol=["s", "o", "o"], size=[22, 14, 14],
+                              brush=[pg.mkBrush(None), pg.mkBrush(theme.PANEL), pg.mkBrush(theme.PANEL)])
+        segs, w = io_edges(graph, tv.embed[a], tv.unembed[a], tv.unembed[b], token_x)
+        keep = np.argsort(-np.abs(w))[:48]
+        segs, w = segs[keep], w[keep]
+        for item, positive in zip(self.io_items, (True, False)):
+            sel = segs[(w > 0) == positive]
+            item.setPen(pg.mkPen(theme.weight_color(positive, 90), width=1, style=Qt.PenStyle.DotLine))
+            item.setData(sel[:, [0, 2]].ravel(), sel[:, [1, 3]].ravel(), connect="pairs")
+
+    @Slot()
+    def _show_ablation(self, *args) -> None:
+        graph = self.graph
+        if graph is None:
+            return
+        ablation = self.state.ablation
+        idx = [graph.index[n] for n in ablation.nodes if n in graph.index]
+        self.ablated.setData(pos=graph.pos[idx].reshape(-1, 2), size=self._node_size + 3)
+        segs = []
+        for e in ablation.edges:
+            a, _, b = e.partition("->")
+            if a in graph.index and b in graph.index:
+                segs.append((*graph.pos[graph.index[a]], *graph.pos[graph.index[b]]))
+        s = np.array(segs, dtype=float).reshape(-1, 4)
+        self.cut_edges.setData(s[:, [0, 2]].ravel(), s[:, [1, 3]].ravel(), connect="pairs")
+        self.cut_marks.setData(pos=(s[:, :2] + s[:, 2:]) / 2)
+
+    @Slot(object)
+    def _show_selection(self, node, center: bool = True) -> None:
+        graph = self.graph
+        i = graph.index.get(node) if graph is not None and node else None
+        if i is None:
+            self.ring.setData([], [])
+            return
+        self.ring.setData(pos=graph.pos[[i]], size=self._node_size + 10)
+        if center and not self.vb.viewRect().contains(*graph.pos[i]):
+            self.center_on(node)
+
+    @Slot(float)
+    def _set_threshold(self, value: float) -> None:
+        self.edges.set_threshold(value)
+
+    @Slot()
+    def _on_edges_drawn(self) -> None:
+        capped = self.edges.capped
+        self.lod_label.setText(f"drawing the {capped[0]:,} strongest of {capped[1]:,} weights here; zoom in "
+                               "or raise |w| to see the rest" if capped else "")
+        self.lod_label.setVisible(capped is not None)
+        self.drawn.emit()
+
+    @property
+    def is_drawn(self) -> bool:
+        return self.graph is not None and self.edges.is_drawn
+
+    # -- navigation ----------------------------------------------------------------------------
+    def fit(self) -> None:
+        """Show the whole graph, tokens and logits included."""
+        if self.graph is None:
+            return
+        half = self.graph.width / 2
+        tv = self.state.bundle.task_view if self.state.bundle is not None else None
+        if tv is not None and len(tv.tokens):  # a small circuit is narrower than its input tokens
+            xs = token_positions(self.graph.width, len(tv.tokens[min(2 * self.state.pair, len(tv.tokens) - 1)]))
+            half = max(half, float(np.abs(xs).max()) if len(xs) else 0.0)
+        half += 1.0
+        lo, hi = -0.6, self.graph.top + 1.1
+        height_px = self.vb.height() if self.vb.height() > 100 else 600.0
+        legend_px = self.legend.boundingRect().height() + 12  # keep the legend clear of the logits
+        hi += (hi - lo) * legend_px / max(height_px - legend_px, 50.0)
+        self.vb.setRange(xRange=(-half, half), yRange=(lo, hi), padding=0.02)
+
+    def center_on(self, node: str) -> None:
+        i = self.graph.index.get(node) if self.graph is not None else None
+        if i is not None:
+            rect = self.vb.viewRect()
+            x, y = self.graph.pos[i]
+            self.vb.setRange(xRange=(x - rect.width() / 2, x + rect.width() / 2),
+                             yRange=(y - rect.height() / 2, y + rect.height() / 2), padding=0)
+
+    def node_scene_pos(self, node: str):
+        """Where a node is drawn, in the PlotWidget's viewport pixels (tests, benchmarks)."""
+        i = self.graph.index[node]
+        scene = self.vb.mapViewToScene(pg.Point(*self.graph.pos[i]))
+        return self.widget.mapFromScene(scene)
+
+    # -- mouse ---------------------------------------------------------------------------------
+    def _tip(self, x, y, data) -> str:
+        i = int(data)
+        node = self.graph.ids[i]
+        return gi.node_tooltip(self.graph, i, self.state.bundle, self.state.pair, self.state.labels,
+                               node in self.state.ablation.nodes, self._degrees)
+
+    def _io_tip(self, x, y, data) -> str:
+        tv, pair = self.state.bundle.task_view, self.state.pair
+        if int(data) == 0:
+            p = tv.pairs[pair]
+            return f"input (pair {pair})\nA: {p.prompt_a!r}\nB: {p.prompt_b!r}"
+        side = int(data) - 1
+        return (f"target logit {'AB'[side]}: {tv.target_str[2 * pair + side]!r}\n"
+                "edges: unembedding row x final-norm gain (display only)")
+
+    def _on_node_click(self, item, points, ev) -> None:
+        node = self.graph.ids[int(points[0].data())]
+        mods = ev.modifiers()
+        if mods & Qt.KeyboardModifier.ControlModifier:
+            self.state.select(node)
+            return
+        self.state.toggle_nodes([node])
+        if not mods & Qt.KeyboardModifier.ShiftModifier:
+            self.state.select(node)
+
+    def _on_background_click(self, pos, mods) -> None:
+        if self.graph is None:
+            return
+        e = self.edges.nearest(pos.x(), pos.y())
+        if e is not None:
+            self.state.toggle_edge(self.graph.edge_id(e))
+
+    def _on_rubber_band(self, rect: QRectF, mods) -> None:
+        if self.graph is None:
+            return
+        p = self.graph.pos
+        inside = np.flatnonzero((p[:, 0] >= rect.left()) & (p[:, 0] <= rect.right())
+                                & (p[:, 1] >= rect.top()) & (p[:, 1] <= rect.bottom()))
+        self.state.toggle_nodes([self.graph.ids[i] for i in inside])
+
+    def shutdown(self) -> None:
+        self.edges.shutdown()

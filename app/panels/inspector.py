@@ -1,0 +1,277 @@
+"""The node inspector: id, editable label, weights in and out (click to jump), top and bottom
+examples from the activation store with per-token heatmaps, task A/B activations and a histogram.
+
+Without an activation store the examples tab offers a button that records one in the background;
+the panel fills in when it is ready (the main window owns the job and calls :meth:`set_store`).
+Built from :class:`app.model.state.AppState`. Reads the store in the GUI thread (a few small reads per
+selection; the top-K index makes them sub-millisecond), never per ablation click.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHeaderView, QLabel, QLineEdit, QPushButton,
+                               QSplitter, QStackedWidget, QTableWidget, QTableWidgetItem, QTabWidget,
+                               QTextBrowser, QVBoxLayout, QWidget)
+
+from app.window import theme
+from engine.scene.layout import KINDS
+from app.panels.token_html import examples_html
+
+MAX_EDGES = 60
+N_EXAMPLES = 8
+WINDOW = 14
+
+
+def _edge_table(title: str) -> QTableWidget:
+    t = QTableWidget(0, 2)
+    t.setHorizontalHeaderLabels([title, "weight"])
+    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    t.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    t.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+    t.verticalHeader().setVisible(False)
+    t.verticalHeader().setDefaultSectionSize(20)
+    t.setToolTip("click a row to jump to that node")
+    t.setMinimumHeight(36)
+    return t
+
+
+def _small_plot(left: str, bottom: str) -> pg.PlotWidget:
+    p = pg.PlotWidget(background=theme.BG)
+    p.setMenuEnabled(False)
+    p.hideButtons()
+    p.setMinimumHeight(40)
+    p.getPlotItem().setLabel("left", left, color=theme.MUTED)
+    p.getPlotItem().setLabel("bottom", bottom, color=theme.MUTED)
+    for axis in ("left", "bottom"):
+        p.getAxis(axis).setTextPen(pg.mkPen(theme.MUTED))
+        p.getAxis(axis).enableAutoSIPrefix(False)
+    return p
+
+
+class InspectorView(QWidget):
+    recordRequested = Signal()
+
+    def __init__(self, state, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.store = None
+        self.node: str | None = None
+        self.title = QLabel("Click a node (or press / to find one)")
+        self.title.setFont(theme.mono_font(10))
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.title.setWordWrap(True)
+        self.label_edit = QLineEdit()
+        self.label_edit.setPlaceholderText("label this node (saved with the run's derived files)")
+        self.label_edit.editingFinished.connect(self._on_label_edited)
+        self.stats = QLabel("")
+        self.stats.setWordWrap(True)
+        self.stats.setStyleSheet(f"color: {theme.MUTED};")
+        form = QFormLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Label:", self.label_edit)
+
+        self.in_table, self.out_table = _edge_table("from (in)"), _edge_table("to (out)")
+        for t in (self.in_table, self.out_table):
+            t.cellClicked.connect(self._on_edge_clicked)
+        edges = QSplitter(Qt.Orientation.Vertical)
+        edges.addWidget(self.in_table)
+        edges.addWidget(self.out_table)
+
+        self.examples = QTextBrowser()
+        self.examples.setObjectName("examplesBrowser")
+        self.examples.setFont(theme.mono_font(9))
+        self.examples.setLineWrapMode(QTextBrowser.LineWrapMode.NoWrap)
+        self.no_store = QWidget()
+        self.no_store_text = QLabel("This run has no activation store yet, so there are no examples to show.")
+        self.no_store_text.setWordWrap(True)
+        self.record_button = QPushButton("Record activation store (runs in the background)")
+        self.record_button.setObjectName("recordStoreButton")
+        self.record_button.clicked.connect(self.recordRequested)
+        box = QVBoxLayout(self.no_store)
+        box.addWidget(self.no_store_text)
+        box.addWidget(self.record_button)
+        box.addStretch(1)
+        self.example_stack = QStackedWidget()
+        self.example_stack.addWidget(self.examples)
+        self.example_stack.addWidget(self.no_store)
+
+        self.task_plot = _small_plot("activation", "task side (A, B); ● = selected pair")
+        self.hist_plot = _small_plot("count (log)", "activation over recorded tokens")
+        self.hist_plot.getPlotItem().setLogMode(y=True)
+        self.hist_note = QLabel("")
+        self.hist_note.setStyleSheet(f"color: {theme.MUTED};")
+        acts = QWidget()
+        acts_box = QVBoxLayout(acts)
+        acts_box.setContentsMargins(0, 0, 0, 0)
+        for w in (self.task_plot, self.hist_plot, self.hist_note):
+            acts_box.addWidget(w)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.example_stack, "Examples")
+        self.tabs.addTab(edges, "Weights")
+        self.tabs.addTab(acts, "Activations")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.title)
+        layout.addLayout(form)
+        layout.addWidget(self.stats)
+        layout.addWidget(self.tabs, 1)
+        state.selectionChanged.connect(self.show_node)
+        state.bundleChanged.connect(self._on_bundle)
+        state.pairChanged.connect(self._on_pair)
+        state.labelsChanged.connect(self._on_labels)
+        self._set_enabled(False)
+
+    # -- store ---------------------------------------------------------------------------------
+    def set_store(self, store, message: str = "") -> None:
+        """Use ``store`` (an open ActivationStore, or None) and refill; ``message`` explains a None."""
+        self.store = store
+        if store is None:
+            self.no_store_text.setText(message or "This run has no activation store yet, so there are "
+                                       "no examples to show.")
+        self.show_node(self.node)
+
+    def set_recording(self, active: bool) -> None:
+        self.record_button.setEnabled(not active)
+        self.record_button.setText("Recording… (see the Log dock)" if active
+                                   else "Record activation store (runs in the background)")
+
+    # -- state -> widgets ----------------------------------------------------------------------
+    def _set_enabled(self, on: bool) -> None:
+        self.label_edit.setEnabled(on)
+        self.tabs.setEnabled(on)
+
+    @Slot(object)
+    def _on_bundle(self, bundle) -> None:
+        self.show_node(None)
+
+    @Slot(object)
+    def _on_labels(self, labels) -> None:
+        if self.node is not None and not self.label_edit.hasFocus():
+            self.label_edit.setText(labels.get(self.node, ""))
+
+    @Slot(int)
+    def _on_pair(self, pair: int) -> None:
+        if self.node is not None:
+            self._fill_stats()
+            self._fill_task_plot()
+
+    @Slot(object)
+    def show_node(self, node: str | None) -> None:
+        bundle = self.state.bundle
+        self.node = node if bundle is not None and node in bundle.model_graph.index else None
+        self._set_enabled(self.node is not None)
+        if self.node is None:
+            self.title.setText("Click a node (or press / to find one)")
+            self.label_edit.setText("")
+            self.stats.setText("")
+            for t in (self.in_table, self.out_table):
+                t.setRowCount(0)
+            self.examples.setHtml("")
+            self.task_plot.clear()
+            self.hist_plot.clear()
+            self.hist_note.setText("")
+            self.example_stack.setCurrentIndex(0 if self.store is not None else 1)
+            return
+        site, _, idx = self.node.rpartition(":")
+        kind = KINDS.index(site.split(".", 2)[2])
+        self.title.setText(f"<b>{self.node}</b><br><span style='color:{theme.MUTED}'>"
+                           f"{theme.KIND_NAMES[kind]}, layer {site.split('.')[1]}, channel {idx}</span>")
+        self.label_edit.setText(self.state.labels.get(self.node, ""))
+        self._fill_stats()
+        self._fill_edges()
+        self._fill_examples()
+        self._fill_task_plot()
+        self._fill_histogram()
+
+    def _fill_stats(self) -> None:
+        b, node = self.state.bundle, self.node
+        site, _, idx = node.rpartition(":")
+        i, pair = int(idx), self.state.pair
+        vals = b.task_view.node_values[site][:, i]
+        g = b.model_graph
+        n = g.index[node]
+        in_c = b.circuit is not None and node in {str(x) for x in b.circuit.nodes}
+        self.stats.setText(
+            f"mean {float(b.means[site][i]):+.4f} · pair {pair}: A {vals[2 * pair]:+.4f}, B {vals[2 * pair + 1]:+.4f}"
+            f" · {int(np.sum(g.dst == n))} weights in, {int(np.sum(g.src == n))} out"
+            + (" · in circuit" if in_c else (" · not in circuit" if b.circuit is not None else "")))
+
+    def _fill_edges(self) -> None:
+        g = self.state.bundle.model_graph
+        n = g.index[self.node]
+        for table, sel, other in ((self.in_table, g.dst == n, g.src), (self.out_table, g.src == n, g.dst)):
+            idx = np.flatnonzero(sel)
+            idx = idx[np.argsort(-np.abs(g.weight[idx]), kind="stable")][:MAX_EDGES]
+            table.setRowCount(len(idx))
+            for r, e in enumerate(idx):
+                w = float(g.weight[e])
+                name = QTableWidgetItem(g.ids[other[e]])
+                val = QTableWidgetItem(f"{w:+.4f}")
+                val.setForeground(theme.weight_color(w > 0, 255))
+                table.setItem(r, 0, name)
+                table.setItem(r, 1, val)
+
+    def _fill_examples(self) -> None:
+        if self.store is None:
+            self.example_stack.setCurrentIndex(1)
+            return
+        self.example_stack.setCurrentIndex(0)
+        try:
+            top = self.store.top_examples(self.node, k=N_EXAMPLES, window=WINDOW)
+            bottom = self.store.top_examples(self.node, k=N_EXAMPLES, window=WINDOW, bottom=True)
+        except Exception as exc:  # noqa: BLE001 - a damaged store must not break the panel
+            self.examples.setHtml(f"<p>Cannot read examples: {exc}</p>")
+            return
+        vals = [abs(float(v)) for ex in top + bottom for v in ex.values]
+        scale = max(vals) if vals and max(vals) > 0 else 1.0
+        self.examples.setHtml(examples_html(f"Top {len(top)} activations", top, scale)
+                              + examples_html(f"Bottom {len(bottom)} activations", bottom, scale))
+
+    def _fill_task_plot(self) -> None:
+        b, node = self.state.bundle, self.node
+        site, _, idx = node.rpartition(":")
+        vals = b.task_view.node_values[site][:, int(idx)]
+        a, bb = vals[0::2], vals[1::2]
+        rng = np.random.default_rng(0)
+        p = self.task_plot
+        p.clear()
+        for x, v, color in ((0, a, theme.weight_color(True, 200)), (1, bb, theme.weight_color(False, 200))):
+            jitter = x + rng.uniform(-0.18, 0.18, len(v))
+            p.addItem(pg.ScatterPlotItem(jitter, v, size=6, pen=None, brush=pg.mkBrush(color)))
+            p.addItem(pg.PlotDataItem([x - 0.3, x + 0.3], [float(v.mean())] * 2, pen=pg.mkPen(theme.TEXT, width=2)))
+        pair = self.state.pair
+        p.addItem(pg.ScatterPlotItem([0, 1], [a[pair], bb[pair]], size=11, brush=None,
+                                     pen=pg.mkPen(theme.SELECTED, width=2)))
+        p.getAxis("bottom").setTicks([[(0, "A"), (1, "B")]])
+        p.setXRange(-0.6, 1.6, padding=0)
+
+    def _fill_histogram(self) -> None:
+        p = self.hist_plot
+        p.clear()
+        if self.store is None:
+            self.hist_note.setText("The histogram needs an activation store.")
+            return
+        try:
+            counts, edges = self.store.histogram(self.node)
+        except Exception as exc:  # noqa: BLE001 - e.g. a store still recording
+            self.hist_note.setText(str(exc))
+            return
+        p.addItem(pg.PlotDataItem(edges, counts.astype(float) + 1.0, stepMode="center", fillLevel=0,
+                                  pen=pg.mkPen(theme.ACCENT), brush=pg.mkBrush(90, 169, 230, 90)))
+        self.hist_note.setText(f"{int(counts.sum()):,} recorded activations; min {edges[0]:+.3f}, max {edges[-1]:+.3f}")
+
+    # -- user -> state -------------------------------------------------------------------------
+    def _on_label_edited(self) -> None:
+        if self.node is not None:
+            self.state.set_label(self.node, self.label_edit.text())
+
+    def _on_edge_clicked(self, row: int, col: int) -> None:
+        table = self.sender()
+        item = table.item(row, 0) if table is not None else None
+        if item is not None:
+            self.state.select(item.text())

@@ -1,0 +1,244 @@
+"""The metrics panel: task loss and accuracy (full model, circuit, now) with deltas, per-pair logit
+differences (baseline vs now), the circuit's faithfulness checks and the history of ablation steps.
+
+Built from :class:`app.model.state.AppState`; reads ``bundle.full``, ``bundle.circuit_result``,
+``bundle.circuit.metrics["faithfulness"]`` and the latest :class:`Evaluation`. Clicking the bar
+chart selects a pair. Knows nothing about threads or the engine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QListWidget, QSplitter, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
+
+from app.window import theme
+from engine.scene.snapshot import counted
+
+ROWS = ("full model", "circuit", "now")
+FAITH_ROWS = (("sufficiency_loss", "sufficiency: circuit alone"),
+              ("necessity_loss", "necessity: circuit ablated"),
+              ("random_loss_mean", "random same-size set ablated"))
+
+
+def _item(text: str, color: str | None = None, bold: bool = False) -> QTableWidgetItem:
+    item = QTableWidgetItem(text)
+    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    if color:
+        item.setForeground(QColor(color))
+    if bold:
+        font = item.font()
+        font.setBold(True)
+        item.setFont(font)
+    return item
+
+
+def _table(rows: int, cols: list[str], row_names: list[str]) -> QTableWidget:
+    t = QTableWidget(rows, len(cols))
+    t.setHorizontalHeaderLabels(cols)
+    t.setVerticalHeaderLabels(row_names)
+    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    t.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+    t.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+    t.verticalHeader().setDefaultSectionSize(22)
+    t.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    t.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    t.setMaximumHeight(t.horizontalHeader().sizeHint().height() + 22 * rows + 4)
+    t.setMinimumHeight(t.horizontalHeader().sizeHint().height() + 22 * min(rows, 3) + 4)
+    return t
+
+
+def pair_means(logit_diff: np.ndarray) -> np.ndarray:
+    """Per-pair mean of the two sides' (target - foil) logit differences: (N,) -> (N / 2,)."""
+    d = np.asarray(logit_diff, dtype=float)
+    return d[: len(d) // 2 * 2].reshape(-1, 2).mean(axis=1)
+
+
+class MetricsView(QWidget):
+    def __init__(self, state, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.table = _table(3, ["loss", "Δ loss", "accuracy", "Δ acc"], list(ROWS))
+        self.table.setObjectName("metricsTable")
+        self.info = QLabel("")
+        self.info.setWordWrap(True)
+        self.info.setStyleSheet(f"color: {theme.MUTED};")
+        self.bars = pg.PlotWidget(background=theme.BG)
+        self.bars.setMinimumHeight(60)
+        self.bars.setMenuEnabled(False)
+        self.bars.hideButtons()
+        self.bars.setMouseEnabled(x=False, y=False)
+        self.bars.getPlotItem().setLabel("left", "logit diff", color=theme.MUTED)
+        self.bars.getPlotItem().setLabel("bottom", "pair  (grey: baseline, colour: now; click to pick)",
+                                         color=theme.MUTED)
+        for axis in ("left", "bottom"):
+            self.bars.getAxis(axis).setTextPen(pg.mkPen(theme.MUTED))
+            self.bars.getAxis(axis).enableAutoSIPrefix(False)
+        self.base_bars = pg.BarGraphItem(x=[], height=[], width=0.4, brush=pg.mkBrush(120, 126, 145, 150))
+        self.now_bars = pg.BarGraphItem(x=[], height=[], width=0.4)
+        self.pair_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.SELECTED, width=1,
+                                                                style=Qt.PenStyle.DotLine))
+        for item in (self.base_bars, self.now_bars, self.pair_line):
+            self.bars.addItem(item)
+        self.bars.addItem(pg.InfiniteLine(angle=0, pos=0, pen=pg.mkPen(theme.GRID)))
+        self.bars.scene().sigMouseClicked.connect(self._on_bar_click)
+        self.faith = QLabel("")
+        self.faith.setObjectName("faithfulness")
+        self.faith.setWordWrap(True)
+        self.faith.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.faith.setToolTip("Task loss with the circuit alone (sufficiency: should stay low), with only the "
+                              "circuit ablated (necessity: should be high), and with a random node set of the "
+                              "same size ablated (should stay low), under mean and zero ablation.")
+        self.history = QListWidget()
+        self.history.setObjectName("historyList")
+        self.history.setMinimumHeight(24)
+        self.history.setWordWrap(True)
+        self.history.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setSpacing(4)
+        layout.addWidget(self.table)
+        layout.addWidget(self.info)
+        self.split = QSplitter(Qt.Orientation.Vertical)  # shrinks gracefully on small screens
+        self.split.setChildrenCollapsible(False)
+        self.split.addWidget(self.bars)
+        self.split.addWidget(self.faith)
+        self.split.addWidget(self._box("History", self.history))
+        self.split.setSizes([200, 110, 80])
+        for i, stretch in enumerate((3, 0, 1)):  # the bar chart takes what the others leave
+            self.split.setStretchFactor(i, stretch)
+        layout.addWidget(self.split, 1)
+        state.bundleChanged.connect(self._on_bundle)
+        state.evaluationChanged.connect(self._refresh)
+        state.baselineChanged.connect(self._refresh)
+        state.historyChanged.connect(self._on_history)
+        state.pairChanged.connect(self._on_pair)
+
+    @staticmethod
+    def _box(title: str, *widgets: QWidget) -> QWidget:
+        box = QWidget()
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(0, 2, 0, 0)
+        lay.setSpacing(2)
+        lay.addWidget(QLabel(f"<b>{title}</b>"))
+        for w in widgets:
+            lay.addWidget(w)
+        return box
+
+    # -- state -> widgets ----------------------------------------------------------------------
+    @Slot(object)
+    def _on_bundle(self, bundle) -> None:
+        self._fill_faithfulness(bundle)
+        self._refresh()
+        self._on_pair(self.state.pair)
+
+    def _baseline_result(self):
+        b = self.state.bundle
+        if b is None:
+            return None
+        return b.circuit_result if self.state.baseline == "circuit" and b.circuit_result is not None else b.full
+
+    @Slot()
+    def _refresh(self, *args) -> None:
+        b = self.state.bundle
+        t = self.table
+        t.clearContents()
+        if b is None:
+            self.info.setText("")
+            return
+        base = self._baseline_result()
+        ev = self.state.evaluation
+        now = ev.result if ev is not None else None
+        rows = (b.full, b.circuit_result, now)
+        refs = (None, b.full, base)
+        for r, (res, ref) in enumerate(zip(rows, refs)):
+            if res is None:
+                t.setItem(r, 0, _item("—" if r == 1 else "…", theme.MUTED))
+                continue
+            t.setItem(r, 0, _item(f"{res.loss:.4f}", bold=r == 2))
+            t.setItem(r, 2, _item(f"{res.accuracy:.1%}", bold=r == 2))
+            if ref is not None:
+                dl, da = res.loss - ref.loss, res.accuracy - ref.accuracy
+                t.setItem(r, 1, _item(f"{dl:+.4f}", theme.BAD if dl > 1e-6 else theme.GOOD if dl < -1e-6 else None))
+                t.setItem(r, 3, _item(f"{da:+.1%}", theme.BAD if da < 0 else theme.GOOD if da > 0 else None))
+        if ev is not None:
+            req = ev.request
+            what = "circuit" if req.baseline == "circuit" else "full model"
+            self.info.setText(f"now = {what} + {counted(len(req.nodes), 'node')}, {counted(len(req.edges), 'weight')} ablated "
+                              f"({req.mode}); Δ vs {what}")
+        else:
+            self.info.setText("evaluating…")
+        self._draw_bars(base, now)
+
+    def _draw_bars(self, base, now) -> None:
+        if base is None:
+            self.base_bars.setOpts(x=[], height=[])
+            self.now_bars.setOpts(x=[], height=[])
+            return
+        b = pair_means(base.logit_diff)
+        x = np.arange(len(b), dtype=float)
+        self.base_bars.setOpts(x=x - 0.2, height=b, width=0.4)
+        n = pair_means(now.logit_diff) if now is not None else b
+        brushes = [pg.mkBrush(theme.GOOD if v > 0 else theme.BAD) for v in n]
+        self.now_bars.setOpts(x=x + 0.2, height=n, width=0.4, brushes=brushes, pen=None)
+        self.bars.setXRange(-0.8, len(b) - 0.2, padding=0)
+
+    def _fill_faithfulness(self, bundle) -> None:
+        """A compact table: sufficiency / necessity / random baseline losses, mean and zero ablation."""
+        circuit = bundle.circuit if bundle is not None else None
+        faith = (circuit.metrics.get("faithfulness") if circuit is not None else None) or {}
+        muted = theme.MUTED
+        if circuit is None:
+            self.faith.setText(f"<b>Faithfulness</b> <span style='color:{muted}'>— no circuit for this task yet</span>")
+            return
+        if not faith:
+            self.faith.setText(f"<b>Faithfulness</b> <span style='color:{muted}'>not computed for this circuit "
+                               f"(Circuits &gt; Prune a task… computes it with every circuit)</span>")
+            return
+        cells = []
+        for key, name in FAITH_ROWS:
+            row = [f"<td>{name}</td>"]
+            for mode in ("mean", "zero"):
+                values = faith.get(mode, {})
+                v = values.get(key)
+                std = values.get("random_loss_std") if key == "random_loss_mean" else None
+                text = "—" if v is None else f"{v:.3f}" + (f" ± {std:.3f}" if std is not None else "")
+                row.append(f"<td align='right'>&nbsp;&nbsp;{text}</td>")
+            cells.append("<tr>" + "".join(row) + "</tr>")
+        full = faith.get("mean", {}).get("full_loss")
+        target = circuit.metrics.get("target_loss")
+        note = "; ".join(p for p in (f"full model {full:.3f}" if full is not None else "",
+                                     f"target ≤ {target}" if target is not None else "") if p)
+        self.faith.setText(
+            f"<b>Faithfulness</b> <span style='color:{muted}'>(task loss{'; ' + note if note else ''})</span>"
+            f"<table cellspacing='0' cellpadding='1'><tr><td></td><td align='right' style='color:{muted}'>mean abl."
+            f"</td><td align='right' style='color:{muted}'>zero abl.</td></tr>{''.join(cells)}</table>"
+            f"<span style='color:{muted}'>faithful: sufficiency low, necessity high, random low</span>")
+        self.faith.setMinimumHeight(int(6.6 * self.faith.fontMetrics().lineSpacing()))
+
+    @Slot(object)
+    def _on_history(self, history) -> None:
+        self.history.clear()
+        base = self._baseline_result()
+        for k, h in enumerate(history, 1):
+            delta = f" ({h.loss - base.loss:+.3f})" if base is not None else ""
+            self.history.addItem(f"{k}. {h.action} [{h.mode}] → loss {h.loss:.3f}{delta}, acc {h.accuracy:.0%}")
+        self.history.scrollToBottom()
+
+    @Slot(int)
+    def _on_pair(self, pair: int) -> None:
+        self.pair_line.setPos(pair)
+
+    def _on_bar_click(self, ev) -> None:
+        b = self.state.bundle
+        if b is None or ev.button() != Qt.MouseButton.LeftButton:
+            return
+        x = self.bars.getPlotItem().vb.mapSceneToView(ev.scenePos()).x()
+        n_pairs = len(b.task_view.pairs)
+        pair = int(round(x))
+        if 0 <= pair < n_pairs:
+            self.state.set_pair(pair)

@@ -1,0 +1,175 @@
+"""Live ablation: one long-lived worker thread owns the Ablator; the newest request wins.
+
+Flow (ARCHITECTURE §4): a click changes :class:`app.model.state.AppState` -> :meth:`AblationService.request`
+stores the new ablation set and starts a short single-shot timer (0-16 ms) that coalesces bursts ->
+an immutable :class:`EvalRequest` with a fresh id goes to the worker's single pending ``eval`` slot
+(newer requests overwrite older ones) -> the worker evaluates -> the GUI thread drops results whose
+id is not the latest one. Loading a run or switching task is a ``setup`` request in a slot of its
+own (also newest-wins, processed before evaluations); it bumps a generation number so that
+evaluations for the old setup are dropped too.
+
+The worker imports the engine lazily (torch is imported in the worker thread, after the window's
+first paint). Closing: :meth:`AblationService.shutdown` stops the worker and waits for its thread.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from engine.scene.bundle import Bundle, RunCache, SetupSpec, load_bundle
+from app.workers.latest import Done, Failed, LatestWorker, WorkerThread
+
+COALESCE_MS = 0
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """One evaluation: ablate ``nodes`` and ``edges`` (id strings) on top of ``baseline``."""
+
+    id: int
+    generation: int
+    nodes: tuple[str, ...]
+    edges: tuple[str, ...]
+    mode: str
+    baseline: str
+    t_click: float  # perf_counter() of the user action that caused it
+    action: str = ""  # what the user did, for the history
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A result shown to the user: the request, the engine's AblationResult, latency."""
+
+    request: EvalRequest
+    result: Any  # engine AblationResult
+    latency_ms: float  # user action -> result back in the GUI thread
+
+
+class AblationWorker(LatestWorker):
+    """Lives in its own thread; owns the run cache and the Ablator."""
+
+    SLOTS = ("setup", "eval")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cache = RunCache()
+        self._ablator = None
+        self._generation = -1
+
+    def process(self, kind: str, request: Any) -> Any:
+        if kind == "setup":
+            bundle, ablator = load_bundle(request, self._cache)
+            self._ablator, self._generation = ablator, request.generation
+            return bundle
+        if request.generation != self._generation or self._ablator is None:
+            return None  # made for a setup that has been replaced: nobody wants it
+        return self._ablator.evaluate(request.nodes, request.edges, request.mode, request.baseline)
+
+
+class AblationService(QObject):
+    """GUI-side face of the worker: coalescing, request ids, stale-result dropping."""
+
+    setupDone = Signal(object)  # Bundle
+    setupFailed = Signal(object)  # Failed
+    resultReady = Signal(object)  # Evaluation
+    evalFailed = Signal(object)  # Failed
+
+    def __init__(self, parent: QObject | None = None, coalesce_ms: int = COALESCE_MS) -> None:
+        super().__init__(parent)
+        self._worker = AblationWorker()
+        self._worker.done.connect(self._on_done)
+        self._worker.failed.connect(self._on_failed)
+        self._owner = WorkerThread(self._worker, "ablation-worker", self)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(max(0, min(16, coalesce_ms)))
+        self._timer.timeout.connect(self._flush)
+        self._generation = 0  # the newest setup asked for
+        self._active = -1  # the setup the worker's Ablator belongs to (-1: none yet)
+        self._next_id = 0
+        self._latest_id = -1
+        self._pending: tuple | None = None
+        self.dropped = 0  # stale results dropped (for tests and the benchmark)
+        self._closed = False
+        self.busy_setup = False
+
+    # -- setup ------------------------------------------------------------------------------
+    def load(self, spec: SetupSpec) -> int:
+        """Ask the worker to load ``spec``; returns its generation number."""
+        self._generation += 1
+        self._pending = None
+        self.busy_setup = True
+        self._worker.post("setup", replace(spec, generation=self._generation))
+        return self._generation
+
+    @property
+    def ready(self) -> bool:
+        """Whether a setup has arrived (evaluations are possible)."""
+        return self._active >= 0
+
+    # -- evaluations -------------------------------------------------------------------------
+    def request(self, nodes, edges, mode: str, baseline: str, t_click: float | None = None,
+                action: str = "") -> None:
+        """Evaluate this ablation set soon (bursts within the coalescing interval become one)."""
+        self._pending = (tuple(sorted(nodes)), tuple(sorted(edges)), mode, baseline,
+                         time.perf_counter() if not t_click else t_click, action)
+        if not self._timer.isActive():
+            self._timer.start()
+
+    @Slot()
+    def _flush(self) -> None:
+        if self._pending is None or not self.ready:
+            return
+        nodes, edges, mode, baseline, t_click, action = self._pending
+        self._pending = None
+        self._next_id += 1
+        self._latest_id = self._next_id
+        self._worker.post("eval", EvalRequest(self._next_id, self._active, nodes, edges, mode,
+                                              baseline, t_click, action))
+
+    # -- results (GUI thread) ---------------------------------------------------------------------
+    @Slot(object)
+    def _on_done(self, done: Done) -> None:
+        if self._closed:
+            return
+        if done.kind == "setup":
+            if done.request.generation != self._generation:
+                return  # an older setup finished after a newer one was asked for
+            self._active = self._generation
+            self._latest_id = -1
+            self.busy_setup = False
+            self.setupDone.emit(done.result)
+            if self._pending is not None:
+                self._flush()
+            return
+        request: EvalRequest = done.request
+        if request.id != self._latest_id or request.generation != self._active:
+            self.dropped += 1
+            return
+        latency = 1000.0 * (time.perf_counter() - request.t_click)
+        self.resultReady.emit(Evaluation(request, done.result, latency))
+
+    @Slot(object)
+    def _on_failed(self, failed: Failed) -> None:
+        if self._closed:
+            return
+        if failed.kind == "setup":
+            if failed.request.generation == self._generation:  # the worker keeps the old setup
+                self.busy_setup = False
+                self.setupFailed.emit(failed)
+        elif failed.request.id == self._latest_id:
+            self.evalFailed.emit(failed)
+
+    def shutdown(self) -> None:
+        """Stop the worker and wait for its thread (called when the window closes); results that
+        arrive later are ignored."""
+        self._closed = True
+        self._timer.stop()
+        self._owner.stop()
+
+
+__all__ = ["AblationService", "AblationWorker", "Bundle", "EvalRequest", "Evaluation", "SetupSpec"]

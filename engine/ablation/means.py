@@ -1,0 +1,111 @@
+"""Mean activation of every node over pretraining text: the replacement value of mean ablation.
+
+Computed once per model from about 200k pretraining tokens (``means_steps`` does it as a generator
+that a background job can cancel between batches) and cached as ``means.safetensors`` in
+the run's derived folder (the run itself, or the per-user folder for a read-only run), keyed by the
+model's hash so a retrained model never reuses stale means. Zero ablation uses zeros instead.
+Knows nothing about pruning, files other than its cache, or Qt.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Generator
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from engine.checkpoint import load_tensors
+from engine.fileio import atomic_write
+from engine.jobs import run_to_end
+from engine.model import GPT
+from engine.paths import derived_dir
+from engine.runs import LoadedRun
+from engine.sites import all_sites, intervene
+
+log = logging.getLogger(__name__)
+
+MEANS_FILE = "means.safetensors"
+
+
+def site_means(model: GPT, batches: list[np.ndarray]) -> dict[str, torch.Tensor]:
+    """Mean over all positions of every site's activation; batches of token windows (B, T+1)."""
+    return run_to_end(site_means_steps(model, batches))
+
+
+def site_means_steps(model: GPT, batches: list[np.ndarray]) -> Generator[int, None, dict[str, torch.Tensor]]:
+    """:func:`site_means` as a generator that yields the number of batches done after each one, so
+    a job computing means can be cancelled between two batches."""
+    sums: dict[str, torch.Tensor] = {}
+    count = 0
+
+    def recorder(name: str):
+        def hook(x: torch.Tensor) -> torch.Tensor:
+            s = x.detach().double().sum(dim=(0, 1))
+            sums[name] = sums[name] + s if name in sums else s
+            return x
+        return hook
+
+    model.eval()
+    hooks = {s: recorder(s) for s in all_sites(model.cfg)}
+    for i, b in enumerate(batches):
+        t = torch.from_numpy(np.ascontiguousarray(b[:, :-1]))
+        with torch.no_grad(), intervene(hooks):
+            model(t)
+        count += t.numel()
+        yield i + 1
+    return {name: (v / count).float() for name, v in sums.items()}
+
+
+def zero_means(model: GPT) -> dict[str, torch.Tensor]:
+    from engine.sites import site_width
+    return {s: torch.zeros(site_width(model.cfg, s)) for s in all_sites(model.cfg)}
+
+
+def means_path(run: LoadedRun) -> Path:
+    """Where this model's means are cached. A checkpoint's go to
+    ``<derived>/checkpoint_means/step_NNNNNNN.safetensors`` so they never replace the final model's."""
+    if run.checkpoint is not None:
+        return derived_dir(run.path) / "checkpoint_means" / f"step_{run.checkpoint:07d}.safetensors"
+    own = run.path / MEANS_FILE
+    return own if own.exists() else derived_dir(run.path) / MEANS_FILE
+
+
+def load_or_compute_means(run: LoadedRun, n_tokens: int = 200_000, batch_size: int = 32) -> dict[str, torch.Tensor]:
+    """Cached means of this exact model, computing (and caching) them when missing or stale."""
+    return run_to_end(means_steps(run, n_tokens, batch_size))
+
+
+def means_steps(run: LoadedRun, n_tokens: int = 200_000, batch_size: int = 32
+                ) -> Generator[tuple[int, int], None, dict[str, torch.Tensor]]:
+    """:func:`load_or_compute_means` as a generator: while computing, yields (batches done, batches)
+    after every batch (nothing when the cache is fresh). Closing it stops without caching."""
+    path = means_path(run)
+    if path.exists():
+        from safetensors import safe_open
+        with safe_open(str(path), "pt") as fh:
+            meta = fh.metadata() or {}
+        if meta.get("model_hash") == run.model_hash:
+            return load_tensors(path)
+        log.info("means at %s belong to another model; recomputing", path)
+    from engine.train.data import prepare_data  # late import: reading the corpus is only needed here
+
+    _, data, _ = prepare_data(run.config, run.tokenizer)
+    T = run.config.model.n_ctx
+    n_batches = max(1, round(n_tokens / (batch_size * T)))
+    batches = [data.batch(10_000_000 + i, batch_size) for i in range(n_batches)]
+    yield 0, n_batches
+    gen = site_means_steps(run.model, batches)
+    while True:
+        try:
+            done = next(gen)
+        except StopIteration as stop:
+            means = stop.value
+            break
+        yield done, n_batches
+    out = means_path(run) if run.checkpoint is not None else derived_dir(run.path) / MEANS_FILE
+    meta = {"model_hash": run.model_hash, "n_tokens": str(n_batches * batch_size * T)}
+    atomic_write(out, lambda tmp: save_file({k: v.contiguous() for k, v in means.items()}, str(tmp), metadata=meta))
+    return means

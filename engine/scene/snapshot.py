@@ -1,0 +1,202 @@
+"""What the graph view shows, as one immutable piece of plain data: the input of every export.
+
+:func:`build_snapshot` takes a loaded :class:`engine.scene.bundle.Bundle` (run, task, circuit, layouts, the
+selected pair's tokens) and a view state in the shape of a :class:`engine.scene.session.Session` (view,
+mode, baseline, ablations, labels, selection, pair, |w| threshold, view range). The window builds
+its snapshot from its live state and the range on screen; ``python -m app.export.window`` (and so
+``circuit-engine export``) from a run loaded the same way and a session file or options. Both then
+go through the same renderer (:mod:`app.export.render`) and writers (``engine.scene.export``), which is
+why a headless export equals the app's export of the same view.
+
+:func:`view_document` turns a snapshot into the JSON-shaped document that the data formats write
+(schema in ``engine/export.py``). Knows nothing about Qt: positions are the layout's data
+coordinates; the renderer maps them to pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.scene.layout import GraphData, io_edges, logit_positions, token_positions
+
+IO_EDGES_SHOWN = 48  # strongest display-only embedding/unembedding edges drawn (as in the view)
+FIT_PADDING = 0.02  # fraction of the range added on each side when fitting (pyqtgraph's default)
+VIEW_KIND = "circuit-inspector/view"
+VIEW_SCHEMA_VERSION = 1
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 weight``, ``2 weights``, ``1,024 nodes``: a count with its noun in the right number."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+@dataclass(frozen=True, eq=False)
+class ViewSnapshot:
+    """One view, ready to render or to write. Immutable; arrays are not modified after building."""
+
+    run: str
+    run_name: str
+    task: str
+    circuit: str | None  # the circuit file shown, None when the task has none
+    circuit_name: str | None
+    view: str  # what is drawn: "circuit" or "model"
+    mode: str
+    baseline: str
+    graph: GraphData
+    in_circuit: np.ndarray | None  # (n,) bool, whole-model view of a run with a circuit
+    ablated_nodes: tuple[str, ...]
+    ablated_edges: tuple[str, ...]
+    selected: str | None
+    labels: dict[str, str]
+    threshold: float
+    pair: int
+    view_range: tuple[float, float, float, float]  # x0, x1, y0, y1 in layout units
+    size: tuple[int, int]  # the view in pixels (an image at scale 1)
+    tokens: tuple[str, ...]  # the input tokens shown (the end of side A's prompt)
+    token_x: np.ndarray  # (len(tokens),)
+    targets: tuple[str, str]  # side A's and side B's target token
+    logit_x: np.ndarray  # (2,)
+    io_segs: np.ndarray  # (K, 4) display-only embedding/unembedding edges
+    io_weight: np.ndarray  # (K,)
+    metrics: dict[str, Any]  # {"full", "circuit", "now"}: {"loss", "accuracy"} or None
+
+    @property
+    def shown(self) -> np.ndarray:
+        """(E,) bool: the weights at or above the |w| threshold."""
+        return np.abs(self.graph.weight) >= self.threshold
+
+    def header(self) -> str:
+        """The view's header line, as plain text."""
+        g = self.graph
+        if self.circuit is None:
+            what = f"whole model ({g.n_nodes:,} nodes, {g.n_edges:,} weights), no circuit for this task"
+        elif self.view == "circuit":
+            what = f"circuit {self.circuit_name}: {counted(g.n_nodes, 'node')}, {counted(g.n_edges, 'weight')}"
+        else:
+            what = f"whole model: {g.n_nodes:,} nodes, {g.n_edges:,} weights; circuit nodes bright"
+        return f"{self.run_name} · task {self.task} · {what}"
+
+    def metrics_line(self) -> str:
+        """Ablation and task loss in one line (``now`` is missing while an evaluation is pending)."""
+        base = "the circuit" if self.baseline == "circuit" else "the full model"
+        n, e = len(self.ablated_nodes), len(self.ablated_edges)
+        parts = [f"{self.mode} ablation on top of {base}: {n} node{'s' * (n != 1)} and "
+                 f"{e} weight{'s' * (e != 1)} ablated"]
+        m = self.metrics
+        if m.get("now"):
+            parts.append(f"task loss {m['now']['loss']:.4f}, accuracy {m['now']['accuracy']:.1%}")
+        refs = [f"{name} {m[key]['loss']:.4f}" for key, name in (("circuit", "circuit alone"), ("full", "full model"))
+                if m.get(key)]
+        if refs:
+            parts.append("(" + ", ".join(refs) + ")")
+        if self.threshold > 0:
+            parts.append(f"|w| ≥ {self.threshold:.3g}")
+        return " · ".join(parts)
+
+
+def fit_range(graph: GraphData) -> tuple[float, float, float, float]:
+    """The range that shows the whole graph, input tokens and target logits included."""
+    half = graph.width / 2 + 1.0
+    lo, hi = -0.6, graph.top + 1.1
+    px, py = 2 * half * FIT_PADDING, (hi - lo) * FIT_PADDING
+    return -half - px, half + px, lo - py, hi + py
+
+
+def result_metrics(result) -> dict[str, float] | None:
+    """``{"loss", "accuracy"}`` of an engine AblationResult (None stays None)."""
+    if result is None:
+        return None
+    return {"loss": float(result.loss), "accuracy": float(result.accuracy)}
+
+
+def build_snapshot(bundle, state, size: tuple[int, int], now=None) -> ViewSnapshot:
+    """The view of ``bundle`` in ``state`` (a Session-like object) at ``size`` pixels; ``now`` is
+    the engine's result for the state's ablation (None if it is not known yet)."""
+    has_circuit = bundle.circuit is not None
+    view = "circuit" if state.view == "circuit" and has_circuit else "model"
+    graph = bundle.circuit_graph if view == "circuit" else bundle.model_graph
+    in_circuit = None
+    if view == "model" and has_circuit:
+        kept = {str(n) for n in bundle.circuit.nodes}
+        in_circuit = np.fromiter((i in kept for i in graph.ids), bool, graph.n_nodes)
+    tv = bundle.task_view
+    pair = max(0, min(int(state.pair), len(tv.pairs) - 1))
+    a, b = 2 * pair, 2 * pair + 1
+    toks = tv.tokens[a]
+    token_x = token_positions(graph.width, len(toks))
+    tokens = tuple(toks[len(toks) - len(token_x):])
+    anchor = float(token_x[-1]) if len(token_x) else 0.0
+    segs, w = io_edges(graph, tv.embed[a], tv.unembed[a], tv.unembed[b], anchor)
+    keep = np.argsort(-np.abs(w), kind="stable")[:IO_EDGES_SHOWN]
+    metrics = {"full": result_metrics(bundle.full), "circuit": result_metrics(bundle.circuit_result),
+               "now": result_metrics(now)}
+    return ViewSnapshot(
+        run=str(bundle.run_path), run_name=bundle.run_name, task=bundle.task.name,
+        circuit=str(bundle.circuit_path) if has_circuit and bundle.circuit_path else None,
+        circuit_name=bundle.circuit.name if has_circuit else None, view=view,
+        mode=state.mode, baseline=state.baseline if has_circuit else "full", graph=graph, in_circuit=in_circuit,
+        ablated_nodes=tuple(sorted(state.ablated_nodes)), ablated_edges=tuple(sorted(state.ablated_edges)),
+        selected=state.selected, labels=dict(state.labels), threshold=float(state.threshold), pair=pair,
+        view_range=tuple(state.view_range) if state.view_range else fit_range(graph),
+        size=(int(size[0]), int(size[1])), tokens=tokens, token_x=token_x,
+        targets=(tv.target_str[a], tv.target_str[b]), logit_x=logit_positions(graph.width),
+        io_segs=segs[keep], io_weight=w[keep], metrics=metrics)
+
+
+#: Horizontal room a caption needs, in layout units (one channel step; at the view's fit zoom a
+#: caption such as ``k6.14`` is about that wide).
+CAPTION_ROOM = 1.0
+
+
+def caption_above(graph: GraphData) -> set[int]:
+    """Nodes whose caption goes above them instead of below (the view and the exports use this rule).
+
+    Captions go below their nodes. The q/k/v row is dense, so, left to right, a q/k/v caption that would
+    touch the previous one below goes above instead, unless that spot is taken too: by the previous
+    caption above, or by the caption of a node in the row above (the attention write row, whose
+    captions hang below it into the same gap). Then it stays below."""
+    qkv = np.flatnonzero((graph.kind >= 1) & (graph.kind <= 3))
+    above: set[int] = set()
+    for y in np.unique(graph.pos[qkv, 1]):
+        row = qkv[graph.pos[qkv, 1] == y]
+        row = row[np.argsort(graph.pos[row, 0], kind="stable")]
+        over = graph.pos[np.isclose(graph.pos[:, 1], y + 1.0), 0]  # the row above (layout rows are 1 apart)
+        last_below = last_above = -np.inf
+        for i in row.tolist():
+            x = float(graph.pos[i, 0])
+            if x - last_below >= CAPTION_ROOM:
+                last_below = x
+            elif x - last_above >= CAPTION_ROOM and not np.any(np.abs(over - x) < CAPTION_ROOM):
+                above.add(i)
+                last_above = x
+            else:
+                last_below = x
+    return above
+
+
+def view_document(snap: ViewSnapshot) -> dict[str, Any]:
+    """The snapshot as the JSON-shaped view document of ``engine.scene.export`` (every node and weight of
+    the graph drawn, not only those inside the view range)."""
+    g = snap.graph
+    ablated, cut = set(snap.ablated_nodes), set(snap.ablated_edges)
+    shown = snap.shown
+    nodes = []
+    for i, node in enumerate(g.ids):
+        site, _, idx = node.rpartition(":")
+        nodes.append({"id": node, "label": snap.labels.get(node, ""), "site": site, "layer": int(g.layer[i]),
+                      "index": int(idx), "x": float(g.pos[i, 0]), "y": float(g.pos[i, 1]),
+                      "ablated": node in ablated,
+                      "in_circuit": bool(snap.in_circuit[i]) if snap.in_circuit is not None else snap.circuit is not None,
+                      "selected": node == snap.selected})
+    edges = [{"source": g.ids[s], "target": g.ids[d], "weight": float(w),
+              "ablated": f"{g.ids[s]}->{g.ids[d]}" in cut, "shown": bool(sh)}
+             for s, d, w, sh in zip(g.src.tolist(), g.dst.tolist(), g.weight.tolist(), shown.tolist())]
+    return {"kind": VIEW_KIND, "schema_version": VIEW_SCHEMA_VERSION, "run": snap.run, "run_name": snap.run_name,
+            "task": snap.task, "circuit": snap.circuit, "circuit_name": snap.circuit_name, "view": snap.view,
+            "mode": snap.mode, "baseline": snap.baseline, "threshold": snap.threshold, "pair": snap.pair,
+            "selected": snap.selected, "view_range": list(snap.view_range), "size": list(snap.size),
+            "metrics": snap.metrics, "ablated_nodes": list(snap.ablated_nodes),
+            "ablated_edges": list(snap.ablated_edges), "nodes": nodes, "edges": edges}

@@ -1,0 +1,88 @@
+"""Before a training starts: can this output folder take a new run, or can the run in it continue?
+
+:func:`check_output_dir` is the one place that decides, before any corpus is read, whether training
+may start in a folder; :func:`engine.train.loop.train` calls it, and the app calls it when Start or Resume
+is pressed so that a bad folder is reported at once. The messages name both the app's buttons and
+the CLI's options. :func:`train_status` says how far the run in a folder got (from its newest
+complete checkpoint). Knows nothing about the training loop or Qt.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.checkpoint import MODEL_FILE, list_checkpoints
+from engine.config import RunConfig, load_run_config
+from engine.errors import UserError
+from engine.runs import CONFIG_FILE
+
+
+@dataclass(frozen=True)
+class TrainStatus:
+    """What a folder holds, training-wise."""
+
+    run_dir: Path
+    has_run: bool
+    "The folder has a config.json (a run was created there)."
+    steps_done: int
+    "Step of the newest complete checkpoint (0 without one): where a resume starts."
+    total_steps: int
+    "The stored config's train.steps (0 without a run)."
+    has_model: bool
+    "model.safetensors exists, so the run opens in the app."
+    config: RunConfig | None
+
+    @property
+    def complete(self) -> bool:
+        return self.has_run and self.steps_done >= self.total_steps
+
+
+def train_status(run_dir: Path | str) -> TrainStatus:
+    """The training state of ``run_dir`` (UserError when its config.json is unreadable)."""
+    run_dir = Path(run_dir).expanduser()
+    if not (run_dir / CONFIG_FILE).is_file():
+        return TrainStatus(run_dir, False, 0, 0, False, None)
+    cfg = load_run_config(run_dir / CONFIG_FILE)
+    cks = list_checkpoints(run_dir)
+    return TrainStatus(run_dir, True, cks[-1].step if cks else 0, cfg.train.steps,
+                       (run_dir / MODEL_FILE).is_file(), cfg)
+
+
+def check_output_dir(run_dir: Path | str, resume: bool = False, steps: int | None = None) -> TrainStatus:
+    """UserError unless training can start in ``run_dir``: a new run needs a missing or empty folder
+    that can be created and written; a resume needs a run there (continued to ``steps`` when given,
+    which must be more than the steps it has done). Returns the folder's :class:`TrainStatus`."""
+    run_dir = Path(run_dir).expanduser()
+    if resume:
+        status = train_status(run_dir)
+        if not status.has_run:
+            raise UserError(f"cannot resume: {run_dir} has no {CONFIG_FILE}, so no run was started there; "
+                            f"start a new run in it instead")
+        if steps is not None and steps <= status.steps_done:
+            raise UserError(f"cannot resume {run_dir} to {steps} steps: its last checkpoint is at step "
+                            f"{status.steps_done}; set more steps than that to continue it")
+        _check_writable(run_dir, run_dir)
+        return status
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise UserError(f"{run_dir} already exists and is not an empty folder; resume the run in it "
+                        f"(Resume, or --resume) or choose a new output folder")
+    ancestor = run_dir
+    while not ancestor.exists() and ancestor.parent != ancestor:
+        ancestor = ancestor.parent
+    _check_writable(ancestor, run_dir)
+    return TrainStatus(run_dir, False, 0, 0, False, None)
+
+
+def _check_writable(folder: Path, run_dir: Path) -> None:
+    """Create and delete a probe file in ``folder`` (os.access is wrong for root and for ACLs)."""
+    if not folder.is_dir():
+        raise UserError(f"cannot create the output folder {run_dir}: {folder} is a file, not a folder; "
+                        f"choose another output folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot write to {folder} ({exc.strerror or exc}); choose an output folder you "
+                        f"can write to") from None
