@@ -2,6 +2,7 @@
 
     circuit-inspector [RUN_DIR] [--session S.json] [--screenshot FILE] [--size WxH]
     circuit-inspector --bench-graph [--json]
+    circuit-inspector export RUN --format png|svg|graphml|json|csv --out OUT [options]   (app.export.command)
 
 Without RUN_DIR (and without a session naming a run) the app opens the bundled demo model with its
 ``single_double_quote`` circuit. ``--screenshot`` starts offscreen, waits until the graph and the
@@ -59,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="circuit-inspector",
         description="Inspect weight-sparse transformer circuits: open a run folder and explore it.",
+        epilog="Headless export of a circuit view (png, svg, graphml, json, csv): circuit-inspector export --help "
+               "(a run folder named 'export' opens as ./export).",
     )
     parser.add_argument("run_dir", nargs="?", type=Path, metavar="RUN_DIR",
                         help="a run folder (with config.json) to open at start")
@@ -95,7 +98,13 @@ def gui_available() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``circuit-inspector`` console script; returns the exit status."""
+    """Entry point of the ``circuit-inspector`` console script; returns the exit status.
+    ``circuit-inspector export ...`` is the headless exporter (:mod:`app.export.command`)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["export"]:
+        from app.export.command import main as export_main
+
+        return export_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.screenshot is not None or args.bench_graph:
         # Must happen before Qt is imported: the platform is chosen when QApplication starts.

@@ -382,3 +382,33 @@ def apply_overrides(cfg: RunConfig, assignments: list[str]) -> RunConfig:
 def load_run_config(path: Path) -> RunConfig:
     """Read a run's config.json strictly."""
     return run_config_from_dict(read_json(path, what="run config"))
+
+
+def preset_names() -> list[str]:
+    """Names of the config presets, smallest first (``tiny``, ``demo``, ``paper-1x``)."""
+    return list(PRESETS)
+
+
+def make_config(preset_name: str = "tiny", *, dense: bool = False, steps: int | None = None,
+                corpus: list[str] | None = None, tokenizer: str | None = None, device: str | None = None,
+                config_file: Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """A validated RunConfig: preset, then a JSON config file, then ``section.key=value`` overrides,
+    then the explicit arguments."""
+    cfg = preset(preset_name)
+    if config_file is not None:
+        cfg = run_config_from_dict(read_json(Path(config_file), what="config file"), base=cfg)
+    if overrides:
+        cfg = apply_overrides(cfg, overrides)
+    flat: list[str] = []
+    if dense:
+        flat.append("sparsity.enabled=false")
+    if steps is not None:
+        flat.append(f"train.steps={int(steps)}")
+    if tokenizer is not None:
+        flat.append(f"data.tokenizer={tokenizer}")
+    if device is not None:
+        flat.append(f"train.device={device}")
+    cfg = apply_overrides(cfg, flat) if flat else cfg
+    if corpus:
+        cfg = run_config_from_dict({"data": {"folders": [str(Path(c).expanduser()) for c in corpus]}}, base=cfg)
+    return cfg.validate()

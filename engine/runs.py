@@ -28,6 +28,7 @@ from engine.errors import UserError
 from engine.fileio import read_json
 from engine.model import GPT
 from engine.paths import resolve_run
+from engine.sparsity import EMBED_KINDS, density_report
 from engine.data.tokenizer import load_tokenizer
 
 CONFIG_FILE = "config.json"
@@ -121,3 +122,43 @@ def read_status(run_dir: Path) -> dict[str, Any]:
 
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def run_checkpoints(run_dir: Path | str) -> list[tuple[int, float | None]]:
+    """(step, validation loss) of every complete checkpoint of a run (folder or alias)."""
+    return checkpoint_val_losses(check_run_dir(run_dir))
+
+
+def run_info(run_dir: Path | str) -> dict[str, Any]:
+    """Config, parameter counts, nonzeros and density per matrix class, training status."""
+    run = load_run(run_dir)
+    cfg = run.config
+    rep = density_report(run.model)
+    density = {}
+    for kind, (nz, n) in rep.items():
+        target = cfg.sparsity.embed_target if kind in EMBED_KINDS else cfg.sparsity.density
+        density[kind] = {"nonzero": nz, "total": n, "density": nz / n,
+                         "target": target if cfg.sparsity.enabled else 1.0}
+    mats = [v for k, v in rep.items() if k not in EMBED_KINDS]
+    status = read_status(run.path)
+    evals = [e for e in read_log(run.path) if e.get("kind") == "eval" and e.get("val_loss") is not None]
+    return {
+        "run": str(run.path),
+        "preset": cfg.preset,
+        "sparse": cfg.sparsity.enabled,
+        "config": cfg.to_dict(),
+        "tokenizer": run.tokenizer.kind,
+        "vocab_size": cfg.model.vocab_size,
+        "parameters": count_parameters(run.model),
+        "nonzero_parameters": sum(int((p != 0).sum()) for p in run.model.parameters()),
+        "density": density,
+        "matrix_density": sum(nz for nz, _ in mats) / max(1, sum(n for _, n in mats)),
+        "target_density": cfg.sparsity.density if cfg.sparsity.enabled else 1.0,
+        "steps_done": status.get("steps_done"),
+        "total_steps": cfg.train.steps,
+        "complete": bool(status.get("complete")),
+        "val_loss": evals[-1]["val_loss"] if evals else status.get("val_loss"),
+        "checkpoints": [c.step for c in list_checkpoints(run.path)],
+        "corpus": status.get("corpus"),
+        "model_hash": run.model_hash,
+    }

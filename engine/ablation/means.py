@@ -109,3 +109,13 @@ def means_steps(run: LoadedRun, n_tokens: int = 200_000, batch_size: int = 32
     meta = {"model_hash": run.model_hash, "n_tokens": str(n_batches * batch_size * T)}
     atomic_write(out, lambda tmp: save_file({k: v.contiguous() for k, v in means.items()}, str(tmp), metadata=meta))
     return means
+
+
+def load_means(run: LoadedRun, ablation: str = "mean") -> dict[str, torch.Tensor]:
+    """The values ablated nodes take: zeros for ``zero`` ablation, else this model's cached means."""
+    return zero_means(run.model) if ablation == "zero" else load_or_compute_means(run)
+
+
+def node_means(run: LoadedRun) -> dict[str, np.ndarray]:
+    """Mean activation of every node (site -> (width,) float32), computed once per model and cached."""
+    return {s: v.float().numpy().copy() for s, v in load_means(run, "mean").items()}

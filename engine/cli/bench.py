@@ -121,8 +121,9 @@ def bench_train(preset_name: str = "demo", steps: int | None = None, warmup: int
 
 def bench_prune(run: str = "demo", task: str = "single_double_quote", steps: int | None = None) -> dict[str, Any]:
     """Seconds to prune one task of a run with the default settings (means already cached)."""
-    from engine.api import load_means, prune_run
-    from engine.circuits.prune import PruneConfig
+    from engine.ablation.means import load_means
+    from engine.pruning.job import prune_run
+    from engine.pruning.prune import PruneConfig
     from engine.runs import load_run
 
     loaded = load_run(run)
@@ -149,7 +150,7 @@ def bench_prune(run: str = "demo", task: str = "single_double_quote", steps: int
 def bench_ablate(run: str = "demo", task: str = "single_double_quote", n_pairs: int = 64, repeats: int = 40) -> dict[str, Any]:
     """Latency of one live-ablation evaluation: a node in the last layer, a node in the first layer,
     and the naive full forward, each over random nodes (fixed seed)."""
-    from engine.api import make_ablator
+    from engine.ablation.setup import make_ablator
     from engine.sites import NodeId, all_sites, parse_site, site_width
 
     ab = make_ablator(run, task, n_pairs=n_pairs)

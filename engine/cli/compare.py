@@ -17,7 +17,7 @@ from engine.errors import UserError
 
 def cmd_compare(args: argparse.Namespace) -> dict[str, Any]:
     from engine.cli.main import _drive, _prune_config
-    from engine.circuits.compare import compare
+    from engine.pruning.compare import compare
 
     result = _drive(compare(args.sparse_run, args.dense_run, args.tasks, _prune_config(args), csv_path=args.csv,
                             matched=not args.same_steps_only))
@@ -57,7 +57,7 @@ def _print_compare(r: dict[str, Any]) -> None:
 
 def cmd_formation(args: argparse.Namespace) -> dict[str, Any]:
     from engine.cli.main import _drive, _prune_config
-    from engine.circuits.formation import formation
+    from engine.pruning.formation import formation
 
     if bool(args.task) == bool(args.task_file):
         raise UserError("give exactly one of --task NAME or --task-file FILE")

@@ -13,7 +13,7 @@ from typing import Any, Callable
 def cmd_prune_all(args: argparse.Namespace) -> dict[str, Any] | None:
     from engine.cli.main import _drive, _prune_config
     from engine.train.distributed import launch
-    from engine.circuits.prune_all import prune_all
+    from engine.pruning.prune_all import prune_all
     from engine.train.loop import run_to_end
 
     tasks = [t.strip() for item in args.tasks or [] for t in item.split(",") if t.strip()] or None

@@ -45,7 +45,7 @@ def _fmt_event(ev) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> dict[str, Any] | None:
-    from engine.api import make_config
+    from engine.config import make_config
     from engine.train.distributed import launch
     from engine.train.loop import train
 
@@ -125,7 +125,7 @@ def _print_tasks(result: dict[str, Any]) -> None:
 
 
 def cmd_eval_tasks(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.api import eval_tasks
+    from engine.tasks.evaluate import eval_tasks
 
     rows = eval_tasks(args.run, args.tasks, args.task_file, n_pairs=args.pairs)
     return {"run": args.run, "pairs": args.pairs, "tasks": rows}
@@ -138,7 +138,7 @@ def _print_eval(result: dict[str, Any]) -> None:
 
 
 def _prune_config(args: argparse.Namespace):
-    from engine.circuits.prune import PruneConfig
+    from engine.pruning.prune import PruneConfig
 
     kw: dict[str, Any] = {"target_loss": args.target_loss, "ablation": args.ablation,
                           "frozen_norm": args.frozen_norm, "calibrate": args.calibrate}
@@ -152,7 +152,7 @@ def _prune_config(args: argparse.Namespace):
 
 
 def cmd_prune(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.api import prune_run
+    from engine.pruning.job import prune_run
 
     if bool(args.task) == bool(args.task_file):
         raise UserError("give exactly one of --task NAME or --task-file FILE")
@@ -171,7 +171,7 @@ def cmd_prune(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_faithfulness(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.api import faithfulness_report
+    from engine.pruning.faithfulness import faithfulness_report
 
     return faithfulness_report(args.run, args.circuit, n_pairs=args.pairs)
 
@@ -186,7 +186,7 @@ def _print_faith(r: dict[str, Any]) -> None:
 
 
 def cmd_ablate(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.api import make_ablator
+    from engine.ablation.setup import make_ablator
 
     if bool(args.task) == bool(args.task_file):
         raise UserError("give exactly one of --task NAME or --task-file FILE")
@@ -216,7 +216,7 @@ def _print_ablate(r: dict[str, Any]) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.api import run_info
+    from engine.runs import run_info
 
     return run_info(Path(args.run))
 
@@ -351,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_store_commands(sub)
 
-    from engine.scene.export import register as register_export_command
+    from engine.cli.export import register as register_export_command
 
     register_export_command(sub)
 

@@ -1,7 +1,7 @@
 """Loading what the window shows for one run and task, as one immutable :class:`Bundle`.
 
-:func:`load_bundle` runs in the ablation worker's thread (it imports ``engine.api`` and so torch,
-which keeps the first paint of the window fast) and returns the bundle together with a live
+:func:`load_bundle` runs in the ablation worker's thread (it imports the torch-using engine
+modules there, inside the function, which keeps the first paint of the window fast) and returns the bundle together with a live
 ``Ablator`` that never leaves that thread. The bundle holds only plain data: paths, the frozen
 config, a read-only Circuit, numpy arrays, graph layouts and the baseline metrics.
 
@@ -10,7 +10,7 @@ Handles a run without circuits (whole-model view, ``circuit`` is None), without 
 ``SetupSpec.checkpoint`` the run is loaded at that training step: the model graph, the circuit's
 weights, the means and the Ablator all come from that checkpoint (circuit formation), and the
 activation store (recorded from the final model) is not used.
-Knows nothing about Qt widgets.
+Used by the window (in its worker thread) and by ``circuit-engine export``. Knows nothing about Qt.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from engine.scene.layout import GraphData, ModelShape, build_graph
 
@@ -39,6 +41,21 @@ class SetupSpec:
     generation: int = 0
     checkpoint: int | None = None  # a training step: load RUN/checkpoints/step_N instead of the final model
     layout_nodes: tuple[str, ...] | None = None  # lay the circuit out in this node set's frame (formation)
+
+
+@dataclass(frozen=True, eq=False)
+class TaskView:
+    """A task's held-out pairs as the window shows them. Row ``2i`` is pair ``i`` side A, ``2i+1`` side B."""
+
+    task: str
+    pairs: tuple  # (TaskPair, ...) as evaluated
+    tokens: tuple  # (N,) tuples of display strings of each sequence's prompt tokens
+    target: np.ndarray  # (N,) int64 correct next-token id
+    foil: np.ndarray  # (N,) int64 the other side's target id
+    target_str: tuple  # (N,) display strings of the targets
+    node_values: dict  # site -> (N, width) float32: each node's activation at each prompt's last token
+    embed: np.ndarray  # (N, d_resid) float32: the embedding of each prompt's last token
+    unembed: np.ndarray  # (N, d_resid) float32: lm_head row of each target times the final norm gain
 
 
 @dataclass(frozen=True)
@@ -64,7 +81,7 @@ class Bundle:
     circuit_path: Path | None
     model_graph: GraphData
     circuit_graph: GraphData | None
-    task_view: Any  # engine.api.TaskView
+    task_view: TaskView
     means: dict  # site -> (width,) float32
     full: Any  # AblationResult of the full model
     circuit_result: Any  # AblationResult of the circuit alone, or None
@@ -95,16 +112,19 @@ class RunCache:
         self.means: dict | None = None
 
 
-def _pick_task(api, spec: SetupSpec, tasks: list[TaskInfo]):
+def _pick_task(spec: SetupSpec, tasks: list[TaskInfo]):
+    from engine.tasks.files import load_task_file
+    from engine.tasks.lookup import get_task
+
     if spec.task_file:
-        return api.load_task_file(Path(spec.task_file).expanduser())
+        return load_task_file(Path(spec.task_file).expanduser())
     if spec.task:
-        return api.get_task(spec.task)
+        return get_task(spec.task)
     names = [t.name for t in tasks]
     with_circuit = [t.name for t in tasks if t.has_circuit]
     if DEFAULT_TASK in with_circuit or (not with_circuit and DEFAULT_TASK in names):
-        return api.get_task(DEFAULT_TASK)
-    return api.get_task((with_circuit or names)[0])
+        return get_task(DEFAULT_TASK)
+    return get_task((with_circuit or names)[0])
 
 
 def load_labels(derived: Path, circuit) -> dict[str, str]:
@@ -119,45 +139,81 @@ def load_labels(derived: Path, circuit) -> dict[str, str]:
     return labels
 
 
-def load_bundle(spec: SetupSpec, cache: RunCache) -> tuple[Bundle, Any]:
-    """Load (or reuse) the run, pick the task and its circuit, build the layouts, the Ablator and
-    the baseline metrics. Raises engine UserError for anything the user can fix."""
-    from engine import api
+def _load_run(spec: SetupSpec, cache: RunCache, notes: list[str]):
+    """The run (reused from ``cache`` while its folder, config and checkpoint are the same), its
+    whole-model graph and node means."""
+    from engine.ablation.means import node_means
+    from engine.circuits.circuit import weight_edges
+    from engine.paths import resolve_run
+    from engine.runs import load_run
 
-    notes: list[str] = []
-    t0 = time.perf_counter()
-    run_dir = api.resolve_run(spec.run)
+    run_dir = resolve_run(spec.run)
     config_file = Path(run_dir) / "config.json"
     key = (str(Path(run_dir).resolve()), config_file.stat().st_mtime if config_file.exists() else 0.0,
            spec.checkpoint)
     if cache.key != key:
         cache.key, cache.run, cache.model_graph, cache.means = None, None, None, None
-        run = api.load_run(run_dir, checkpoint=spec.checkpoint)
-        shape = ModelShape.from_config(run.config.model)
-        edges = api.weight_edges(run.model)
-        cache.model_graph = build_graph(shape, None, edges.src, edges.dst, edges.weight)
+        run = load_run(run_dir, checkpoint=spec.checkpoint)
+        edges = weight_edges(run.model)
+        cache.model_graph = build_graph(ModelShape.from_config(run.config.model), None, edges.src, edges.dst,
+                                        edges.weight)
         notes.append(f"loaded {run.path} ({cache.model_graph.n_nodes:,} nodes, "
                      f"{cache.model_graph.n_edges:,} nonzero weights)")
-        cache.means = api.node_means(run)
+        cache.means = node_means(run)
         cache.run, cache.key = run, key
-    run = cache.run
-    circuit_paths = api.list_circuits(*api.circuit_roots(run))
-    with_circuit = {p.parent.name for p in circuit_paths}
-    tasks = [TaskInfo(t.name, t.description, t.name in with_circuit) for t in api.list_tasks()]
-    task = _pick_task(api, spec, tasks)
-    circuit_path = api.find_circuit(run, spec.circuit) if spec.circuit else (
-        api.circuit_for_task(run, task.name) if spec.checkpoint is None else None)
-    circuit = api.load_circuit(circuit_path, run.model, run.model_hash) if circuit_path else None
+    return cache.run
+
+
+def _task_and_circuit(spec: SetupSpec, run) -> tuple[list[TaskInfo], Any, Path | None, Any]:
+    """Every task (with whether it has a circuit), the chosen task, its circuit file and circuit."""
+    from engine.circuits.circuit import list_circuits, load_circuit
+    from engine.circuits.library import circuit_for_task, circuit_roots, find_circuit
+    from engine.tasks.lookup import list_tasks
+
+    with_circuit = {p.parent.name for p in list_circuits(*circuit_roots(run))}
+    tasks = [TaskInfo(t.name, t.description, t.name in with_circuit) for t in list_tasks()]
+    task = _pick_task(spec, tasks)
+    circuit_path = find_circuit(run, spec.circuit) if spec.circuit else (
+        circuit_for_task(run, task.name) if spec.checkpoint is None else None)
+    circuit = load_circuit(circuit_path, run.model, run.model_hash) if circuit_path else None
+    return tasks, task, circuit_path, circuit
+
+
+def _task_view(run, task, enc) -> TaskView:
+    """The encoded pairs as the window shows them, with what their last positions read and write."""
+    from engine.ablation.setup import last_position_readout
+
+    values, embed, unembed = last_position_readout(run, enc)
+    tok = run.tokenizer
+    return TaskView(task=task.name, pairs=enc.pairs,
+                    tokens=tuple(tuple(tok.token_str(int(i)) for i in row[:n]) for row, n in zip(enc.tokens, enc.lengths)),
+                    target=enc.target.copy(), foil=enc.foil.copy(),
+                    target_str=tuple(tok.token_str(int(i)) for i in enc.target),
+                    node_values=values, embed=embed, unembed=unembed)
+
+
+def load_bundle(spec: SetupSpec, cache: RunCache) -> tuple[Bundle, Any]:
+    """Load (or reuse) the run, pick the task and its circuit, build the layouts, the Ablator and
+    the baseline metrics. Raises engine UserError for anything the user can fix."""
+    from engine.ablation.setup import run_ablator
+    from engine.paths import derived_dir
+    from engine.store.activations import default_store_path
+
+    notes: list[str] = []
+    t0 = time.perf_counter()
+    run = _load_run(spec, cache, notes)
+    tasks, task, circuit_path, circuit = _task_and_circuit(spec, run)
     circuit_graph = None
     if circuit is not None:
         circuit_graph = build_graph(cache.model_graph.shape, [str(n) for n in circuit.nodes],
                                     circuit.edges.src, circuit.edges.dst, circuit.edges.weight,
                                     layout_ids=spec.layout_nodes)
-    ablator, view = api.app_task_setup(run, task, circuit, n_pairs=spec.n_pairs)
+    ablator, enc = run_ablator(run, task, circuit, n_pairs=spec.n_pairs)
+    view = _task_view(run, task, enc)
     full = ablator.evaluate((), (), "mean", "full")
     circ_result = ablator.evaluate((), (), "mean", "circuit") if circuit is not None else None
-    store = api.default_store_path(run.path)
-    derived = api.derived_dir(run.path)
+    store = default_store_path(run.path)
+    derived = derived_dir(run.path)
     if spec.checkpoint is not None:
         notes.append(f"checkpoint at step {spec.checkpoint} (not the final model)")
     notes.append(f"task {task.name}: {view.target.shape[0] // 2} held-out pairs; "

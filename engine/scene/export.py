@@ -1,7 +1,7 @@
-"""Exporting what the app's graph view shows: the data formats, atomic output, ``circuit-engine export``.
+"""The view document of a circuit and its data formats: JSON, CSV and GraphML writers, atomic output, and the export options.
 
 **The view document** is a JSON-shaped dict that describes one view of a circuit (or of the whole
-model) exactly as the app draws it; the app's exporter builds it (``app/view_snapshot.py``):
+model) exactly as the app draws it; :func:`engine.scene.snapshot.view_document` builds it:
 
     {"kind": "circuit-inspector/view", "schema_version": 1, "run": PATH, "run_name": "demo",
      "task": "single_double_quote", "circuit": PATH | null, "circuit_name": "mean" | null,
@@ -26,29 +26,22 @@ first, and none is renamed into place before all of them are completely written 
 atomic). A failure removes the temporaries, leaves any older export untouched and raises
 :class:`UserError` saying what to do.
 
-**Why ``circuit-engine export`` runs the app's exporter in a subprocess.** The engine never imports
-Qt or the app (an import-linter contract), yet an export is a picture of the app's view: node
-positions (in every format, pictures and data alike) come from the app's layout
-(``app/graph_layout.py``) and pictures from its renderer (``app/scene_render.py``, Qt's SVG
-renderer for PNG). Copying the layout into the engine would let the two drift apart; so the CLI
-checks what it can without Qt (the output folder, whether the ``gui`` extra is installed for
-png/svg) and then runs ``python -m app.export.window`` with the same arguments in a child process. The
-child loads the run with the app's own loader (``app/bundle.py``) and writes the file with the same
-code the window's File > Export uses, so a headless PNG equals the app's PNG of the same view.
-GraphML, JSON and CSV need no Qt: the child imports Qt only for png and svg.
+**Who writes what.** Node positions come from :mod:`engine.scene.layout` and the document from
+:mod:`engine.scene.snapshot`, both without Qt, so ``circuit-engine export`` writes GraphML, JSON
+and CSV by itself (:mod:`engine.scene.headless` builds the view as the window would). Pictures
+(PNG, SVG) are drawn by the desktop app's renderer: ``circuit-inspector export`` takes the same
+options and writes every format; ``circuit-engine export --format png|svg`` says so in one
+``error:`` line (the engine never imports Qt or launches app code; docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import io
 import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
@@ -220,7 +213,7 @@ def _graphml(doc: dict[str, Any]) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------
-# Command line (the parent side; the child is app/export.py)
+# Command-line options (``circuit-engine export`` and ``circuit-inspector export`` share them)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -251,7 +244,7 @@ def parse_ablate(text: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``circuit-engine export`` and of ``python -m app.export.window`` (the same)."""
+    """The options of ``circuit-engine export`` and of ``circuit-inspector export`` (the same)."""
     p.add_argument("run", help="run folder, or demo / demo-dense")
     p.add_argument("--circuit", help="circuit file, or a task name (that task's circuit); default: the "
                                      "circuit of --task (or of the session's task)")
@@ -273,64 +266,8 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON line with what was written")
 
 
-def export_argv(args: argparse.Namespace) -> list[str]:
-    """The child's command line for parsed ``args`` (the inverse of :func:`add_export_arguments`)."""
-    argv = [str(args.run), "--format", args.format, "--out", str(args.out), "--scale", repr(args.scale), "--json"]
-    for option, value in (("--circuit", args.circuit), ("--task", args.task), ("--ablate", args.ablate),
-                          ("--mode", args.mode), ("--view", args.view), ("--session", args.session)):
-        if value is not None:
-            argv += [option, str(value)]
-    if args.size is not None:
-        argv += ["--size", f"{args.size[0]}x{args.size[1]}"]
-    return argv
-
-
-def gui_installed() -> bool:
-    """Whether PySide6 can be found (without importing it: the engine never imports Qt)."""
-    try:
-        return importlib.util.find_spec("PySide6") is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def check_image_size(size: tuple[int, int], scale: float) -> None:
     w, h = round(size[0] * scale), round(size[1] * scale)
     if max(w, h) > MAX_IMAGE_SIDE:
         raise UserError(f"a {w}x{h} image is too large (at most {MAX_IMAGE_SIDE} pixels a side); "
                         "lower --scale or --size")
-
-
-def cmd_export(args: argparse.Namespace) -> dict[str, Any]:
-    """``circuit-engine export``: check the arguments, then run ``python -m app.export.window`` (see the
-    module docstring) and return what it reports."""
-    check_output(args.out, args.format)
-    if args.format in IMAGE_FORMATS:
-        if not gui_installed():
-            raise UserError(GUI_EXTRA_MESSAGE)
-        check_image_size(args.size or DEFAULT_SIZE, args.scale)
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    proc = subprocess.run([sys.executable, "-m", "app.export.window", *export_argv(args)], capture_output=True,
-                          text=True, env=env)
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    if proc.returncode == 2 and errors:
-        raise UserError(errors[-1][len("error: "):])
-    if proc.stderr:
-        sys.stderr.write(proc.stderr)
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        raise UserError(f"the exporter (python -m app.export.window) failed with exit status {proc.returncode}; "
-                        "its messages are above")
-    return json.loads(lines[-1])
-
-
-def _print_export(result: dict[str, Any]) -> None:
-    size = f" ({result['width']}x{result['height']} px)" if result["format"] in IMAGE_FORMATS else ""
-    print(f"wrote {', '.join(result['paths'])}{size}: {result['nodes']} nodes, {result['edges']} weights "
-          f"({result['view']} view of {result['task']})")
-
-
-def register(sub) -> None:
-    """Add ``export`` to the CLI's subcommands."""
-    e = sub.add_parser("export", help="export a circuit view as png, svg, graphml, json or csv")
-    add_export_arguments(e)
-    e.set_defaults(func=cmd_export, printer=_print_export)

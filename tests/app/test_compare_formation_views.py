@@ -61,7 +61,7 @@ def task_loss(run: Path, checkpoint: int | None = None) -> float:
     from engine import api
 
     r = api.load_run(run, checkpoint=checkpoint)
-    ablator, _ = api.app_task_setup(r, api.get_task(TASK), n_pairs=FAST["val_pairs"])
+    ablator, _ = api.run_ablator(r, api.get_task(TASK), n_pairs=FAST["val_pairs"])
     return ablator.evaluate((), (), "mean", "full").loss
 
 

@@ -27,6 +27,7 @@ from app.window import session as session_view
 from app.export.dialog import ExportChoice, ExportDialog
 from engine.scene.session import write_session
 from engine import api
+from app.export.command import main as app_export
 from engine.cli.main import main as cli_main
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -183,7 +184,7 @@ def test_cli_png_equals_the_apps_export(win, tmp_path: Path) -> None:
     [app_png] = export.export_view(win, "png", tmp_path / "app.png")
     session = write_session(tmp_path / "s.json", session_view.capture(win))
     w, h = export.view_size(win)
-    assert cli_main(["export", str(win.state.bundle.run_path), "--session", str(session), "--format", "png",
+    assert app_export([str(win.state.bundle.run_path), "--session", str(session), "--format", "png",
                      "--out", str(tmp_path / "cli.png"), "--size", f"{w}x{h}"]) == 0
     a, b = _pixels(app_png), _pixels(tmp_path / "cli.png")
     assert a.shape == b.shape == (h, w)
@@ -196,9 +197,15 @@ def test_cli_exports_each_format(fmt: str, fresh_tiny_run: Path, tmp_path: Path,
     circuit = api.load_circuit(next((run / "circuits").glob("*/*.json")))
     ablate = [str(circuit.nodes[2]), f"{circuit.edges.src[0]}->{circuit.edges.dst[0]}"]
     out = tmp_path / f"v.{fmt}"
-    assert cli_main(["export", str(run), "--circuit", circuit.task, "--format", fmt, "--out", str(out),
-                     "--ablate", ",".join(ablate), "--json"]) == 0
+    argv = [str(run), "--circuit", circuit.task, "--format", fmt, "--out", str(out), "--ablate", ",".join(ablate), "--json"]
+    # pictures: the app's exporter; data: the engine's (no Qt) and the app's write the same files
+    assert (app_export(argv) if fmt == "svg" else cli_main(["export", *argv])) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    if fmt != "svg":
+        engine_files = {p: Path(p).read_bytes() for p in result["paths"]}
+        assert app_export(argv) == 0
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == result
+        assert {p: Path(p).read_bytes() for p in result["paths"]} == engine_files
     assert (result["nodes"], result["edges"]) == (circuit.n_nodes, circuit.n_edges)
     ids = {str(n) for n in circuit.nodes}
     if fmt == "svg":
@@ -224,7 +231,7 @@ def test_cli_exports_each_format(fmt: str, fresh_tiny_run: Path, tmp_path: Path,
 def test_a_narrow_picture_wraps_the_metrics_instead_of_cutting_them(fresh_tiny_run: Path, tmp_path: Path,
                                                                     capsys) -> None:
     out = tmp_path / "narrow.svg"
-    assert cli_main(["export", str(fresh_tiny_run), "--format", "svg", "--out", str(out), "--size", "420x700",
+    assert app_export([str(fresh_tiny_run), "--format", "svg", "--out", str(out), "--size", "420x700",
                      "--ablate", api.load_circuit(next((fresh_tiny_run / "circuits").glob("*/*.json"))).nodes[0].__str__()]) == 0
     metrics = [t.text or "" for t in ET.parse(out).getroot().iter(f"{SVG}text")
                if t.get("font-size") == "11" and float(t.get("y")) < 100]  # the lines under the title
@@ -234,7 +241,7 @@ def test_a_narrow_picture_wraps_the_metrics_instead_of_cutting_them(fresh_tiny_r
 
 
 def test_headless_user_errors(fresh_tiny_run: Path, tiny_run_factory, tmp_path: Path, capsys) -> None:
-    """The child's own checks (run in-process here: it is the code ``circuit-engine export`` runs)."""
+    """The headless view's checks, through both commands."""
     out = str(tmp_path / "v.json")
     bare = tiny_run_factory(tmp_path / "bare", circuit=False)
     (tmp_path / "bad.json").write_text('{"kind": "session", "view": "sideways"}')
@@ -248,10 +255,28 @@ def test_headless_user_errors(fresh_tiny_run: Path, tiny_run_factory, tmp_path: 
         ([str(fresh_tiny_run), "--circuit", str(tmp_path / "missing.json")], "not found"),
     ]
     for args, match in cases:
-        assert export.main([*args, "--format", "json", "--out", out]) == 2, args
-        err = capsys.readouterr().err
-        assert err.startswith("error: ") and match in err, (args, err)
+        for command in (app_export, lambda argv: cli_main(["export", *argv])):
+            assert command([*args, "--format", "json", "--out", out]) == 2, args
+            err = capsys.readouterr().err
+            assert err.startswith("error: ") and match in err, (args, err)
     assert not (tmp_path / "v.json").exists()
+
+
+def test_picture_checks_come_before_loading_the_run(tmp_path: Path, capsys, monkeypatch) -> None:
+    from engine.scene import headless
+
+    monkeypatch.setattr(headless, "load_bundle", lambda *a, **k: pytest.fail("the run was loaded"))
+    cases = [
+        (["demo", "--format", "png", "--out", str(tmp_path / "no" / "x.png")], "does not exist"),
+        (["demo", "--format", "png", "--out", str(tmp_path / "x.png"), "--size", "8000x8000", "--scale", "4"],
+         "too large"),
+        (["demo", "--format", "svg", "--out", str(tmp_path / "x.svg"), "--scale", "9"], "scale must be between"),
+    ]
+    for argv, match in cases:
+        assert app_export(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and match in err and "Traceback" not in err, (argv, err)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_without_pyside6_data_exports_work_and_pictures_say_what_to_install(fresh_tiny_run: Path,
@@ -259,7 +284,7 @@ def test_without_pyside6_data_exports_work_and_pictures_say_what_to_install(fres
     script = (
         "import sys\n"
         "sys.modules['PySide6'] = None; sys.modules['pyqtgraph'] = None\n"
-        "from app.export.window import main\n"
+        "from app.export.command import main\n"
         f"png = main([{str(fresh_tiny_run)!r}, '--format', 'png', '--out', {str(tmp_path / 'v.png')!r}])\n"
         f"js = main([{str(fresh_tiny_run)!r}, '--format', 'json', '--out', {str(tmp_path / 'v.json')!r}])\n"
         "print('codes', png, js)\n")

@@ -17,10 +17,10 @@ import pytest
 from engine import api
 from engine.circuits.circuit import load_circuit
 from engine.cli.main import main
-from engine.circuits.compare import compare
+from engine.pruning.compare import compare
 from engine.errors import UserError
-from engine.circuits.formation import formation, formation_dir, load_formation
-from engine.circuits.prune import PruneConfig
+from engine.pruning.formation import formation, formation_dir, load_formation
+from engine.pruning.prune import PruneConfig
 from engine.runs import load_run, read_log
 from engine.tasks.lookup import get_task, last_logits, task_metrics
 from engine.train.loop import run_to_end, train
@@ -46,7 +46,7 @@ def full_loss(run_dir: Path, checkpoint: int | None = None, n_pairs: int = SMALL
 
 
 def closest_dense_step(sparse: Path, dense: Path) -> int:
-    """Independently of engine.circuits.compare: the dense checkpoint whose logged val loss is nearest the
+    """Independently of engine.pruning.compare: the dense checkpoint whose logged val loss is nearest the
     sparse run's last one."""
     s_val = [e["val_loss"] for e in read_log(sparse) if e.get("kind") == "eval"][-1]
     d_evals = {e["step"]: e["val_loss"] for e in read_log(dense) if e.get("kind") == "eval"}

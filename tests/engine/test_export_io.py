@@ -1,5 +1,6 @@
-"""engine.scene.export without Qt: the view document's formats, atomic output, and the CLI's checks that
-run before it starts the app's exporter (the exporter itself is tested in tests/app/test_export.py)."""
+"""engine.scene.export without Qt: the view document's formats, atomic output, and the checks of
+``circuit-engine export`` (its data exports of real runs, and ``circuit-inspector export``'s
+pictures, are tested in tests/app/test_export.py)."""
 
 from __future__ import annotations
 
@@ -111,31 +112,30 @@ def test_a_failed_write_leaves_the_old_files_and_no_temporaries(tmp_path: Path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.edges.csv", "v.nodes.csv"]
 
 
-def test_cli_checks_before_starting_the_exporter(tmp_path: Path, capsys, monkeypatch) -> None:
-    """These fail fast in the CLI process: no child is started (a child would be a traceback or
-    take seconds)."""
-    monkeypatch.setattr(export.subprocess, "run", lambda *a, **k: pytest.fail("the exporter was started"))
+def test_cli_checks_before_loading_anything(tmp_path: Path, capsys, monkeypatch) -> None:
+    """These fail fast, before the run is loaded; pictures are the app's, said in one line."""
+    from engine.scene import headless
+
+    monkeypatch.setattr(headless, "load_bundle", lambda *a, **k: pytest.fail("the run was loaded"))
     cases = [
-        (["export", "demo", "--format", "png", "--out", str(tmp_path / "no" / "x.png")], "does not exist"),
+        (["export", "demo", "--format", "json", "--out", str(tmp_path / "no" / "x.json")], "does not exist"),
         (["export", "demo", "--format", "json", "--out", str(tmp_path)], "that is a folder"),
         (["export", "demo", "--format", "png", "--out", str(tmp_path / "x.png"), "--scale", "9"],
          "scale must be between"),
-        (["export", "demo", "--format", "png", "--out", str(tmp_path / "x.png"), "--size", "8000x8000", "--scale", "4"],
-         "too large"),
         (["export", "demo", "--format", "gif", "--out", str(tmp_path / "x.gif")], "invalid choice"),
     ]
+    for fmt in ("png", "svg"):
+        cases.append((["export", "demo", "--format", fmt, "--out", str(tmp_path / f"x.{fmt}")],
+                      f"{fmt} pictures are drawn by the desktop app: run `circuit-inspector export`"))
     for argv, match in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
-        assert err.startswith("error: ") and match in err and "Traceback" not in err
-    monkeypatch.setattr(export, "gui_installed", lambda: False)
-    for fmt in ("png", "svg"):
-        assert main(["export", "demo", "--format", fmt, "--out", str(tmp_path / f"x.{fmt}")]) == 2
-        assert capsys.readouterr().err.strip() == f"error: {export.GUI_EXTRA_MESSAGE}"
+        assert err.startswith("error: ") and match in err and "Traceback" not in err, (argv, err)
+        assert len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
 
 
-def test_child_command_line_round_trips() -> None:
+def test_export_options_parse() -> None:
     import argparse
 
     parser = argparse.ArgumentParser()
@@ -143,6 +143,5 @@ def test_child_command_line_round_trips() -> None:
     args = parser.parse_args(["runs/x", "--format", "png", "--out", "o.png", "--scale", "2", "--size", "800x600",
                               "--ablate", "blocks.0.attn.q:1,blocks.0.attn.read:2->blocks.0.attn.q:1",
                               "--mode", "zero", "--view", "model", "--circuit", "t", "--session", "s.json"])
-    again = parser.parse_args(export.export_argv(args))
-    assert vars(again) == {**vars(args), "json": True}
+    assert (args.scale, args.size, args.mode, args.view, args.json) == (2.0, (800, 600), "zero", "model", False)
     assert export.parse_ablate(args.ablate) == (("blocks.0.attn.q:1",), ("blocks.0.attn.read:2->blocks.0.attn.q:1",))

@@ -8,9 +8,9 @@ import torch
 
 from engine.circuits.circuit import load_circuit
 from engine.config import ModelConfig
-from engine.circuits.faithfulness import faithfulness
+from engine.pruning.faithfulness import faithfulness
 from engine.model import GPT
-from engine.circuits.prune import PruneConfig, prune
+from engine.pruning.prune import PruneConfig, prune
 from engine.sites import NodeId, all_sites, site_width
 from engine.train.loop import run_to_end
 

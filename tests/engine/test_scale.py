@@ -15,7 +15,7 @@ from engine.ablation.ablator import Ablator
 from engine.cli.bench import bench_train, default_bench_steps
 from engine.config import preset, run_config_from_dict
 from engine.ablation.means import site_means
-from engine.circuits.prune import PruneConfig, prune
+from engine.pruning.prune import PruneConfig, prune
 from engine.runs import load_run
 from engine.sites import NodeId, all_sites
 from engine.train.loop import Trainer, run_to_end, train

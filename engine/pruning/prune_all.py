@@ -1,11 +1,11 @@
 """Prune many tasks of one run in one command, with the work split over torchrun processes.
 
 The expensive part of pruning a task is its k_coef sweep: for every k_coef, learn node masks and
-bisect the ranking (engine.circuits.prune.sweep_one). Those (task, k_coef) jobs are independent, and each one
+bisect the ranking (engine.pruning.prune.sweep_one). Those (task, k_coef) jobs are independent, and each one
 replays exactly the random draws the sequential sweep would make, so a job gives the same answer on
 any process. Rank r runs jobs r, r + world, r + 2*world, ...; the candidates and mask logits go to
 rank 0 (JSON and raw float32, no pickles), which, per task in k_coef order, picks the circuit exactly
-as the sequential sweep does (engine.circuits.prune.finish), runs the faithfulness checks and writes the file.
+as the sequential sweep does (engine.pruning.prune.finish), runs the faithfulness checks and writes the file.
 Without torchrun the same code runs every job in turn: the result is the same circuit, and the same
 as ``circuit-engine prune RUN --task T`` with the same options.
 
@@ -28,7 +28,7 @@ import torch
 from engine.checkpoint import MODEL_FILE
 from engine.train.distributed import SINGLE, DistContext, from_main, gather_to_main, resolve_device, split_jobs
 from engine.errors import UserError
-from engine.circuits.prune import PruneConfig, PruneEvent, Prepared, check_full, finish, prepare, sweep_one
+from engine.pruning.prune import PruneConfig, PruneEvent, Prepared, check_full, finish, prepare, sweep_one
 from engine.runs import CONFIG_FILE, TOKENIZER_FILE, LoadedRun, load_run
 from engine.sites import all_sites, site_width
 
@@ -37,7 +37,7 @@ MEANS_FILE = "means.safetensors"
 
 def _open_run(run_dir: str | Path, tasks: list[str] | None) -> tuple[LoadedRun, list[str]]:
     """Rank 0: load the run, check the task names, make sure the ablation means are cached."""
-    from engine.api import load_means
+    from engine.ablation.means import load_means
     from engine.ablation.means import means_path
     from engine.tasks.lookup import get_task, list_tasks
 
@@ -70,7 +70,7 @@ def _mirror(tmp: Path):
 
 
 def _task_setup(run: LoadedRun, task: str, cfg: PruneConfig, values) -> tuple[Prepared, Any]:
-    from engine.api import task_data
+    from engine.tasks.evaluate import task_data
     from engine.tasks.lookup import get_task
 
     t = get_task(task)
@@ -112,7 +112,8 @@ def prune_all(run_dir: str | Path, tasks: list[str] | None, cfg: PruneConfig, di
 
 def _run_jobs(run: LoadedRun, names: list[str], cfg: PruneConfig, dist: DistContext, t0: float,
               name: str | None) -> Generator[PruneEvent, None, dict[str, Any] | None]:
-    from engine.api import load_means, no_circuit_message, save_pruned
+    from engine.ablation.means import load_means
+    from engine.pruning.job import no_circuit_message, save_pruned
 
     means = load_means(run, "mean")
     values = means if cfg.ablation == "mean" else load_means(run, "zero")

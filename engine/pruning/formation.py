@@ -26,7 +26,7 @@ from engine.circuits.circuit import circuit_dir
 from engine.errors import UserError
 from engine.fileio import atomic_write_json, read_json
 from engine.paths import derived_dir
-from engine.circuits.prune import PruneConfig, PruneEvent, staged
+from engine.pruning.prune import PruneConfig, PruneEvent, staged
 from engine.runs import check_run_dir, checkpoint_val_losses, load_run
 
 SUMMARY_FILE = "formation.json"
@@ -69,8 +69,8 @@ def formation(run_dir: Path | str, task: str | None = None, task_file: str | Pat
               ) -> Generator[PruneEvent, None, dict[str, Any]]:
     """Generator: prune the task at each checkpoint (see the module docstring); returns the summary
     (also written to ``formation.json``) with absolute circuit paths."""
-    from engine.api import resolve_task_arg, task_data
-    from engine.circuits.job import prune_loaded
+    from engine.tasks.evaluate import resolve_task_arg, task_data
+    from engine.pruning.job import prune_loaded
     from engine.tasks.lookup import last_logits, task_metrics
 
     cfg = (cfg or PruneConfig()).validate()

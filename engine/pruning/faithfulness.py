@@ -9,16 +9,21 @@ each under mean and zero ablation. Knows nothing about files or Qt.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Generator
 
 import numpy as np
 import torch
 
 from engine.ablation.core import group_nodes, keep_masks_from_nodes
-from engine.circuits.circuit import Circuit, all_nodes
+from engine.ablation.means import load_means
+from engine.circuits.circuit import Circuit, all_nodes, load_circuit
+from engine.circuits.library import find_circuit, task_of_circuit
 from engine.jobs import run_to_end
 from engine.model import GPT
-from engine.circuits.prune import Evaluator, PruneEvent, TaskBatch
+from engine.pruning.prune import Evaluator, PruneEvent, TaskBatch
+from engine.runs import load_run
+from engine.tasks.evaluate import task_data
 
 
 def faithfulness(model: GPT, circuit: Circuit, val_enc, means: dict[str, torch.Tensor],
@@ -64,3 +69,17 @@ def faithfulness_steps(model: GPT, circuit: Circuit, val_enc, means: dict[str, t
             "n_random": n_random,
         }
     return out
+
+
+def faithfulness_report(run_dir: Path | str, circuit_spec: str, n_pairs: int = 200) -> dict[str, Any]:
+    """``circuit-engine faithfulness``: a saved circuit's faithfulness on ``n_pairs`` held-out pairs
+    of its task (the seed and frozen-norm setting it was pruned with), with its size."""
+    run = load_run(run_dir)
+    path = find_circuit(run, circuit_spec)
+    circuit = load_circuit(path, run.model, run.model_hash)
+    task = task_of_circuit(circuit)
+    enc = task_data(run, task, n_pairs, "val", int(circuit.settings.get("seed", 0)))
+    faith = faithfulness(run.model, circuit, enc, load_means(run, "mean"),
+                         frozen_norm=bool(circuit.settings.get("frozen_norm", False)))
+    return {"circuit": str(path), "task": circuit.task, "nodes": circuit.n_nodes, "edges": circuit.n_edges,
+            "target_loss": circuit.metrics.get("target_loss"), **faith}

@@ -17,10 +17,10 @@ def prune_run(run_dir: Path | str, task: str | None = None, task_file: str | Pat
               cfg=None, name: str | None = None, with_faithfulness: bool = True):
     """Generator: prune one task of a run; returns (Circuit, saved path). Events are PruneEvents.
     The circuit goes to ``<derived>/circuits/<task>/<name or ablation mode>.json``."""
-    from engine.api import resolve_task_arg
+    from engine.tasks.evaluate import resolve_task_arg
     from engine.circuits.circuit import circuit_dir
     from engine.paths import derived_dir
-    from engine.circuits.prune import PruneConfig
+    from engine.pruning.prune import PruneConfig
 
     cfg = (cfg or PruneConfig()).validate()
     run = load_run(run_dir)
@@ -37,8 +37,10 @@ def prune_loaded(run: LoadedRun, task, cfg, out: Path, with_faithfulness: bool =
     (Circuit, out). Event fractions cover pruning and faithfulness."""
     from dataclasses import replace as dc_replace
 
-    from engine.api import load_means, task_data
-    from engine.circuits.prune import prune, rescaled
+    from engine.ablation.means import load_means
+
+    from engine.tasks.evaluate import task_data
+    from engine.pruning.prune import prune, rescaled
 
     cfg = cfg.validate()
     train_enc = task_data(run, task, cfg.train_pairs, "train", cfg.seed)
@@ -82,8 +84,8 @@ def finish_circuit(run: LoadedRun, circuit, val_enc, means, cfg, out: Path, *, t
     (Circuit, out)."""
     from dataclasses import replace as dc_replace
 
-    from engine.circuits.faithfulness import faithfulness_steps
-    from engine.circuits.prune import PruneEvent, rescaled
+    from engine.pruning.faithfulness import faithfulness_steps
+    from engine.pruning.prune import PruneEvent, rescaled
 
     extra = {}
     if task_file:
@@ -108,7 +110,7 @@ def _means_events(run: LoadedRun):
     import time
 
     from engine.ablation.means import means_steps
-    from engine.circuits.prune import EMIT_INTERVAL_S, PruneEvent
+    from engine.pruning.prune import EMIT_INTERVAL_S, PruneEvent
 
     gen = means_steps(run)
     last = 0.0

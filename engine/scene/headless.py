@@ -1,0 +1,94 @@
+"""A view of a circuit without a window: load a run as the window does, apply a session file and
+the export options (``--view``, ``--mode``, ``--ablate``), evaluate the ablation, and return the
+:class:`engine.scene.snapshot.ViewSnapshot` an export writes. ``circuit-engine export`` writes its
+data formats (JSON, CSV, GraphML) from it; ``circuit-inspector export`` draws its pictures from the
+same snapshot, so both equal the window's File > Export of the same view. Knows nothing about Qt.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from engine.errors import UserError
+from engine.scene.bundle import RunCache, SetupSpec, load_bundle
+from engine.scene.export import DEFAULT_SIZE, IMAGE_FORMATS, parse_ablate
+from engine.scene.session import Session, SessionError, read_session
+from engine.scene.snapshot import ViewSnapshot, build_snapshot
+
+
+def _circuit_and_task(args: argparse.Namespace, session: Session) -> tuple[str | None, str | None, str | None, bool]:
+    """(circuit file, task, task file, whether a circuit must exist) from the options and session."""
+    from engine.circuits.circuit import load_circuit
+
+    if args.circuit is None:
+        if args.task is not None:
+            return None, args.task, None, False
+        return session.circuit, session.task, session.task_file, session.circuit is not None
+    spec = Path(args.circuit).expanduser()
+    if spec.suffix == ".json" or spec.exists():
+        circuit = load_circuit(spec)  # reads the file: its task (a missing file is a UserError)
+        return str(spec), args.task or circuit.task, circuit.settings.get("task_file"), True
+    if args.task and args.task != args.circuit:
+        raise UserError(f"--circuit {args.circuit} names a task but --task is {args.task}; give a circuit "
+                        "file to show another task's circuit")
+    return None, args.circuit, None, True
+
+
+def _check_ids(bundle, state: Session) -> None:
+    graph = bundle.model_graph
+    bad = [n for n in (*state.ablated_nodes, *([state.selected] if state.selected else [])) if n not in graph.index]
+    if bad:
+        raise UserError(f"not a node of this model: {', '.join(bad[:5])} (node ids look like "
+                        f"{graph.ids[0]})")
+    if state.ablated_edges:
+        known = {graph.edge_id(e) for e in range(graph.n_edges)}
+        bad = [e for e in state.ablated_edges if e not in known]
+        if bad:
+            raise UserError(f"not a nonzero weight of this model: {', '.join(bad[:5])} (weights look like "
+                            f"{graph.edge_id(0) if graph.n_edges else 'SRC->DST'})")
+    if state.mode == "resample" and not bundle.resample:
+        raise UserError("resample ablation needs the run's activation store; record one with "
+                        f"`circuit-engine record {bundle.run_path}` or use --mode mean")
+
+
+def headless_snapshot(args: argparse.Namespace) -> ViewSnapshot:
+    """Load the run as the window does and build the snapshot the options and session describe."""
+    try:
+        session = read_session(args.session) if args.session else Session()
+    except SessionError as exc:
+        raise UserError(str(exc)) from None
+    circuit, task, task_file, need_circuit = _circuit_and_task(args, session)
+    bundle, ablator = load_bundle(SetupSpec(run=str(args.run), task=task, task_file=task_file, circuit=circuit),
+                                  RunCache())
+    if need_circuit and bundle.circuit is None:
+        raise UserError(f"no circuit for task {bundle.task.name} in {bundle.run_path}; make one with "
+                        f"`circuit-engine prune {bundle.run_path} --task {bundle.task.name}`")
+    nodes, edges = parse_ablate(args.ablate)
+    state = replace(session, view=args.view or session.view, mode=args.mode or session.mode,
+                    ablated_nodes=tuple(dict.fromkeys(session.ablated_nodes + nodes)),
+                    ablated_edges=tuple(dict.fromkeys(session.ablated_edges + edges)),
+                    labels={**bundle.labels, **session.labels})
+    _check_ids(bundle, state)
+    baseline = state.baseline if bundle.circuit is not None else "full"
+    now = ablator.evaluate(state.ablated_nodes, state.ablated_edges, state.mode, baseline)
+    return build_snapshot(bundle, state, args.size or DEFAULT_SIZE, now)
+
+
+def export_result(snap: ViewSnapshot, args: argparse.Namespace, paths: list[Path]) -> dict[str, Any]:
+    """What an export reports (``--json``): the files, the view and, for pictures, their pixel size."""
+    png = args.format == "png"
+    return {"format": args.format, "paths": [str(p) for p in paths], "view": snap.view, "task": snap.task,
+            "circuit": snap.circuit, "nodes": snap.graph.n_nodes, "edges": snap.graph.n_edges,
+            "scale": args.scale if png else 1.0,
+            "width": round(snap.size[0] * args.scale) if png else snap.size[0],
+            "height": round(snap.size[1] * args.scale) if png else snap.size[1]}
+
+
+def describe_export(result: dict[str, Any]) -> str:
+    """The one line an export prints without ``--json``."""
+    size = f" ({result['width']}x{result['height']} px)" if result["format"] in IMAGE_FORMATS else ""
+    return (f"wrote {', '.join(result['paths'])}{size}: {result['nodes']} nodes, {result['edges']} weights "
+            f"({result['view']} view of {result['task']})")
