@@ -4,7 +4,8 @@ A *site* is a named activation vector inside the model, e.g. ``blocks.1.attn.v``
 channel of a site (``blocks.1.attn.v:37``). The same absolute names key the model, the HDF5 store,
 circuits and the UI. Interventions (recording, ablation, masks) are installed per call with
 :func:`intervene`, which uses a ContextVar: no global hook state, safe across threads, restored in
-``finally``. This module knows nothing about training, files or Qt; it needs torch only for types.
+``finally``. This module knows nothing about training, files or Qt, and imports no torch: the app reads the
+site kinds from here before the engine is loaded.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ from engine.errors import UserError
 ATTN_KINDS = ("attn.read", "attn.q", "attn.k", "attn.v", "attn.write")
 MLP_KINDS = ("mlp.read", "mlp.neuron", "mlp.write")
 SITE_KINDS = ATTN_KINDS + MLP_KINDS
+HALF_BLOCK_KINDS = (ATTN_KINDS, MLP_KINDS)  # the two half-blocks of a layer
+#: Stage of each kind within its half-block: 0 reads the residual stream, 1 is computed from the
+#: read (q, k, v; MLP neurons), 2 is written back. Kinds of one stage share their input.
+SITE_STAGE = {"attn.read": 0, "attn.q": 1, "attn.k": 1, "attn.v": 1, "attn.write": 2,
+              "mlp.read": 0, "mlp.neuron": 1, "mlp.write": 2}
+RESIDUAL_KINDS = ("attn.read", "attn.write", "mlp.read", "mlp.write")  # reads and writes of the residual stream
 
 SITE_LABELS = {
     "attn.read": "attention read", "attn.q": "query", "attn.k": "key", "attn.v": "value",

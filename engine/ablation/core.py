@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.model import GPT
-from engine.sites import NodeId, intervene, site_width
+from engine.sites import HALF_BLOCK_KINDS, SITE_STAGE, NodeId, intervene, site_width
 from engine.tasks.lookup import logit_diff
 
 NORM_POINTS_SUFFIX = ".scale"
@@ -120,9 +120,8 @@ def last_layer_attention(model: GPT, x: torch.Tensor, last: torch.Tensor,
 
 #: Rank of each site within its half-block. Sites of one rank are computed from the same input, so a
 #: restart at rank r needs only the cached activations of rank r (and recomputes ranks > r).
-SITE_RANK = {"attn.read": 0, "attn.q": 1, "attn.k": 1, "attn.v": 1, "attn.write": 2,
-             "mlp.read": 0, "mlp.neuron": 1, "mlp.write": 2}
-HALF_SITES = (("attn.read", "attn.q", "attn.k", "attn.v", "attn.write"), ("mlp.read", "mlp.neuron", "mlp.write"))
+SITE_RANK = SITE_STAGE
+HALF_SITES = HALF_BLOCK_KINDS
 
 
 def half_block_from(model: GPT, h: int, x: torch.Tensor, rank: int, pre: Mapping[str, torch.Tensor]) -> torch.Tensor:

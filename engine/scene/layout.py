@@ -10,8 +10,8 @@ the residual links (a write reaching later reads of the same channel) are vertic
 centred on x = 0 and spread over the width of the widest row (at most ``MAX_SPACING`` apart), so a
 small circuit stays compact and the whole model fills a wide, even band.
 
-Knows nothing about Qt, torch or files. The site kinds repeat ``engine.api.SITE_KINDS`` (a test
-keeps them equal) so that the view can be built before the engine (and torch) is imported.
+Knows nothing about Qt, torch or files: the site kinds come from the torch-free
+:mod:`engine.sites`, so the view can be built before torch is imported.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-KINDS = ("attn.read", "attn.q", "attn.k", "attn.v", "attn.write", "mlp.read", "mlp.neuron", "mlp.write")
-KIND_ROW = np.array([0, 1, 1, 1, 2, 3, 4, 5])  # row inside a layer, per kind
-ROWS_PER_LAYER = 6
-RESIDUAL_KINDS = np.array([0, 4, 5, 7])  # reads and writes of the residual stream
+from engine.sites import MLP_KINDS, RESIDUAL_KINDS as _RESIDUAL_NAMES, SITE_KINDS, SITE_STAGE
+
+KINDS = SITE_KINDS  # a node's kind is its index into this tuple
+ROWS_PER_LAYER = 6  # attention: read, q/k/v, write; MLP: read, neurons, write
+KIND_ROW = np.array([SITE_STAGE[k] + 3 * (k in MLP_KINDS) for k in KINDS])  # row inside a layer, per kind
+RESIDUAL_KINDS = np.array([KINDS.index(k) for k in _RESIDUAL_NAMES])  # reads and writes of the residual stream
 ROW_NAMES = ("attention read", "q · k · v  (by head)", "attention write", "MLP read", "MLP neurons",
              "MLP write")
 HEAD_GAP = 2.0  # extra x units between two heads' q/k/v groups (in node units)
