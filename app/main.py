@@ -203,10 +203,60 @@ def _offscreen_message_filter(_mode, _context, message: str) -> None:
     print(message, file=sys.stderr)
 
 
+class _Screenshot:
+    """Drives one offscreen screenshot: waits for the window's ``ready``, lets the event loop turn a
+    few times, grabs the window and quits; any error the window reports ends it with status 2."""
+
+    def __init__(self, app, window, out: Path, errors: list[str]) -> None:
+        self.app, self.window, self.out, self.errors = app, window, out, errors
+        self.status = EXIT_OK
+
+    def fail(self, message: str) -> None:
+        print(f"error: {message}", file=sys.stderr)
+        self.status = EXIT_USAGE
+        self.window.close()
+        self.app.quit()
+
+    def grab_and_quit(self) -> None:
+        if not self.window.grab().save(str(self.out), "PNG"):
+            print(f"error: cannot write screenshot {self.out} (permission denied or disk full?)", file=sys.stderr)
+            self.status = EXIT_USAGE
+        self.window.close()
+        self.app.quit()
+
+    def turn(self, remaining: int) -> None:
+        from PySide6.QtCore import QTimer
+
+        if self.errors:
+            self.fail(self.errors[-1])
+        elif remaining <= 0:
+            self.grab_and_quit()
+        else:
+            QTimer.singleShot(SCREENSHOT_TURN_MS, self.window, lambda: self.turn(remaining - 1))
+
+    def check_errors(self) -> None:
+        if self.errors and self.status == EXIT_OK:
+            self.fail(self.errors[-1])
+
+    def start(self, waiting: bool) -> None:
+        """Grab once the window is ready (or at once when there is nothing to load)."""
+        from PySide6.QtCore import QTimer
+
+        if not waiting:
+            QTimer.singleShot(0, self.window, lambda: self.turn(SCREENSHOT_TURNS))
+            return
+        self.window.ready.connect(lambda: self.turn(SCREENSHOT_TURNS))
+        poll = QTimer(self.window)
+        poll.timeout.connect(self.check_errors)
+        poll.start(100)
+        QTimer.singleShot(SCREENSHOT_TIMEOUT_S * 1000, self.window,
+                          lambda: self.fail(f"the window was not ready after {SCREENSHOT_TIMEOUT_S} s"))
+
+
 def _screenshot(run: str | None, out: Path, size: tuple[int, int], session=None) -> int:
     """Build the window offscreen at ``size``, load the run (default: the demo), wait until the graph
     and metrics are drawn, save the window as PNG to ``out``."""
-    from PySide6.QtCore import QTimer, qInstallMessageHandler
+    from PySide6.QtCore import qInstallMessageHandler
 
     from app.window.main_window import MainWindow
 
@@ -222,35 +272,7 @@ def _screenshot(run: str | None, out: Path, size: tuple[int, int], session=None)
     window = MainWindow(persist_settings=False, session=session, deterministic=True,
                         error_handler=lambda _parent, title, text: errors.append(f"{title}: {text}"))
     window.resize(*size)
-    result = {"status": EXIT_OK}
-
-    def fail(message: str) -> None:
-        print(f"error: {message}", file=sys.stderr)
-        result["status"] = EXIT_USAGE
-        window.close()
-        app.quit()
-
-    def grab_and_quit() -> None:
-        pixmap = window.grab()
-        if not pixmap.save(str(out), "PNG"):
-            print(f"error: cannot write screenshot {out} (permission denied or disk full?)",
-                  file=sys.stderr)
-            result["status"] = EXIT_USAGE
-        window.close()
-        app.quit()
-
-    def turn(remaining: int) -> None:
-        if errors:
-            fail(errors[-1])
-        elif remaining <= 0:
-            grab_and_quit()
-        else:
-            QTimer.singleShot(SCREENSHOT_TURN_MS, window, lambda: turn(remaining - 1))
-
-    def on_error_check() -> None:
-        if errors and result["status"] == EXIT_OK:
-            fail(errors[-1])
-
+    shot = _Screenshot(app, window, out, errors)
     if run is not None and not window.load_run(run, task=session.task if session else None,
                                                task_file=session.task_file if session else None,
                                                circuit=session.circuit if session else None):
@@ -259,18 +281,10 @@ def _screenshot(run: str | None, out: Path, size: tuple[int, int], session=None)
         return EXIT_USAGE
     waiting = run is not None or window.open_default(DEFAULT_RUN)
     window.show()
-    if waiting:
-        window.ready.connect(lambda: turn(SCREENSHOT_TURNS))
-        poll = QTimer(window)
-        poll.timeout.connect(on_error_check)
-        poll.start(100)
-        QTimer.singleShot(SCREENSHOT_TIMEOUT_S * 1000, window,
-                          lambda: fail(f"the window was not ready after {SCREENSHOT_TIMEOUT_S} s"))
-    else:
-        QTimer.singleShot(0, window, lambda: turn(SCREENSHOT_TURNS))
+    shot.start(waiting)
     app.exec()
     window.shutdown()
-    return result["status"]
+    return shot.status
 
 
 if __name__ == "__main__":

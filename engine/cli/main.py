@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from engine.ablation.modes import MODES, PRUNE_MODES
 from engine.errors import UserError
 
 
@@ -179,7 +180,7 @@ def cmd_faithfulness(args: argparse.Namespace) -> dict[str, Any]:
 def _print_faith(r: dict[str, Any]) -> None:
     print(f"circuit {r['circuit']}  task {r['task']}: {r['nodes']} nodes, {r['edges']} edges")
     print(f"{'ablation':<8} {'full':>8} {'sufficiency':>12} {'necessity':>10} {'random':>14}")
-    for mode in ("mean", "zero"):
+    for mode in PRUNE_MODES:
         f = r[mode]
         print(f"{mode:<8} {f['full_loss']:>8.4f} {f['sufficiency_loss']:>12.4f} {f['necessity_loss']:>10.4f} "
               f"{f['random_loss_mean']:>8.4f}±{f['random_loss_std']:.3f}")
@@ -253,17 +254,30 @@ def _err(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from engine.config import DEFAULT_MASK_CHECK_EVERY, DEFAULT_TIMEOUT_S, PRESETS
+def dist_options(sp: argparse.ArgumentParser) -> None:
+    """``--dist-timeout``: the options of every command that can run under torchrun."""
+    from engine.config import DEFAULT_TIMEOUT_S
 
-    def dist_options(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--dist-timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
-                        help=f"under torchrun: how long a rank waits for the rendezvous or a peer before it "
-                             f"stops with an error (default {DEFAULT_TIMEOUT_S:g})")
+    sp.add_argument("--dist-timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                    help=f"under torchrun: how long a rank waits for the rendezvous or a peer before it "
+                         f"stops with an error (default {DEFAULT_TIMEOUT_S:g})")
 
-    p = _Parser(prog="circuit-engine", description="Train weight-sparse transformers and inspect their circuits.")
-    p.add_argument("-v", "--verbose", action="store_true", help="log engine details to stderr")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+def prune_options(sp: argparse.ArgumentParser) -> None:
+    """The pruning options shared by ``prune``, ``prune-all``, ``compare`` and ``formation``."""
+    sp.add_argument("--target-loss", type=float, default=0.15, help="held-out task loss to reach (default 0.15)")
+    sp.add_argument("--ablation", choices=list(PRUNE_MODES), default="mean")
+    sp.add_argument("--frozen-norm", action="store_true", help="patch norm divisors from the unpruned run")
+    sp.add_argument("--calibrate", action="store_true", help="also report the loss after logit calibration")
+    sp.add_argument("--steps", type=int, help="mask steps per k_coef (default 200)")
+    sp.add_argument("--k-coefs", type=float, nargs="+", metavar="K", help="node penalties to sweep")
+    sp.add_argument("--val-pairs", "--pairs", dest="val_pairs", type=int,
+                    help="held-out pairs for bisection and reporting (default 200)")
+    sp.add_argument("--json", action="store_true")
+
+
+def _add_train(sub) -> None:
+    from engine.config import DEFAULT_MASK_CHECK_EVERY, PRESETS
 
     t = sub.add_parser("train", help="train a weight-sparse (or --dense) GPT into a run folder")
     t.add_argument("--preset", choices=sorted(PRESETS), help="starting config (default tiny)")
@@ -284,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {DEFAULT_MASK_CHECK_EVERY})")
     t.set_defaults(func=cmd_train)
 
+
+def _add_inspect(sub) -> None:
+    """``info``, ``ablate``, ``tasks`` and ``eval-tasks``."""
     i = sub.add_parser("info", help="config, parameters and density of a run")
     i.add_argument("run")
     i.add_argument("--json", action="store_true")
@@ -296,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--circuit", help="circuit file or task name: ablate on top of the circuit baseline")
     ab.add_argument("--nodes", help="comma-separated SITE:INDEX, e.g. blocks.0.mlp.neuron:12")
     ab.add_argument("--edges", help="comma-separated SRC->DST weight edges")
-    ab.add_argument("--mode", choices=["mean", "zero", "resample"], default="mean")
+    ab.add_argument("--mode", choices=list(MODES), default="mean")
     ab.add_argument("--pairs", type=int, default=64, help="held-out pairs (default 64)")
     ab.add_argument("--json", action="store_true")
     ab.set_defaults(func=cmd_ablate, printer=_print_ablate)
@@ -313,17 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_eval_tasks, printer=_print_eval)
 
-    def prune_options(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--target-loss", type=float, default=0.15, help="held-out task loss to reach (default 0.15)")
-        sp.add_argument("--ablation", choices=["mean", "zero"], default="mean")
-        sp.add_argument("--frozen-norm", action="store_true", help="patch norm divisors from the unpruned run")
-        sp.add_argument("--calibrate", action="store_true", help="also report the loss after logit calibration")
-        sp.add_argument("--steps", type=int, help="mask steps per k_coef (default 200)")
-        sp.add_argument("--k-coefs", type=float, nargs="+", metavar="K", help="node penalties to sweep")
-        sp.add_argument("--val-pairs", "--pairs", dest="val_pairs", type=int,
-                        help="held-out pairs for bisection and reporting (default 200)")
-        sp.add_argument("--json", action="store_true")
 
+def _add_circuits(sub) -> None:
+    """``prune`` and ``faithfulness``."""
     pr = sub.add_parser("prune", help="find the circuit of one task")
     pr.add_argument("run", help="run folder, or demo / demo-dense")
     pr.add_argument("--task", help="built-in task name (see `circuit-engine tasks`)")
@@ -332,10 +341,6 @@ def build_parser() -> argparse.ArgumentParser:
     prune_options(pr)
     pr.set_defaults(func=cmd_prune)
 
-    from engine.cli.dist import register as register_dist_commands
-
-    register_dist_commands(sub, prune_options, dist_options)
-
     fa = sub.add_parser("faithfulness", help="sufficiency, necessity and random baselines of a circuit")
     fa.add_argument("run")
     fa.add_argument("circuit", help="circuit file, or a task name (its circuit in the run)")
@@ -343,17 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     fa.add_argument("--json", action="store_true")
     fa.set_defaults(func=cmd_faithfulness, printer=_print_faith)
 
-    from engine.cli.compare import register as register_compare_commands
 
-    register_compare_commands(sub, prune_options)
-
-    from engine.cli.store import register as register_store_commands
-
-    register_store_commands(sub)
-
-    from engine.cli.export import register as register_export_command
-
-    register_export_command(sub)
+def _add_bench(sub) -> None:
+    from engine.config import PRESETS
 
     b = sub.add_parser("bench", help="benchmarks that print numbers")
     b.add_argument("what", choices=["train", "prune", "ablate", "store"])
@@ -364,6 +361,25 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from engine.cli.compare import register as register_compare_commands
+    from engine.cli.dist import register as register_dist_commands
+    from engine.cli.export import register as register_export_command
+    from engine.cli.store import register as register_store_commands
+
+    p = _Parser(prog="circuit-engine", description="Train weight-sparse transformers and inspect their circuits.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log engine details to stderr")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_train(sub)
+    _add_inspect(sub)
+    _add_circuits(sub)
+    register_dist_commands(sub, prune_options, dist_options)
+    register_compare_commands(sub, prune_options)
+    register_store_commands(sub)
+    register_export_command(sub)
+    _add_bench(sub)
     return p
 
 
