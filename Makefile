@@ -29,9 +29,15 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m slow
 
+# Every benchmark, one JSON line each (engine: engine/cli/bench.py; app: app/bench.py). Run alone:
+# they time the machine's cores.
 bench: $(STAMP)
 	$(VENV)/bin/circuit-engine bench train --json
+	$(VENV)/bin/circuit-engine bench prune --json
+	$(VENV)/bin/circuit-engine bench ablate --json
+	$(VENV)/bin/circuit-engine bench store --json
 	$(VENV)/bin/circuit-inspector --bench-graph --json
+	$(VENV)/bin/circuit-inspector --bench-export --json
 
 clean-venv:
 	rm -rf $(VENV)

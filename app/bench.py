@@ -1,4 +1,7 @@
-"""``circuit-inspector --bench-graph [--json]``: how fast the app feels, measured offscreen.
+"""``circuit-inspector --bench-graph [--json]`` and ``--bench-export``: how fast the app feels, offscreen.
+
+``make bench`` is the one entry point that runs every benchmark: the engine's (``circuit-engine
+bench train|prune|ablate|store``, :mod:`engine.cli.bench`) and these two.
 
 * ``first_paint_s``: process launch -> the window's first paint (a child process on the demo,
   timestamps from the child); ``ready_s``: launch -> graph and metrics of the demo drawn.
@@ -9,8 +12,12 @@
   new metrics in the GUI thread (the latency the status bar shows), median / p95 over 24 nodes;
   ``engine_median`` is the Ablator's own time, ``median_by_layer`` splits by the node's layer.
 
-Targets (issue #6): first paint <= 2 s, frame <= 33 ms, click-to-metric <= 50 ms. The benchmark
-prints; it asserts nothing. Reports whether a ``circuit-engine train`` was running meanwhile.
+``--bench-export`` (:func:`export_times`): each export format of the demo's circuit view and of its
+whole-model view, written as the window's File > Export writes it (the run already loaded), median
+of 3 per format.
+
+Targets (issue #6): first paint <= 2 s, frame <= 33 ms, click-to-metric <= 50 ms. The benchmarks
+print; they assert nothing. Reports whether a ``circuit-engine train`` was running meanwhile.
 """
 
 from __future__ import annotations
@@ -197,6 +204,52 @@ def click_latency(app, run: str = "demo") -> dict:
             "median_by_layer": {k: round(float(np.median(v)), 1) for k, v in sorted(per_layer.items())},
             "engine_median": round(float(np.median(engine_ms)), 1),
             "graph": shown, "demo_whole_model_pan_ms": demo_pan}
+
+
+EXPORT_CASES = (("png", 1.0), ("png", 2.0), ("svg", 1.0), ("graphml", 1.0), ("json", 1.0), ("csv", 1.0))
+
+
+def export_times(run: str = "demo", repeats: int = 3) -> list[dict]:
+    """Milliseconds to write each export format of ``run``'s circuit view and whole-model view."""
+    import argparse
+    import statistics
+    import tempfile
+
+    from app.export.command import _gui_app
+    from app.export.window import write_snapshot
+    from engine.scene.export import add_export_arguments
+    from engine.scene.headless import headless_snapshot
+
+    _gui_app()
+    parser = argparse.ArgumentParser()
+    add_export_arguments(parser)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for view in ("circuit", "model"):
+            snap = headless_snapshot(parser.parse_args([run, "--format", "json", "--out", "x", "--view", view]))
+            for fmt, scale in EXPORT_CASES:
+                times = []
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    write_snapshot(snap, fmt, Path(tmp) / f"v.{fmt}", scale)
+                    times.append(time.perf_counter() - t0)
+                rows.append({"view": view, "nodes": snap.graph.n_nodes, "weights": snap.graph.n_edges,
+                             "format": fmt, "scale": scale, "median_ms": round(1000 * statistics.median(times), 1)})
+    return rows
+
+
+def main_export(as_json: bool = False, run: str | None = None) -> int:
+    """``--bench-export``: one line per view and format (one JSON object with ``--json``)."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    run = run or os.environ.get("CIRCUIT_INSPECTOR_BENCH_RUN", "demo")
+    rows = export_times(run)
+    if as_json:
+        print(json.dumps({"benchmark": "export", "run": run, "cases": rows}))
+    else:
+        for r in rows:
+            print(f"{r['view']:<8} {r['nodes']:>5} nodes {r['weights']:>6} weights  {r['format']:<8} "
+                  f"{r['scale']:g}x  {r['median_ms']:8.1f} ms")
+    return 0
 
 
 def main(as_json: bool = False, run: str | None = None) -> int:

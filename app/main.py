@@ -2,6 +2,7 @@
 
     circuit-inspector [RUN_DIR] [--session S.json] [--screenshot FILE] [--size WxH]
     circuit-inspector --bench-graph [--json]
+    circuit-inspector --bench-export [--json]
     circuit-inspector export RUN --format png|svg|graphml|json|csv --out OUT [options]   (app.export.command)
 
 Without RUN_DIR (and without a session naming a run) the app opens the bundled demo model with its
@@ -74,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a session file (run, circuit, view, ablations, labels, zoom, selection) to restore")
     parser.add_argument("--bench-graph", action="store_true",
                         help="measure first paint, panning frame time at 100k/1M edges and click-to-metric")
-    parser.add_argument("--json", action="store_true", help="with --bench-graph: print one JSON line")
+    parser.add_argument("--bench-export", action="store_true",
+                        help="time each export format of the demo's circuit and whole-model views, then exit")
+    parser.add_argument("--json", action="store_true", help="with --bench-graph/--bench-export: print one JSON line")
     return parser
 
 
@@ -106,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return export_main(argv[1:])
     args = build_parser().parse_args(argv)
-    if args.screenshot is not None or args.bench_graph:
+    if args.screenshot is not None or args.bench_graph or args.bench_export:
         # Must happen before Qt is imported: the platform is chosen when QApplication starts.
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     if not gui_available():
@@ -128,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         from app.bench import main as bench_main
 
         return bench_main(as_json=args.json)
+    if args.bench_export:
+        from app.bench import main_export
+
+        return main_export(as_json=args.json)
     run = str(args.run_dir) if args.run_dir is not None else (session.run if session and session.run else None)
     if args.screenshot is not None:
         return _screenshot(run, args.screenshot, args.size or DEFAULT_SIZE, session)

@@ -1,4 +1,4 @@
-"""Engine jobs are generators of progress events that return their result (ARCHITECTURE §3): the
+"""Engine jobs are generators of progress events that return their result (docs/architecture.md, "Threads"): the
 CLI prints the events, the app runs the same generator in a worker thread, and code that only wants
 the result drives it here. Knows nothing about what the jobs do.
 """

@@ -1,6 +1,6 @@
 """Drawing a :class:`engine.scene.snapshot.ViewSnapshot` as SVG, and as PNG through Qt's SVG renderer.
 
-Why not pyqtgraph's exporters: its SVG exporter raises on PySide6 6.11+ (ARCHITECTURE §8), and a
+Why not pyqtgraph's exporters: its SVG exporter raises on PySide6 6.11+ (docs/architecture.md, "Known library issues"), and a
 scene painted onto ``QSvgGenerator`` comes out as anonymous paths and pixmap fragments (pyqtgraph
 draws scatter symbols from a cached atlas). Writing the SVG from the layout data instead gives a
 small, editable file whose elements mean something: one ``<circle class="node" data-id=...>`` per
