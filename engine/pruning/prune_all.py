@@ -25,6 +25,7 @@ from typing import Any, Generator
 import numpy as np
 import torch
 
+from engine.ablation.means import load_means
 from engine.checkpoint import MODEL_FILE
 from engine.train.distributed import SINGLE, DistContext, from_main, gather_to_main, resolve_device, split_jobs
 from engine.errors import UserError
@@ -37,7 +38,6 @@ MEANS_FILE = "means.safetensors"
 
 def _open_run(run_dir: str | Path, tasks: list[str] | None) -> tuple[LoadedRun, list[str]]:
     """Rank 0: load the run, check the task names, make sure the ablation means are cached."""
-    from engine.ablation.means import load_means
     from engine.ablation.means import means_path
     from engine.tasks.lookup import get_task, list_tasks
 
@@ -112,7 +112,6 @@ def prune_all(run_dir: str | Path, tasks: list[str] | None, cfg: PruneConfig, di
 
 def _run_jobs(run: LoadedRun, names: list[str], cfg: PruneConfig, dist: DistContext, t0: float,
               name: str | None) -> Generator[PruneEvent, None, dict[str, Any] | None]:
-    from engine.ablation.means import load_means
     from engine.pruning.job import no_circuit_message, save_pruned
 
     means = load_means(run, "mean")
