@@ -47,7 +47,9 @@ from pathlib import Path
 from typing import Any, Iterable
 from xml.sax.saxutils import escape as xml_escape
 
+from engine.ablation.modes import MODES
 from engine.errors import UserError
+from engine.scene.layout import VIEWS
 
 FORMATS = ("png", "svg", "graphml", "json", "csv")
 IMAGE_FORMATS = ("png", "svg")
@@ -259,8 +261,8 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ablate", metavar="SITE:IDX,...",
                    help="nodes (blocks.0.mlp.neuron:12) and weights (SRC->DST) to show ablated, comma-separated; "
                         "added to the session's")
-    p.add_argument("--mode", choices=("mean", "zero", "resample"), help="ablation (default mean)")
-    p.add_argument("--view", choices=("circuit", "model"), help="the circuit or the whole model")
+    p.add_argument("--mode", choices=MODES, help="ablation (default mean)")
+    p.add_argument("--view", choices=VIEWS, help="the circuit or the whole model")
     p.add_argument("--session", type=Path, metavar="S.json",
                    help="a session saved by the app: its view range, ablations, selection, labels, pair")
     p.add_argument("--json", action="store_true", help="print one JSON line with what was written")

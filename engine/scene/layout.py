@@ -23,6 +23,7 @@ import numpy as np
 
 from engine.sites import MLP_KINDS, RESIDUAL_KINDS as _RESIDUAL_NAMES, SITE_KINDS, SITE_STAGE
 
+VIEWS = ("circuit", "model")  # the two graphs a view shows: a circuit, or the whole model
 KINDS = SITE_KINDS  # a node's kind is its index into this tuple
 ROWS_PER_LAYER = 6  # attention: read, q/k/v, write; MLP: read, neurons, write
 KIND_ROW = np.array([SITE_STAGE[k] + 3 * (k in MLP_KINDS) for k in KINDS])  # row inside a layer, per kind

@@ -16,9 +16,9 @@ relative ``circuit`` is looked up in the run's folder, then its per-user derived
 current folder (the window writes circuits inside the run that way, others as absolute paths).
 Every key but ``kind`` is optional (version 1 files, without ``circuit``, ``labels`` and
 ``view_range``, still load); unknown keys are errors, so a typo does not silently do nothing.
-``view_range`` is [x0, x1, y0, y1] in layout units (app/graph_layout.py); without it the view fits
+``view_range`` is [x0, x1, y0, y1] in layout units (engine/scene/layout.py); without it the view fits
 the graph. ``labels`` are merged into the run's labels when the session loads. Knows nothing about
-Qt or the engine.
+Qt or models.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from engine.ablation.modes import BASELINES, MODES
+from engine.scene.layout import VIEWS
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -66,7 +69,7 @@ class Session:
         return {"kind": "session", "schema_version": SCHEMA_VERSION, **d}
 
 
-_ALLOWED = {"view": ("circuit", "model"), "mode": ("mean", "zero", "resample"), "baseline": ("circuit", "full")}
+_ALLOWED = {"view": VIEWS, "mode": MODES, "baseline": BASELINES}
 _KNOWN = set(Session.__dataclass_fields__) - {"source"}
 
 

@@ -3,13 +3,14 @@
 :func:`build_snapshot` takes a loaded :class:`engine.scene.bundle.Bundle` (run, task, circuit, layouts, the
 selected pair's tokens) and a view state in the shape of a :class:`engine.scene.session.Session` (view,
 mode, baseline, ablations, labels, selection, pair, |w| threshold, view range). The window builds
-its snapshot from its live state and the range on screen; ``python -m app.export.window`` (and so
-``circuit-engine export``) from a run loaded the same way and a session file or options. Both then
-go through the same renderer (:mod:`app.export.render`) and writers (``engine.scene.export``), which is
-why a headless export equals the app's export of the same view.
+its snapshot from its live state and the range on screen; :mod:`engine.scene.headless` (behind
+``circuit-engine export`` and ``circuit-inspector export``) from a run loaded the same way and a
+session file or options. Both then go through the same writers (``engine.scene.export``) and, for
+pictures, the app's renderer, which is why a headless export equals the window's export of the
+same view.
 
 :func:`view_document` turns a snapshot into the JSON-shaped document that the data formats write
-(schema in ``engine/export.py``). Knows nothing about Qt: positions are the layout's data
+(schema in ``engine/scene/export.py``). Knows nothing about Qt: positions are the layout's data
 coordinates; the renderer maps them to pixels.
 """
 
