@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Generator, Sequence
+from typing import TYPE_CHECKING, Any, Generator, Sequence
 
 import h5py
 import numpy as np
@@ -43,6 +43,9 @@ from engine.sites import all_sites, intervene, site_width
 from engine.store.activations import (ENTRY_DTYPE, FORMAT, HIST_BINS, PARTIAL_SUFFIX, QUANTILE_LEVELS, SCHEMA_VERSION,
                           STATUS_COMPLETE, STATUS_ROWS, STATUS_TABLE_ROWS, default_store_path, partial_path)
 from engine.tasks.lookup import EncodedTask, encode_task, get_task, load_task_file
+
+if TYPE_CHECKING:  # only recording reads the corpus (a late import in record_store)
+    from engine.data.corpus import TokenData
 
 EVENT_INTERVAL_S = 0.05  # at most ~20 events per second
 TABLE_INTERVAL_S = 1.0  # how often the running top-K tables and means are rewritten while recording
@@ -350,6 +353,72 @@ class _Writer:
         return RecordEvent(kind, done, total, message, self.write_bytes, self.write_s)
 
 
+def _store_path(run: LoadedRun, out: Path | str | None) -> Path:
+    """Where the store goes: ``out``, or :func:`default_store_path` of the run."""
+    out = Path(out).expanduser() if out is not None else default_store_path(run.path)
+    if out.name.endswith(PARTIAL_SUFFIX):
+        raise UserError(f"{out}: choose a store name that does not end in {PARTIAL_SUFFIX}")
+    return out
+
+
+def _create_partial(tmp: Path, run: LoadedRun, sites: list[str], widths: dict[str, int], n_rows: int,
+                    top_k: int, n_sample: int, task_data: list[_TaskData], seed: int,
+                    batch_size: int) -> h5py.File:
+    """Phase 2: the ``.partial`` file with every dataset, open for writing (a UserError if it cannot
+    be created)."""
+    T = run.config.model.n_ctx
+    try:
+        return _create(tmp, run, sites, widths, n_rows, T, top_k, n_sample, task_data,
+                       {"seed": seed, "batch_size": batch_size, "n_tokens": n_rows * T, "data_split": "train",
+                        "data_seed": run.config.train.seed, "data_step_base": DATA_STEP_BASE})
+    except OSError as exc:
+        raise UserError(f"cannot create {tmp} ({exc}); is another recording writing it?") from None
+
+
+def _record_windows(wr: _Writer, model: torch.nn.Module, data: TokenData, sites: list[str], device: torch.device,
+                    n_rows: int, batch_size: int) -> Generator[RecordEvent, None, float]:
+    """Phase 3: record the windows batch by batch (an event at most every EVENT_INTERVAL_S, the tables
+    rewritten about every TABLE_INTERVAL_S and at the end) -> the time of the last event."""
+    T = wr.T
+    total = n_rows * T
+    last_event = last_table = time.monotonic()
+    for b, r0 in enumerate(range(0, n_rows, batch_size)):
+        rows = data.batch(DATA_STEP_BASE + b, batch_size)[: n_rows - r0, :-1]  # (R, T)
+        cap, _ = _capture(model, torch.from_numpy(np.ascontiguousarray(rows)).to(device), sites)
+        wr.append(r0, rows, cap)
+        r1, now = r0 + rows.shape[0], time.monotonic()
+        if now - last_table >= TABLE_INTERVAL_S and r1 < n_rows:
+            last_table = now
+            wr.write_tables(r1)
+        if now - last_event >= EVENT_INTERVAL_S or r1 == n_rows:
+            last_event = now
+            yield wr.event("record", r1 * T, total)
+    wr.write_tables(n_rows)
+    return last_event
+
+
+def _finalize(wr: _Writer, sites: list[str], total: int, last_event: float) -> Generator[RecordEvent, None, None]:
+    """Phase 4: histograms and quantile samples site by site, then mark the file complete."""
+    yield wr.event("finalize", total, total, "computing histograms and quantile samples")
+    for s in sites:
+        wr.finalize_site(s)
+        if time.monotonic() - last_event >= EVENT_INTERVAL_S:
+            last_event = time.monotonic()
+            yield wr.event("finalize", total, total)
+    wr.mark_complete()
+
+
+def _discard(f: h5py.File | None, tmp: Path | None) -> None:
+    """Close ``f`` if it is still open and delete the unfinished ``tmp`` (if any)."""
+    if f is not None:
+        try:
+            f.close()
+        except Exception:  # noqa: BLE001 - the file is deleted just below
+            pass
+    if tmp is not None:
+        tmp.unlink(missing_ok=True)
+
+
 def record_store(run: LoadedRun | str | Path, out: Path | str | None = None, n_tokens: int = 200_000,
                  tasks: Sequence[str] = (), batch_size: int = 32, top_k: int = 20, seed: int = 0,
                  n_pairs: int = 64) -> Generator[RecordEvent, None, Path]:
@@ -360,9 +429,7 @@ def record_store(run: LoadedRun | str | Path, out: Path | str | None = None, n_t
     """
     _validate(n_tokens, batch_size, top_k, n_pairs)
     run = run if isinstance(run, LoadedRun) else load_run(run)
-    out = Path(out).expanduser() if out is not None else default_store_path(run.path)
-    if out.name.endswith(PARTIAL_SUFFIX):
-        raise UserError(f"{out}: choose a store name that does not end in {PARTIAL_SUFFIX}")
+    out = _store_path(run, out)
     cfg = run.config.model
     T, sites = cfg.n_ctx, all_sites(cfg)
     widths = {s: site_width(cfg, s) for s in sites}
@@ -383,35 +450,13 @@ def record_store(run: LoadedRun | str | Path, out: Path | str | None = None, n_t
     f: h5py.File | None = None
     created = finished = False
     try:
-        try:
-            f = _create(tmp, run, sites, widths, n_rows, T, min(top_k, total), n_sample, task_data,
-                        {"seed": seed, "batch_size": batch_size, "n_tokens": total, "data_split": "train",
-                         "data_seed": run.config.train.seed, "data_step_base": DATA_STEP_BASE})
-        except OSError as exc:
-            raise UserError(f"cannot create {tmp} ({exc}); is another recording writing it?") from None
+        f = _create_partial(tmp, run, sites, widths, n_rows, min(top_k, total), n_sample, task_data, seed,
+                            batch_size)
         created = True
         wr = _Writer(f, widths, T, min(top_k, total), sample_pos)
         yield wr.event("setup", 0, total, f"recording {total:,} tokens ({n_rows} windows of {T}) into {tmp}")
-        last_event = last_table = time.monotonic()
-        for b, r0 in enumerate(range(0, n_rows, batch_size)):
-            rows = data.batch(DATA_STEP_BASE + b, batch_size)[: n_rows - r0, :-1]  # (R, T)
-            cap, _ = _capture(run.model, torch.from_numpy(np.ascontiguousarray(rows)).to(device), sites)
-            wr.append(r0, rows, cap)
-            r1, now = r0 + rows.shape[0], time.monotonic()
-            if now - last_table >= TABLE_INTERVAL_S and r1 < n_rows:
-                last_table = now
-                wr.write_tables(r1)
-            if now - last_event >= EVENT_INTERVAL_S or r1 == n_rows:
-                last_event = now
-                yield wr.event("record", r1 * T, total)
-        wr.write_tables(n_rows)
-        yield wr.event("finalize", total, total, "computing histograms and quantile samples")
-        for s in sites:
-            wr.finalize_site(s)
-            if time.monotonic() - last_event >= EVENT_INTERVAL_S:
-                last_event = time.monotonic()
-                yield wr.event("finalize", total, total)
-        wr.mark_complete()
+        last_event = yield from _record_windows(wr, run.model, data, sites, device, n_rows, batch_size)
+        yield from _finalize(wr, sites, total, last_event)
         f.close()
         f = None
         os.replace(tmp, out)
@@ -419,10 +464,4 @@ def record_store(run: LoadedRun | str | Path, out: Path | str | None = None, n_t
         yield wr.event("done", total, total, f"wrote {out}")
         return out
     finally:
-        if f is not None:
-            try:
-                f.close()
-            except Exception:  # noqa: BLE001 - the file is deleted just below
-                pass
-        if created and not finished:
-            tmp.unlink(missing_ok=True)
+        _discard(f, tmp if created and not finished else None)

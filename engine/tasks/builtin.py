@@ -1,5 +1,8 @@
 """The built-in task registry: each task's name, description and template variants, and how pairs
-are drawn from them (``split="val"`` uses every third variant and the other half of every pool)."""
+are drawn from them (``split="val"`` uses every third variant and the other half of every pool).
+
+Knows nothing about task files, tokenizers, encoding or models.
+"""
 
 from __future__ import annotations
 

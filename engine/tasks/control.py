@@ -2,6 +2,7 @@
 enumerate vs range, indentation.
 
 See :mod:`engine.tasks.literals` for how variants work.
+Knows nothing about the registry, pools' contents, tokenizers or models.
 """
 
 from __future__ import annotations

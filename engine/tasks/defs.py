@@ -2,6 +2,7 @@
 modes, ``__init__`` assignments, keyword defaults.
 
 See :mod:`engine.tasks.literals` for how variants work.
+Knows nothing about the registry, pools' contents, tokenizers or models.
 """
 
 from __future__ import annotations

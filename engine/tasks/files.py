@@ -26,6 +26,8 @@ checked only when the task is encoded for a tokenizer (:func:`encode_task`).
 File tasks split their pairs deterministically: pair ``i`` (in file / expansion order) is held out
 for validation when ``i % 4 == 3``; the rest train. :meth:`Task.pairs` then returns
 ``min(n, available)`` pairs of the split, shuffled by ``seed``.
+
+Knows nothing about tokenizers, encoding or models (built-in tasks only for their names).
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ def _template_slots(fields: dict[str, str], where: str, src: str) -> list[str]:
     return names
 
 
-def _expand_templates(data: dict[str, Any], src: str) -> list[tuple[TaskPair, str]]:
+def _template_inputs(data: dict[str, Any], src: str) -> tuple[list[Any], dict[str, Any]]:
+    """The file's ``templates`` and ``slots``, checked: a non-empty list and lists of strings."""
     templates = data["templates"]
     if not isinstance(templates, list) or not templates:
         raise UserError(f"{src}: 'templates' must be a non-empty list of template objects")
@@ -97,32 +100,56 @@ def _expand_templates(data: dict[str, Any], src: str) -> list[tuple[TaskPair, st
     for k, vals in slots.items():
         if not isinstance(vals, list) or not vals or not all(isinstance(v, str) for v in vals):
             raise UserError(f"{src}: slot {k!r} must be a non-empty list of strings")
-    parsed = []
-    for ti, t in enumerate(templates):
-        where = f"template {ti}"
-        if not isinstance(t, dict):
-            raise UserError(f"{src}: {where} must be an object with the fields {', '.join(_PAIR_FIELDS)}")
-        # Check field presence / types (targets are checked after filling).
-        for f in _PAIR_FIELDS:
-            if f not in t:
-                raise UserError(f"{src}: {where} is missing the field {f!r}")
-            if not isinstance(t[f], str):
-                raise UserError(f"{src}: {where} field {f!r} must be a string, got {type(t[f]).__name__}")
-        unknown = sorted(set(t) - set(_PAIR_FIELDS))
-        if unknown:
-            raise UserError(f"{src}: {where} has unknown field(s) {', '.join(map(repr, unknown))}; "
-                            f"the fields are {', '.join(_PAIR_FIELDS)}")
-        names = _template_slots(t, where, src)
-        missing = [n for n in names if n not in slots]
-        if missing:
-            known = ", ".join(slots) or "none"
-            raise UserError(f"{src}: {where} uses unknown slot(s) {', '.join('{' + m + '}' for m in missing)}; "
-                            f"define them under 'slots' (defined: {known})")
-        sizes = [len(slots[n]) for n in names]
-        count = 1
-        for s in sizes:
-            count *= s
-        parsed.append((t, names, sizes, count))
+    return templates, slots
+
+
+def _parse_template(t: Any, ti: int, slots: dict[str, Any],
+                    src: str) -> tuple[dict[str, str], list[str], list[int], int]:
+    """Template ``ti`` checked, with its slot names (in order of first appearance), each slot's number
+    of values, and the number of pairs it expands to."""
+    where = f"template {ti}"
+    if not isinstance(t, dict):
+        raise UserError(f"{src}: {where} must be an object with the fields {', '.join(_PAIR_FIELDS)}")
+    # Check field presence / types (targets are checked after filling).
+    for f in _PAIR_FIELDS:
+        if f not in t:
+            raise UserError(f"{src}: {where} is missing the field {f!r}")
+        if not isinstance(t[f], str):
+            raise UserError(f"{src}: {where} field {f!r} must be a string, got {type(t[f]).__name__}")
+    unknown = sorted(set(t) - set(_PAIR_FIELDS))
+    if unknown:
+        raise UserError(f"{src}: {where} has unknown field(s) {', '.join(map(repr, unknown))}; "
+                        f"the fields are {', '.join(_PAIR_FIELDS)}")
+    names = _template_slots(t, where, src)
+    missing = [n for n in names if n not in slots]
+    if missing:
+        known = ", ".join(slots) or "none"
+        raise UserError(f"{src}: {where} uses unknown slot(s) {', '.join('{' + m + '}' for m in missing)}; "
+                        f"define them under 'slots' (defined: {known})")
+    sizes = [len(slots[n]) for n in names]
+    count = 1
+    for s in sizes:
+        count *= s
+    return t, names, sizes, count
+
+
+def _fill_template(t: dict[str, str], ti: int, names: list[str], sizes: list[int], r: int,
+                   slots: dict[str, Any], src: str) -> tuple[TaskPair, str]:
+    """Pair ``r`` of template ``ti``'s expansion (the last slot varies fastest), and where it came from."""
+    values: dict[str, str] = {}
+    for name, size in reversed(list(zip(names, sizes))):  # last slot varies fastest
+        r, j = divmod(r, size)
+        values[name] = slots[name][j]
+    filled = {f: t[f].format(**values) for f in _PAIR_FIELDS}
+    desc = f"template {ti}"
+    if names:
+        desc += " with " + ", ".join(f"{n}={values[n]!r}" for n in names)
+    return TaskPair(**_check_fields(filled, desc, src)), desc
+
+
+def _expand_templates(data: dict[str, Any], src: str) -> list[tuple[TaskPair, str]]:
+    templates, slots = _template_inputs(data, src)
+    parsed = [_parse_template(t, ti, slots, src) for ti, t in enumerate(templates)]
     total = sum(p[3] for p in parsed)
     if total > MAX_TEMPLATE_PAIRS:
         chosen = sorted(random.Random(0).sample(range(total), MAX_TEMPLATE_PAIRS))
@@ -138,16 +165,7 @@ def _expand_templates(data: dict[str, Any], src: str) -> list[tuple[TaskPair, st
         while idx >= starts[ti] + parsed[ti][3]:
             ti += 1
         t, names, sizes, _count = parsed[ti]
-        r = idx - starts[ti]
-        values: dict[str, str] = {}
-        for name, size in reversed(list(zip(names, sizes))):  # last slot varies fastest
-            r, j = divmod(r, size)
-            values[name] = slots[name][j]
-        filled = {f: t[f].format(**values) for f in _PAIR_FIELDS}
-        desc = f"template {ti}"
-        if names:
-            desc += " with " + ", ".join(f"{n}={values[n]!r}" for n in names)
-        out.append((TaskPair(**_check_fields(filled, desc, src)), desc))
+        out.append(_fill_template(t, ti, names, sizes, idx - starts[ti], slots, src))
     return out
 
 

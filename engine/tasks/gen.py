@@ -1,188 +1,30 @@
-"""Random draws for the built-in tasks: identifier / value pools, each split in two (even positions
-train, odd positions val), and :class:`_Gen`, which composes one pair from them."""
+"""Random draws for the built-in tasks: :class:`_Gen` composes one pair from one split's pools
+(:mod:`engine.tasks.pools`), with the tasks' own draws (numbers, string contents, expressions,
+conditions, statements, the unrelated code around an idiom) on top of the shared name draws of
+:class:`~engine.data.draws.PoolDraw`, and fits the pair under :data:`MAX_PROMPT_CHARS`.
+
+Knows nothing about particular tasks, the task registry, tokenizers or models.
+"""
 
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
-from engine.tasks.types import MAX_PROMPT_CHARS, SPLITS, TaskPair
-
-# --------------------------------------------------------------------------------------------
-# Pools (each split in two: even positions train, odd positions val)
-# --------------------------------------------------------------------------------------------
-
-_POOLS: dict[str, tuple[Any, ...]] = {
-    "var": (
-        "x", "y", "z", "a", "b", "c", "n", "m", "k", "s", "t", "v", "w", "total", "count",
-        "result", "value", "key", "name", "data", "text", "size", "index", "left", "right", "low",
-        "high", "first", "last", "current", "prev", "node", "item", "temp", "acc", "out", "buf",
-        "best", "limit", "offset", "width", "height", "score", "level", "step", "flag", "done",
-        "found", "length", "start", "end", "delta", "ratio", "price", "age", "mode", "line",
-        "word", "label", "target", "number", "val", "num", "pos", "depth", "cost", "weight",
-        "head", "tail", "root", "p", "q", "r", "u", "d", "f", "g", "h", "j", "big", "small",
-    ),
-    "pair": (
-        ("items", "item"), ("names", "name"), ("words", "word"), ("lines", "line"),
-        ("users", "user"), ("rows", "row"), ("values", "value"), ("nodes", "node"),
-        ("keys", "key"), ("paths", "path"), ("records", "record"), ("tokens", "token"),
-        ("tasks", "task"), ("entries", "entry"), ("children", "child"), ("points", "point"),
-        ("scores", "score"), ("parts", "part"), ("args", "arg"), ("numbers", "number"),
-        ("files", "filename"), ("results", "result"), ("events", "event"), ("jobs", "job"),
-        ("cells", "cell"), ("chars", "ch"), ("nums", "num"), ("xs", "x"), ("ys", "y"),
-        ("elements", "elem"), ("pairs", "pair"), ("fields", "field"), ("columns", "column"),
-        ("messages", "message"), ("urls", "url"), ("lists", "lst"), ("options", "option"),
-        ("edges", "edge"), ("samples", "sample"), ("blocks", "block"), ("params", "param"),
-        ("people", "person"), ("books", "book"), ("orders", "order"), ("colors", "color"),
-        ("items_list", "entry"), ("data", "d"), ("queue", "job"), ("students", "student"),
-        ("cities", "city"), ("animals", "animal"), ("letters", "letter"),
-    ),
-    "acc": (
-        "seen", "result", "out", "acc", "names", "words", "chars", "visited", "keys", "tags",
-        "text", "buf", "output", "parts", "collected", "found", "unique", "s", "x", "res", "line",
-        "labels", "ids", "used", "items", "letters", "values", "done", "message", "msg", "prefix",
-        "summary", "codes", "marks", "tokens", "pieces",
-    ),
-    "func": (
-        "process", "load_config", "parse_line", "compute", "build_index", "main", "handle",
-        "update", "render", "get_value", "make_key", "run", "check", "read_data", "write_report",
-        "format_name", "to_string", "merge", "split_words", "count_words", "find_item",
-        "normalize", "validate", "apply", "transform", "clean", "fetch", "send", "save", "load",
-        "parse", "encode", "decode", "convert", "resolve", "collect", "filter_items",
-        "sort_items", "get_name", "set_value", "add_item", "remove_item", "is_valid", "has_key",
-        "area", "distance", "total_price", "average", "greet", "tokenize", "flatten", "chunk",
-        "search", "visit", "walk", "summarize", "format_row", "make_table", "parse_args", "setup",
-        "cleanup", "helper", "callback", "square", "double", "increment", "scale", "lookup",
-        "register", "emit", "dispatch", "key_func",
-    ),
-    "cls": (
-        "Node", "Point", "User", "Config", "Parser", "Item", "Record", "Task", "Account",
-        "Vector", "Matrix", "Buffer", "Cache", "Server", "Client", "Event", "Job", "Token",
-        "Reader", "Writer", "Counter", "Stack", "Queue", "Graph", "Edge", "Person", "Book",
-        "Order", "Shape", "Circle", "Rectangle", "Animal", "Dog", "Car", "Player", "Game",
-        "Board", "Cell", "Request", "Response", "Handler", "Logger", "Model", "Layer", "Tree",
-        "Entry", "Message", "Session", "Window", "Student",
-    ),
-    "attr": (
-        "name", "value", "size", "count", "parent", "children", "data", "path", "items", "left",
-        "right", "x", "y", "z", "width", "height", "key", "label", "mode", "level", "color",
-        "score", "start", "end", "text", "owner", "limit", "timeout", "title", "author", "price",
-        "age", "email", "radius", "speed", "host", "port", "url", "status", "weight", "depth",
-        "index", "kind", "tags", "balance", "capacity", "head", "tail", "rows", "cols", "created",
-        "enabled", "verbose", "message",
-    ),
-    "word": (
-        "hello", "world", "error", "done", "ok", "name", "value", "data", "file", "line", "user",
-        "admin", "test", "debug", "info", "warning", "start", "stop", "ready", "missing",
-        "found", "total", "count", "result", "input", "output", "config", "default", "empty",
-        "none", "true", "false", "yes", "no", "red", "green", "blue", "apple", "banana",
-        "cherry", "alpha", "beta", "gamma", "north", "south", "east", "west", "open", "close",
-        "read", "write", "save", "load", "id", "key", "index", "size", "path", "host", "port",
-        "status", "active", "pending", "failed", "success", "items", "text", "title", "label",
-        "message", "server", "client", "foo", "bar", "baz", "spam", "eggs", "python", "code",
-        "number", "string", "list", "item", "score", "price",
-    ),
-    "sentence": (
-        "Could not open file", "Done", "Processing", "Invalid value", "Starting server",
-        "Hello, world", "Something went wrong", "No items found", "Saving results",
-        "Loading data", "Unknown option", "Connection closed", "All tests passed",
-        "Missing argument", "Value must be positive", "Nothing to do", "Finished",
-        "Reading input", "Bad request", "Press enter to continue", "Index out of range",
-        "File not found", "Welcome back", "Total", "Result", "Score", "Count", "Name",
-        "Average", "Elapsed time", "Current value", "Number of items",
-    ),
-    "symbolic": (
-        "utf-8", "--verbose", "--output", "-v", "user_id", "data.csv", "config.json", "a-b",
-        "x.y", "%s: %s", "%d items", "/tmp", "data/raw", "http://localhost", "127.0.0.1", "v1.2",
-        "snake_case", "UPPER", "__main__", "key=value", "n/a", "%Y-%m-%d", "42", "3.14", "*.py",
-        "--help", "#", "-",
-    ),
-    "read_file": (
-        "input.txt", "data.csv", "config.json", "source.py", "words.txt", "names.txt",
-        "input.csv", "data.json", "settings.ini", "in.txt", "records.csv", "raw.txt",
-        "input.json", "sample.txt", "data.txt", "input.log", "users.csv", "dictionary.txt",
-    ),
-    "write_file": (
-        "output.txt", "results.csv", "report.txt", "out.txt", "output.json", "summary.md",
-        "result.txt", "output.csv", "report.html", "results.json", "dump.txt", "out.csv",
-        "output.log", "export.csv", "report.csv", "results.txt",
-    ),
-    "read_path": (
-        "input_path", "in_path", "src_path", "source_path", "input_file", "config_path",
-        "data_file", "infile_name", "input_name", "read_path",
-    ),
-    "write_path": (
-        "output_path", "out_path", "dest_path", "report_path", "output_file", "result_file",
-        "outfile_name", "output_name", "write_path", "save_path",
-    ),
-    "handle": ("f", "fh", "fp", "handle", "stream", "file", "infile", "out", "src", "dst"),
-    "dir": ("base_dir", "root", "folder", "data_dir", "out_dir", "directory", "path", "home"),
-    "index": ("i", "j", "k", "lo", "hi", "a", "b", "left", "right", "n", "m", "idx", "pos", "p"),
-    "loopvar": ("i", "j", "k", "n", "idx", "pos", "index", "step", "row", "col", "r", "c"),
-    "call": (
-        "print", "logger.info", "logger.debug", "logger.warning", "log.error", "self.log",
-        "os.getenv", "out.write", "f.write", "sys.exit", "warnings.warn", "re.compile",
-        "json.dumps", "data.get", "config.get", "self.emit", "result.append", "names.append",
-        "ValueError", "KeyError", "RuntimeError", "Path", "render", "send",
-    ),
-    "module": ("os", "sys", "json", "math", "re", "time", "random", "logging", "collections",
-               "itertools", "pathlib", "string", "functools", "shutil"),
-    "comment": (
-        "check the input", "build the result", "update the counters", "read the whole file",
-        "skip empty lines", "remember what we have seen", "keep the best one so far",
-        "default values", "collect the output", "loop until done", "handle the edge case",
-        "make a copy", "helper for the tests", "this is slow but simple", "write everything out",
-        "parse the header", "fall back to zero", "compute the total", "normalize the name",
-        "walk the tree",
-    ),
-    "default": ("None", "None", "None", "0", "1", "True", "False", "''", '""', "10", "[]", "()",
-                "None", "-1", "0.5", "None"),
-}
+from engine.data.draws import PoolDraw, indent
+from engine.tasks.pools import SPLIT_POOLS
+from engine.tasks.types import MAX_PROMPT_CHARS, TaskPair
 
 
-def _split_pool(pool: tuple[Any, ...], split: str) -> tuple[Any, ...]:
-    return pool[0::2] if split == "train" else pool[1::2]
-
-
-_SPLIT_POOLS: dict[str, dict[str, tuple[Any, ...]]] = {
-    s: {k: _split_pool(v, s) for k, v in _POOLS.items()} for s in SPLITS
-}
-
-
-def _indent(lines: list[str], levels: int = 1) -> list[str]:
-    pad = "    " * levels
-    return [pad + ln if ln else ln for ln in lines]
-
-
-class _Gen:
+class _Gen(PoolDraw):
     """Random choices for one pair, from one ``random.Random`` and one split's pools."""
 
+    __slots__ = ()
+
     def __init__(self, rng: random.Random, split: str) -> None:
-        self.rng = rng
-        self.pools = _SPLIT_POOLS[split]
+        super().__init__(rng, SPLIT_POOLS[split])
 
     # -- draws ------------------------------------------------------------------------------
-    def pick(self, pool: str) -> Any:
-        return self.rng.choice(self.pools[pool])
-
-    def sample(self, pool: str, k: int) -> list[Any]:
-        return self.rng.sample(self.pools[pool], k)
-
-    def chance(self, p: float) -> bool:
-        return self.rng.random() < p
-
-    def var(self) -> str:
-        return self.pick("var")
-
-    def pair(self) -> tuple[str, str]:
-        return self.pick("pair")
-
-    def func(self) -> str:
-        return self.pick("func")
-
-    def quote(self) -> str:
-        return '"' if self.rng.random() < 0.55 else "'"
-
     def num(self) -> str:
         r = self.rng.random()
         if r < 0.6:
@@ -333,7 +175,7 @@ class _Gen:
         for c, h in attempts:
             la, lb = c + a, c + b
             if h is not None:
-                la, lb = [h] + _indent(la), [h] + _indent(lb)
+                la, lb = [h] + indent(la), [h] + indent(lb)
             pa, pb = "\n".join(la), "\n".join(lb)
             if len(pa) <= MAX_PROMPT_CHARS and len(pb) <= MAX_PROMPT_CHARS:
                 return TaskPair(pa, ta, pb, tb)

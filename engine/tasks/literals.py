@@ -2,6 +2,7 @@
 
 Each builder returns the variants of one task; a variant draws one pair from a :class:`~engine.tasks.gen._Gen`
 (or None when it came out too long). Variants at positions 2, 5, 8 ... are the held-out (val) templates.
+Knows nothing about the registry, pools' contents, tokenizers or models.
 """
 
 from __future__ import annotations

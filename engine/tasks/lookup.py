@@ -19,7 +19,7 @@ variants (every third one) and the other half of every identifier / value pool t
 
 User task files are read by :mod:`engine.tasks.files` (format documented there and in the README).
 The built-in templates live in :mod:`engine.tasks.literals`, :mod:`engine.tasks.control` and
-:mod:`engine.tasks.defs`, their pools in :mod:`engine.tasks.gen`, the registry in :mod:`engine.tasks.builtin`.
+:mod:`engine.tasks.defs`, their pools in :mod:`engine.tasks.pools` (built from :mod:`engine.data.names`), the registry in :mod:`engine.tasks.builtin`.
 
 Encoding and BPE boundaries
 ---------------------------

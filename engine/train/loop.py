@@ -36,7 +36,7 @@ import torch
 
 from engine.checkpoint import CKPT_DIR, list_checkpoints, parse_tensors, restore_checkpoint, save_checkpoint
 from engine.config import RunConfig, run_config_from_dict
-from engine.data.corpus import CorpusStats
+from engine.data.corpus import CorpusStats, TokenData
 from engine.train.distributed import SINGLE, DistContext, from_main, resolve_device, verify_masks, wrap_ddp
 from engine.errors import UserError
 from engine.fileio import atomic_write_json, atomic_write_text
@@ -45,7 +45,8 @@ from engine.model import GPT
 from engine.runs import CONFIG_FILE, LOG_FILE, STATUS_FILE, TOKENIZER_FILE
 from engine.sparsity import WeightSparsifier, densities
 from engine.data.tokenizer import load_tokenizer
-from engine.train.data import decode_setup, encode_setup, prepare_data, setup_steps  # noqa: F401  (prepare_data: re-export)
+from engine.train.data import Setup, decode_setup, encode_setup, setup_steps
+from engine.train.data import prepare_data  # noqa: F401  (re-exported)
 from engine.train.monitor import DEFAULT_MONITOR_PAIRS, MonitorTask, prepare_monitor, task_loss
 from engine.train.setup import check_output_dir
 
@@ -255,16 +256,10 @@ def _start_run(run_dir: Path, cfg: RunConfig | None, resume: bool, steps: int | 
     return stored, load_tokenizer(run_dir / TOKENIZER_FILE), (cks[-1] if cks else None)
 
 
-def train(run_dir: Path, cfg: RunConfig | None = None, resume: bool = False, device: str | None = None, *,
-          steps: int | None = None, task_eval: tuple[str, ...] = (), task_pairs: int = DEFAULT_MONITOR_PAIRS,
-          dist: DistContext = SINGLE) -> Generator[TrainEvent, None, TrainResult]:
-    """Train (or resume) the run in ``run_dir``; yields progress events, returns a TrainResult.
-
-    ``steps`` (with ``resume``): continue to this total instead of the stored one (it must exceed
-    the steps done; a finished run trains on). ``task_eval``: built-in tasks whose held-out loss
-    (``task_pairs`` pairs) every ``eval`` event reports; monitoring does not change what is trained
-    (one process only). ``dist``: this process's place in a torchrun group (default: one process)."""
-    run_dir = Path(run_dir).expanduser()
+def _begin(run_dir: Path, cfg: RunConfig | None, resume: bool, device: str | None, steps: int | None,
+           dist: DistContext) -> Generator[TrainEvent, None, tuple[int, Setup]]:
+    """Agree on the config (rank 0 checks the folder), read the corpus and build the tokenizer
+    (heartbeats while it runs) -> (total steps, the setup)."""
 
     def start():
         started = _start_run(run_dir, cfg, resume, steps)
@@ -283,12 +278,19 @@ def train(run_dir: Path, cfg: RunConfig | None = None, resume: bool = False, dev
         setup = from_main(dist, lambda: run_to_end(phases), encode_setup, decode_setup)
     else:
         setup = yield from _busy(phases, 0, total)
-    cfg, data, stats = setup.cfg, setup.data, setup.stats
+    stats = setup.stats
     yield TrainEvent("setup", 0, total, message=(
         f"corpus: {stats.n_files} files ({stats.n_skipped} undecodable skipped, {stats.n_val_files} held out), "
         f"{stats.train_chars:,} train chars + {stats.snippet_chars:,} snippet chars; "
-        f"tokenizer {setup.tokenizer_kind} with {cfg.model.vocab_size} ids"))
+        f"tokenizer {setup.tokenizer_kind} with {setup.cfg.model.vocab_size} ids"))
+    return total, setup
+
+
+def _monitored(setup: Setup, task_eval: tuple[str, ...], task_pairs: int, dist: DistContext,
+               total: int) -> Generator[TrainEvent, None, list[MonitorTask]]:
+    """The tasks whose held-out loss every evaluation reports (a note for each one left out)."""
     monitor: list[MonitorTask] = []
+    cfg = setup.cfg
     if task_eval and dist.active:
         yield TrainEvent("setup", 0, total, message="task monitoring runs in single-process training only")
     elif task_eval:
@@ -296,103 +298,157 @@ def train(run_dir: Path, cfg: RunConfig | None = None, resume: bool = False, dev
                                          cfg.train.seed)
         for note in notes:
             yield TrainEvent("setup", 0, total, message=note)
+    return monitor
+
+
+def _restore(run_dir: Path, setup: Setup, trainer: Trainer, dist: DistContext,
+             total: int) -> Generator[TrainEvent, None, int]:
+    """Load the checkpoint to resume from, if any, into the trainer -> the step to start at."""
+    if setup.ckpt is None:
+        return 0
+    source = run_dir / CKPT_DIR / str(setup.ckpt_meta.get("weights"))
+    try:
+        restore_checkpoint(parse_tensors(setup.ckpt, source), trainer.model, trainer.opt, source)
+    except UserError as exc:
+        raise dist.peer_error(str(exc)) from None
+    start = setup.ckpt_meta["step"]
+    was = setup.ckpt_meta.get("world_size", 1)
+    if was != dist.world_size:
+        yield TrainEvent("setup", start, total, message=(
+            f"resuming step {start}, trained on {was} process(es), on {dist.world_size}: the global batch "
+            f"({setup.cfg.train.batch_size} sequences) and the data order stay the same"))
+    return start
+
+
+class _Run:
+    """One training run in progress: its events in the log file, its checkpoints and status file, and
+    the state that a cancel or failure checkpoints in :meth:`close` (the last completed step)."""
+
+    def __init__(self, run_dir: Path, cfg: RunConfig, trainer: Trainer, dist: DistContext, total: int,
+                 status: dict[str, Any], start: int, saved: int, val_loss: float | None) -> None:
+        self.run_dir, self.cfg, self.trainer, self.dist, self.total = run_dir, cfg, trainer, dist, total
+        self.status = status
+        self.done = start
+        self.saved = saved
+        self.val_loss = val_loss
+        self.cancelled = True
+        self.logfh = open(run_dir / LOG_FILE, "a", encoding="utf-8") if dist.is_main else None
+        self.log_every = max(1, total // 500)
+
+    def checkpoint(self, step: int) -> None:
+        if self.dist.is_main:
+            cfg, total = self.cfg, self.total
+            meta = {"val_loss": self.val_loss, "time": time.time(), "config_preset": cfg.preset,
+                    "world_size": self.dist.world_size}
+            save_checkpoint(self.run_dir, step, self.trainer.model, self.trainer.opt, meta,
+                            keep=cfg.train.keep_checkpoints)
+            atomic_write_json(self.run_dir / STATUS_FILE, {**self.status, "steps_done": step, "total_steps": total,
+                                                           "val_loss": self.val_loss, "complete": step >= total})
+        self.saved = step
+
+    def event(self, kind: str, step: int, **kw) -> TrainEvent:
+        dens = tuple(sorted(densities(self.trainer.model).items()))
+        ev = TrainEvent(kind, step, self.total, density=dens, **kw)
+        if self.logfh is not None and (kind in ("eval", "done") or step % self.log_every == 0):
+            self.logfh.write(json.dumps(ev.to_dict()) + "\n")
+            self.logfh.flush()
+        return ev
+
+    def evaluate(self, val_batches: list[np.ndarray], monitor: list[MonitorTask],
+                 step: int) -> Generator[TrainEvent, None, tuple[tuple[str, float], ...]]:
+        """Evaluate (heartbeats while it runs): sets :attr:`val_loss`, returns the task losses."""
+        self.val_loss, task_losses = yield from _busy(_evaluation(self.trainer, val_batches, monitor, self.dist),
+                                                      step, self.total)
+        return task_losses
+
+    def close(self) -> None:
+        """Checkpoint the last completed step unless the run finished or it is saved; close the log."""
+        try:
+            if self.cancelled and self.done > 0 and self.saved != self.done:
+                self.checkpoint(self.done)  # leave a valid checkpoint of the last completed step
+        finally:
+            if self.logfh is not None:
+                self.logfh.close()
+
+
+def _train_steps(run: _Run, data: TokenData, val_batches: list[np.ndarray], monitor: list[MonitorTask],
+                 start: int) -> Generator[TrainEvent, None, None]:
+    """Steps ``start`` to the end: a ``step`` event at most every EVENT_INTERVAL_S, an ``eval`` event
+    every ``eval_interval`` steps and after the last, a checkpoint every ``checkpoint_interval`` steps."""
+    trainer, cfg, dist, total = run.trainer, run.cfg, run.dist, run.total
+    B, rank, world = cfg.train.batch_size, dist.rank, dist.world_size
+    tokens_per_step = B * cfg.model.n_ctx
+    ema_dt: float | None = None
+    last_emit = 0.0
+    loss_acc: list[float] = []
+    for step in range(start, total):
+        t0 = time.perf_counter()
+        batch = torch.from_numpy(data.batch(step, B, "train", rank, world)).to(trainer.device)
+        loss, lr = trainer.step(step, batch)
+        loss = dist.mean(loss)  # the loss of the whole global batch
+        if not math.isfinite(loss):
+            raise dist.peer_error(f"training diverged at step {step} (loss {loss}); lower train.lr")
+        run.done = done = step + 1
+        ckpt_due = done % cfg.train.checkpoint_interval == 0 and done < total
+        if dist.active and (done % dist.mask_check_every == 0 or ckpt_due or done == total):
+            verify_masks(dist, trainer.sparsifier.params, done)
+        dt = time.perf_counter() - t0
+        ema_dt = dt if ema_dt is None else 0.9 * ema_dt + 0.1 * dt
+        loss_acc.append(loss)
+        now = time.perf_counter()
+        is_eval = done % cfg.train.eval_interval == 0 or done == total
+        if is_eval or now - last_emit >= EVENT_INTERVAL_S:
+            last_emit = now
+            kw = dict(train_loss=float(np.mean(loss_acc)), lr=lr, tokens_per_s=tokens_per_step / ema_dt,
+                      eta_s=ema_dt * (total - done))
+            loss_acc = []
+            if is_eval:  # decided by the step alone: every rank evaluates (collectively) together
+                task_losses = yield from run.evaluate(val_batches, monitor, done)
+                yield run.event("eval", done, val_loss=run.val_loss, task_losses=task_losses, **kw)
+            else:
+                yield run.event("step", done, **kw)
+        if ckpt_due:
+            run.checkpoint(done)
+            yield TrainEvent("checkpoint", done, total, val_loss=run.val_loss, message=f"checkpoint at step {done}")
+
+
+def train(run_dir: Path, cfg: RunConfig | None = None, resume: bool = False, device: str | None = None, *,
+          steps: int | None = None, task_eval: tuple[str, ...] = (), task_pairs: int = DEFAULT_MONITOR_PAIRS,
+          dist: DistContext = SINGLE) -> Generator[TrainEvent, None, TrainResult]:
+    """Train (or resume) the run in ``run_dir``; yields progress events, returns a TrainResult.
+
+    ``steps`` (with ``resume``): continue to this total instead of the stored one (it must exceed
+    the steps done; a finished run trains on). ``task_eval``: built-in tasks whose held-out loss
+    (``task_pairs`` pairs) every ``eval`` event reports; monitoring does not change what is trained
+    (one process only). ``dist``: this process's place in a torchrun group (default: one process)."""
+    run_dir = Path(run_dir).expanduser()
+    total, setup = yield from _begin(run_dir, cfg, resume, device, steps, dist)
+    cfg, data, stats = setup.cfg, setup.data, setup.stats
+    monitor = yield from _monitored(setup, task_eval, task_pairs, dist, total)
 
     trainer = Trainer(cfg, resolve_device(device or cfg.train.device, dist), dist)
-    start = 0
-    if setup.ckpt is not None:
-        source = run_dir / CKPT_DIR / str(setup.ckpt_meta.get("weights"))
-        try:
-            restore_checkpoint(parse_tensors(setup.ckpt, source), trainer.model, trainer.opt, source)
-        except UserError as exc:
-            raise dist.peer_error(str(exc)) from None
-        start = setup.ckpt_meta["step"]
-        was = setup.ckpt_meta.get("world_size", 1)
-        if was != dist.world_size:
-            yield TrainEvent("setup", start, total, message=(
-                f"resuming step {start}, trained on {was} process(es), on {dist.world_size}: the global batch "
-                f"({cfg.train.batch_size} sequences) and the data order stay the same"))
+    start = yield from _restore(run_dir, setup, trainer, dist, total)
     if dist.is_main:
         _trim_log(run_dir, start)
     B, rank, world = cfg.train.batch_size, dist.rank, dist.world_size
     val_batches = [data.batch(i, B, "val", rank, world) for i in range(cfg.train.eval_batches)]
     status = {"corpus": stats.__dict__, "tokenizer": setup.tokenizer_kind, "device": str(trainer.device),
               "world_size": world}
-
-    done = start
-    saved = start if setup.ckpt is not None else -1
-    val_loss: float | None = setup.ckpt_meta.get("val_loss") if setup.ckpt_meta else None
-    cancelled = True
-    logfh = open(run_dir / LOG_FILE, "a", encoding="utf-8") if dist.is_main else None
-    log_every = max(1, total // 500)
-
-    def checkpoint(step: int) -> None:
-        nonlocal saved
-        if dist.is_main:
-            meta = {"val_loss": val_loss, "time": time.time(), "config_preset": cfg.preset, "world_size": world}
-            save_checkpoint(run_dir, step, trainer.model, trainer.opt, meta, keep=cfg.train.keep_checkpoints)
-            atomic_write_json(run_dir / STATUS_FILE, {**status, "steps_done": step, "total_steps": total,
-                                                      "val_loss": val_loss, "complete": step >= total})
-        saved = step
-
-    def event(kind: str, step: int, **kw) -> TrainEvent:
-        dens = tuple(sorted(densities(trainer.model).items()))
-        ev = TrainEvent(kind, step, total, density=dens, **kw)
-        if logfh is not None and (kind in ("eval", "done") or step % log_every == 0):
-            logfh.write(json.dumps(ev.to_dict()) + "\n")
-            logfh.flush()
-        return ev
-
+    run = _Run(run_dir, cfg, trainer, dist, total, status, start, saved=start if setup.ckpt is not None else -1,
+               val_loss=setup.ckpt_meta.get("val_loss") if setup.ckpt_meta else None)
     try:
         if start == 0 and total > 0:
-            val_loss, task_losses = yield from _busy(_evaluation(trainer, val_batches, monitor, dist), 0, total)
-            yield event("eval", 0, val_loss=val_loss, lr=trainer.lr(0), eta_s=float("nan"),
-                        task_losses=task_losses)
-        tokens_per_step = B * cfg.model.n_ctx
-        ema_dt: float | None = None
-        last_emit = 0.0
-        loss_acc: list[float] = []
-        for step in range(start, total):
-            t0 = time.perf_counter()
-            batch = torch.from_numpy(data.batch(step, B, "train", rank, world)).to(trainer.device)
-            loss, lr = trainer.step(step, batch)
-            loss = dist.mean(loss)  # the loss of the whole global batch
-            if not math.isfinite(loss):
-                raise dist.peer_error(f"training diverged at step {step} (loss {loss}); lower train.lr")
-            done = step + 1
-            ckpt_due = done % cfg.train.checkpoint_interval == 0 and done < total
-            if dist.active and (done % dist.mask_check_every == 0 or ckpt_due or done == total):
-                verify_masks(dist, trainer.sparsifier.params, done)
-            dt = time.perf_counter() - t0
-            ema_dt = dt if ema_dt is None else 0.9 * ema_dt + 0.1 * dt
-            loss_acc.append(loss)
-            now = time.perf_counter()
-            is_eval = done % cfg.train.eval_interval == 0 or done == total
-            if is_eval or now - last_emit >= EVENT_INTERVAL_S:
-                last_emit = now
-                kw = dict(train_loss=float(np.mean(loss_acc)), lr=lr, tokens_per_s=tokens_per_step / ema_dt,
-                          eta_s=ema_dt * (total - done))
-                loss_acc = []
-                if is_eval:  # decided by the step alone: every rank evaluates (collectively) together
-                    val_loss, task_losses = yield from _busy(_evaluation(trainer, val_batches, monitor, dist),
-                                                             done, total)
-                    yield event("eval", done, val_loss=val_loss, task_losses=task_losses, **kw)
-                else:
-                    yield event("step", done, **kw)
-            if ckpt_due:
-                checkpoint(done)
-                yield TrainEvent("checkpoint", done, total, val_loss=val_loss, message=f"checkpoint at step {done}")
-        checkpoint(total)
+            task_losses = yield from run.evaluate(val_batches, monitor, 0)
+            yield run.event("eval", 0, val_loss=run.val_loss, lr=trainer.lr(0), eta_s=float("nan"),
+                            task_losses=task_losses)
+        yield from _train_steps(run, data, val_batches, monitor, start)
+        run.checkpoint(total)
         dist.barrier()  # every rank reports done only once the final checkpoint exists
-        cancelled = False
-        yield TrainEvent("done", total, total, val_loss=val_loss, message=f"finished: {run_dir}")
+        run.cancelled = False
+        yield TrainEvent("done", total, total, val_loss=run.val_loss, message=f"finished: {run_dir}")
     finally:
-        try:
-            if cancelled and done > 0 and saved != done:
-                checkpoint(done)  # leave a valid checkpoint of the last completed step
-        finally:
-            if logfh is not None:
-                logfh.close()
-    return TrainResult(run_dir, done, total, val_loss, cancelled, stats)
+        run.close()
+    return TrainResult(run_dir, run.done, total, run.val_loss, run.cancelled, stats)
 
 
 def _trim_log(run_dir: Path, start: int) -> None:

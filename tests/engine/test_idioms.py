@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from engine.data import idioms
+from engine.data import idioms, names
 
 
 @pytest.fixture(scope="module")
@@ -107,10 +107,10 @@ def test_file_modes_follow_file_names(corpus: str) -> None:
     checked = 0
     for m in pattern.finditer(corpus):
         name, mode = m.group(2), m.group(4)
-        if name in idioms._READ_FILES:
+        if name in names.READ_FILES:
             assert mode in (None, "r", "rb"), m.group(0)
         else:
-            assert name in idioms._WRITE_FILES, m.group(0)
+            assert name in names.WRITE_FILES, m.group(0)
             assert mode in ("w", "a", "wb"), m.group(0)
         checked += 1
     assert checked > 100
