@@ -10,7 +10,7 @@ the circuit with the fewest edges that passes.
 ``prune(...)`` is a generator of :class:`PruneEvent` returning a :class:`PruneResult`; cancel by
 closing it. It is :func:`prepare`, then :func:`sweep_one` for every k_coef, then :func:`finish`.
 Each k_coef's job is self-contained: its random draws are those the sequential sweep would make
-(:func:`sweep_draws`), so engine.circuits.prune_all can run the jobs on different processes and get the same
+(:func:`sweep_draws`), so engine.pruning.prune_all can run the jobs on different processes and get the same
 circuit. Runs on the model's device. Every event carries ``fraction``, the share of the whole job
 done (mask learning per k_coef, then its bisection, then the loss-vs-size curve), and no stretch of
 work between two events is longer than one mask step or one held-out evaluation, so a caller that
