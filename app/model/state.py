@@ -3,8 +3,11 @@
 :class:`AppState` is a QObject in the GUI thread; views subscribe to its signals and never keep
 their own copy of the truth. Nodes and edges are id strings (``blocks.0.mlp.neuron:12``,
 ``SRC->DST``), the same names the engine, circuits and stores use. Every change to the ablation set
-is one undo step (a multi-node gesture such as a rubber band is one step too). Knows nothing about
-widgets, threads or the engine.
+is one undo step (a multi-node gesture such as a rubber band is one step too). The ablation modes and
+baselines are the engine's (:mod:`engine.ablation.modes`, torch-free). Knows nothing about widgets,
+threads or the engine's computations: the ablation service (:mod:`app.workers.ablation`) subscribes to
+the ablation, mode and baseline signals and hands each result back through :meth:`AppState.set_evaluation`
+(``docs/architecture.md``, "The click path").
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Signal
 
-MODES = ("mean", "zero", "resample")
-BASELINES = ("circuit", "full")
+from engine.ablation.modes import BASELINES, MODES
+
 VIEWS = ("circuit", "model")
 
 
@@ -120,6 +123,10 @@ class AppState(QObject):
         if view != self.view:
             self.view = view
             self.viewChanged.emit(view)
+
+    def switch_view(self) -> None:
+        """Circuit <-> whole model (stays on the whole model when there is no circuit)."""
+        self.set_view("model" if self.view == "circuit" else "circuit")
 
     def set_mode(self, mode: str) -> None:
         if mode not in MODES:

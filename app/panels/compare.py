@@ -15,14 +15,14 @@ from __future__ import annotations
 import math
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app.window import dialogs
 
 from app.window import theme
-from app.panels.job_box import JobRow, PanelJob, PruneSettings
+from app.panels.job_box import JobRow, PanelContext, PanelJob, PruneSettings
 
 JOB_NAME = "compare"
 MODEL_COLORS = {"sparse": theme.ACCENT, "dense": "#ef8354", "dense_matched": theme.GOOD}
@@ -210,14 +210,14 @@ class CompareView(QWidget):
 class CompareController(PanelJob):
     """Runs the comparison for the open run and fills the view."""
 
-    def __init__(self, w, view: CompareView) -> None:
-        super().__init__(w, JOB_NAME, view.job)
+    def __init__(self, ctx: PanelContext, view: CompareView, parent: QObject | None = None) -> None:
+        super().__init__(ctx, JOB_NAME, view.job, parent)
         self.view = view
         self.result: dict | None = None
         self._run: str | None = None
         view.job.startClicked.connect(self.start)
         view.browse_button.clicked.connect(self.browse)
-        w.state.bundleChanged.connect(self.on_bundle)
+        ctx.state.bundleChanged.connect(self.on_bundle)
 
     @Slot(object)
     def on_bundle(self, bundle) -> None:
@@ -226,11 +226,11 @@ class CompareController(PanelJob):
         self._run = str(bundle.run_path)
         default = "demo-dense" if bundle.run_name == "demo" else None
         self.view.set_run(bundle.run_name, self._run, [t.name for t in bundle.tasks], bundle.task.name, default,
-                          self.w.recent_runs())
+                          self.ctx.recent_runs())
 
     @Slot()
     def browse(self) -> None:
-        chosen = dialogs.ask_run_dir(self.view, self.w._last_open_dir())
+        chosen = dialogs.ask_run_dir(self.view, self.ctx.last_open_dir())
         if chosen is not None:
             self.view.dense_combo.setCurrentText(str(chosen))
 
@@ -242,10 +242,10 @@ class CompareController(PanelJob):
         dense = self.view.dense_combo.currentText().strip()
         tasks = self.view.chosen_tasks()
         if not dense:
-            self.w.report_error("Cannot compare", "Choose the dense run to compare with (a run folder or demo-dense).")
+            self.ctx.report_error("Cannot compare", "Choose the dense run to compare with (a run folder or demo-dense).")
             return
         if not tasks:
-            self.w.report_error("Cannot compare", "Tick at least one task.")
+            self.ctx.report_error("Cannot compare", "Tick at least one task.")
             return
         from engine import api
 
@@ -254,7 +254,7 @@ class CompareController(PanelJob):
             return
         sparse = str(b.run_path)
         if self.run_job(lambda: api.compare(sparse, dense, tasks, cfg)):
-            self.w.log_panel.log(f"comparing {b.run_name} with {dense} on {', '.join(tasks)}")
+            self.ctx.log(f"comparing {b.run_name} with {dense} on {', '.join(tasks)}")
 
     def on_outcome(self, outcome) -> None:
         if outcome.status != "done":
@@ -263,5 +263,5 @@ class CompareController(PanelJob):
         self.view.show_result(self.result)
         r = self.result
         self.row.finish(f"{r['tasks_compared']} task(s) compared; same-steps ratio {_fmt(r['ratio'], '.2f')}", True)
-        self.w.log_panel.log(f"compare: ratio {_fmt(r['ratio'], '.2f')}; curves in {r['csv']}")
+        self.ctx.log(f"compare: ratio {_fmt(r['ratio'], '.2f')}; curves in {r['csv']}")
 

@@ -1,6 +1,6 @@
 """The side panels: run browser (bundled demo, recent runs, open folder, the run's config), task picker
 and the log with a progress bar. They emit what the user asked for; the main window acts on it.
-Knows nothing about threads or the engine.
+:func:`add_dock` puts a panel into a dock of a main window. Knows nothing about threads or the engine.
 """
 
 from __future__ import annotations
@@ -11,13 +11,23 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QFormLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-                               QPlainTextEdit, QProgressBar, QPushButton, QSplitter, QTreeWidget,
+from PySide6.QtWidgets import (QDockWidget, QFormLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
+                               QMainWindow, QPlainTextEdit, QProgressBar, QPushButton, QSplitter, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from app.window import theme
 
 ROLE_PATH = Qt.ItemDataRole.UserRole
+
+
+def add_dock(window: QMainWindow, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+    """A dock titled ``title`` holding ``widget``, added to ``window`` in ``area``. ``name`` is its
+    object name, which saving and restoring the window's layout needs."""
+    dock = QDockWidget(title, window)
+    dock.setObjectName(name)
+    dock.setWidget(widget)
+    window.addDockWidget(area, dock)
+    return dock
 
 
 def _scalar_text(value: Any) -> str:

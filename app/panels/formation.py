@@ -13,11 +13,11 @@ task is opened.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
 from app.window import theme
-from app.panels.job_box import JobRow, PanelJob, PruneSettings
+from app.panels.job_box import JobRow, PanelContext, PanelJob, PruneSettings
 
 JOB_NAME = "formation"
 
@@ -93,8 +93,8 @@ class FormationPanel(QWidget):
 class FormationController(PanelJob):
     """Runs formation jobs and turns slider positions into checkpoint loads."""
 
-    def __init__(self, w, panel: FormationPanel) -> None:
-        super().__init__(w, JOB_NAME, panel.job)
+    def __init__(self, ctx: PanelContext, panel: FormationPanel, parent: QObject | None = None) -> None:
+        super().__init__(ctx, JOB_NAME, panel.job, parent)
         self.panel = panel
         self.rows: list[dict] = []
         self.summary: dict | None = None
@@ -103,7 +103,7 @@ class FormationController(PanelJob):
         panel.job.startClicked.connect(self.start)
         panel.slider.valueChanged.connect(self.show_step)
         panel.final_button.clicked.connect(self.show_final)
-        w.state.bundleChanged.connect(self.on_bundle)
+        ctx.state.bundleChanged.connect(self.on_bundle)
 
     @Slot(object)
     def on_bundle(self, bundle) -> None:
@@ -134,7 +134,7 @@ class FormationController(PanelJob):
             if row is not None:
                 self.panel.step_label.setText(step_text(row))
             if bundle.circuit is not None:
-                self.w.state.set_view("circuit")  # a step without a circuit switched to the whole model
+                self.ctx.state.set_view("circuit")  # a step without a circuit switched to the whole model
 
     @Slot()
     def start(self) -> None:
@@ -146,7 +146,7 @@ class FormationController(PanelJob):
         try:
             api.formation_checkpoints(b.run_path)
         except api.UserError as exc:
-            self.w.report_error("Cannot run circuit formation", str(exc))
+            self.ctx.report_error("Cannot run circuit formation", str(exc))
             return
         cfg = self.prune_config(self.panel.settings, "Cannot run circuit formation")
         if cfg is None:
@@ -154,7 +154,7 @@ class FormationController(PanelJob):
         run, task_file = str(b.run_path), b.spec.task_file
         task = None if task_file else b.task.name
         if self.run_job(lambda: api.formation(run, task, task_file, cfg)):
-            self.w.log_panel.log(f"circuit formation: pruning {b.task.name} at every checkpoint of {b.run_name}")
+            self.ctx.log(f"circuit formation: pruning {b.task.name} at every checkpoint of {b.run_name}")
 
     def on_outcome(self, outcome) -> None:
         if outcome.status != "done":
@@ -162,12 +162,12 @@ class FormationController(PanelJob):
         self.summary = outcome.result
         self.rows = list(self.summary["steps"])
         self._frame = None
-        b = self.w.state.bundle
+        b = self.ctx.state.bundle
         self._key = (str(b.run_path), b.task.name) if b is not None else None
         formed = [i for i, r in enumerate(self.rows) if r["status"] == "circuit"]
         self.row.finish(f"{len(formed)} of {len(self.rows)} checkpoints have a circuit; saved in "
                         f"{self.summary['folder']}", True)
-        self.w.log_panel.log(f"formation: {len(formed)} circuits in {self.summary['folder']}")
+        self.ctx.log(f"formation: {len(formed)} circuits in {self.summary['folder']}")
         self.panel.set_rows(self.rows, None)
         if self.rows:
             target = formed[-1] if formed else len(self.rows) - 1
@@ -188,11 +188,11 @@ class FormationController(PanelJob):
         if self._frame is None:  # one layout for all checkpoints: shared nodes stay put while scrubbing
             self._frame = api.formation_nodes(self.summary)
         task_file = self.summary.get("task_file")
-        self.w.load_task(task=None if task_file else self.summary["task"], task_file=task_file,
-                         circuit=row["circuit"], checkpoint=row["step"], layout_nodes=self._frame)
+        self.ctx.load_task(task=None if task_file else self.summary["task"], task_file=task_file,
+                           circuit=row["circuit"], checkpoint=row["step"], layout_nodes=self._frame)
 
     @Slot()
     def show_final(self) -> None:
-        b = self.w.state.bundle
+        b = self.ctx.state.bundle
         if b is not None:
-            self.w.load_task(task=None if b.spec.task_file else b.task.name, task_file=b.spec.task_file)
+            self.ctx.load_task(task=None if b.spec.task_file else b.task.name, task_file=b.spec.task_file)

@@ -2,7 +2,7 @@
 examples from the activation store with per-token heatmaps, task A/B activations and a histogram.
 
 Without an activation store the examples tab offers a button that records one in the background;
-the panel fills in when it is ready (the main window owns the job and calls :meth:`set_store`).
+the panel fills in when it is ready (the window's controller owns the job and calls :meth:`set_store`).
 Built from :class:`app.model.state.AppState`. Reads the store in the GUI thread (a few small reads per
 selection; the top-K index makes them sub-millisecond), never per ablation click.
 """
@@ -60,6 +60,25 @@ class InspectorView(QWidget):
         self.state = state
         self.store = None
         self.node: str | None = None
+        header = self._build_header()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._build_examples(), "Examples")
+        self.tabs.addTab(self._build_weights(), "Weights")
+        self.tabs.addTab(self._build_activations(), "Activations")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.title)
+        layout.addLayout(header)
+        layout.addWidget(self.stats)
+        layout.addWidget(self.tabs, 1)
+        state.selectionChanged.connect(self.show_node)
+        state.bundleChanged.connect(self._on_bundle)
+        state.pairChanged.connect(self._on_pair)
+        state.labelsChanged.connect(self._on_labels)
+        self._set_enabled(False)
+
+    def _build_header(self) -> QFormLayout:
+        """The node's id (``title``), its editable label and a line of statistics (``stats``)."""
         self.title = QLabel("Click a node (or press / to find one)")
         self.title.setFont(theme.mono_font(10))
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -73,14 +92,10 @@ class InspectorView(QWidget):
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Label:", self.label_edit)
+        return form
 
-        self.in_table, self.out_table = _edge_table("from (in)"), _edge_table("to (out)")
-        for t in (self.in_table, self.out_table):
-            t.cellClicked.connect(self._on_edge_clicked)
-        edges = QSplitter(Qt.Orientation.Vertical)
-        edges.addWidget(self.in_table)
-        edges.addWidget(self.out_table)
-
+    def _build_examples(self) -> QStackedWidget:
+        """Top and bottom examples, or (without an activation store) a button that records one."""
         self.examples = QTextBrowser()
         self.examples.setObjectName("examplesBrowser")
         self.examples.setFont(theme.mono_font(9))
@@ -98,7 +113,20 @@ class InspectorView(QWidget):
         self.example_stack = QStackedWidget()
         self.example_stack.addWidget(self.examples)
         self.example_stack.addWidget(self.no_store)
+        return self.example_stack
 
+    def _build_weights(self) -> QSplitter:
+        """The weights in and out of the node (click a row to jump to the other node)."""
+        self.in_table, self.out_table = _edge_table("from (in)"), _edge_table("to (out)")
+        for t in (self.in_table, self.out_table):
+            t.cellClicked.connect(self._on_edge_clicked)
+        edges = QSplitter(Qt.Orientation.Vertical)
+        edges.addWidget(self.in_table)
+        edges.addWidget(self.out_table)
+        return edges
+
+    def _build_activations(self) -> QWidget:
+        """The task's A/B activations and the histogram over recorded tokens."""
         self.task_plot = _small_plot("activation", "task side (A, B); ● = selected pair")
         self.hist_plot = _small_plot("count (log)", "activation over recorded tokens")
         self.hist_plot.getPlotItem().setLogMode(y=True)
@@ -109,22 +137,7 @@ class InspectorView(QWidget):
         acts_box.setContentsMargins(0, 0, 0, 0)
         for w in (self.task_plot, self.hist_plot, self.hist_note):
             acts_box.addWidget(w)
-
-        self.tabs = QTabWidget()
-        self.tabs.addTab(self.example_stack, "Examples")
-        self.tabs.addTab(edges, "Weights")
-        self.tabs.addTab(acts, "Activations")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
-        layout.addWidget(self.title)
-        layout.addLayout(form)
-        layout.addWidget(self.stats)
-        layout.addWidget(self.tabs, 1)
-        state.selectionChanged.connect(self.show_node)
-        state.bundleChanged.connect(self._on_bundle)
-        state.pairChanged.connect(self._on_pair)
-        state.labelsChanged.connect(self._on_labels)
-        self._set_enabled(False)
+        return acts
 
     # -- store ---------------------------------------------------------------------------------
     def set_store(self, store, message: str = "") -> None:

@@ -1,19 +1,27 @@
 """Widgets shared by the pruning, comparison and formation panels: the pruning settings form and
 the Start / Cancel / progress row of a background job, and how a pruning event reads as progress.
 
-:class:`PanelJob` ties a panel to the window's :class:`app.workers.jobs.JobController` (one job at a time).
-Knows nothing about the engine: settings leave as a plain dict and events are read by attribute.
+:class:`PanelJob` ties a panel to the window's :class:`app.workers.jobs.JobController` (one job at a time);
+what a panel's controller may use of the window comes in a :class:`PanelContext`. Knows nothing about
+the engine: settings leave as a plain dict and events are read by attribute.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from app.window import theme
+from engine.ablation.modes import PRUNE_MODES
+
+if TYPE_CHECKING:
+    from app.model.state import AppState
+    from app.workers.jobs import JobController
 
 DEFAULT_TARGET = 0.15
 DEFAULT_MASK_STEPS = 200
@@ -53,7 +61,7 @@ class PruneSettings(QWidget):
         self.target.setToolTip("held-out task loss the circuit must reach (nats per sequence; chance is 0.693)")
         self.ablation = QComboBox()
         self.ablation.setObjectName("ablationCombo")
-        self.ablation.addItems(["mean", "zero"])
+        self.ablation.addItems(list(PRUNE_MODES))
         self.ablation.setToolTip("what a pruned node is replaced with: its mean over pretraining text, or 0")
         self.frozen_norm = QCheckBox("frozen norm")
         self.frozen_norm.setToolTip("patch every norm's divisor from the unpruned model (larger, more honest circuits)")
@@ -133,33 +141,46 @@ class JobRow(QWidget):
         self.status.setText(text)
 
 
+@dataclass(frozen=True)
+class PanelContext:
+    """What the circuit tools' controllers use of the main window."""
+
+    state: AppState
+    jobs: JobController  # the window's one job controller: one background job at a time
+    log: Callable[[str], None]  # a line in the Log dock
+    report_error: Callable[[str, str], None]  # (title, text): a dialog
+    load_task: Callable[..., Any]  # MainWindow.load_task: show a task / circuit / checkpoint of the run
+    last_open_dir: Callable[[], str]  # where file dialogs start
+    recent_runs: Callable[[], list[str]]  # run folders opened lately, newest first
+
+
 class PanelJob(QObject):
     """Runs one panel's background job (``name``) through the window's JobController and keeps the
     panel's :class:`JobRow` in step with every job of the window (Start is off while any job runs).
     Subclasses implement :meth:`on_outcome`."""
 
-    def __init__(self, w, name: str, row: JobRow) -> None:
-        super().__init__(w)
-        self.w, self.name, self.row = w, name, row
-        w.jobs.started.connect(self._on_started)
-        w.jobs.progress.connect(self._on_progress)
-        w.jobs.finished.connect(self._on_finished)
+    def __init__(self, ctx: PanelContext, name: str, row: JobRow, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.ctx, self.name, self.row = ctx, name, row
+        ctx.jobs.started.connect(self._on_started)
+        ctx.jobs.progress.connect(self._on_progress)
+        ctx.jobs.finished.connect(self._on_finished)
         row.cancelClicked.connect(self.cancel)
 
     def run_job(self, factory) -> bool:
         """Start ``factory()`` (an engine generator) as this panel's job; a dialog if one runs."""
         try:
-            self.w.jobs.start(self.name, factory)
+            self.ctx.jobs.start(self.name, factory)
         except RuntimeError as exc:  # JobBusy
-            self.w.report_error("A job is running", str(exc))
+            self.ctx.report_error("A job is running", str(exc))
             return False
         return True
 
     def loaded_bundle(self, hint: str):
         """The window's loaded run, or None after a "No run loaded" dialog saying ``hint``."""
-        b = self.w.state.bundle
+        b = self.ctx.state.bundle
         if b is None:
-            self.w.report_error("No run loaded", hint)
+            self.ctx.report_error("No run loaded", hint)
         return b
 
     def prune_config(self, settings, title: str):
@@ -170,13 +191,13 @@ class PanelJob(QObject):
         try:
             return api.PruneConfig(**settings.values()).validate()
         except api.UserError as exc:
-            self.w.report_error(title, str(exc))
+            self.ctx.report_error(title, str(exc))
             return None
 
     @Slot()
     def cancel(self) -> None:
-        if self.w.jobs.running == self.name:
-            self.w.jobs.cancel()
+        if self.ctx.jobs.running == self.name:
+            self.ctx.jobs.cancel()
             self.row.status.setText("cancelling…")
 
     @Slot(str)

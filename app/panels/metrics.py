@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QListWidg
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app.window import theme
+from engine.ablation.modes import PRUNE_MODES
 from engine.scene.snapshot import counted
 
 ROWS = ("full model", "circuit", "now")
@@ -202,7 +203,7 @@ class MetricsView(QWidget):
         cells = []
         for key, name in FAITH_ROWS:
             row = [f"<td>{name}</td>"]
-            for mode in ("mean", "zero"):
+            for mode in PRUNE_MODES:
                 values = faith.get(mode, {})
                 v = values.get(key)
                 std = values.get("random_loss_std") if key == "random_loss_mean" else None

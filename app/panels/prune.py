@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
                                QVBoxLayout, QWidget)
 
 from app.window import dialogs
-from app.panels.job_box import JobRow, PanelJob, PruneSettings
+from app.panels.job_box import JobRow, PanelContext, PanelJob, PruneSettings
 
 ROLE = Qt.ItemDataRole.UserRole
 JOB_NAME = "prune"
@@ -115,15 +115,15 @@ class PrunePanel(QWidget):
 class PruneController(PanelJob):
     """Starts pruning jobs from the panel and opens their circuits; keeps the lists current."""
 
-    def __init__(self, w, panel: PrunePanel) -> None:
-        super().__init__(w, JOB_NAME, panel.job)
+    def __init__(self, ctx: PanelContext, panel: PrunePanel, parent: QObject | None = None) -> None:
+        super().__init__(ctx, JOB_NAME, panel.job, parent)
         self.panel = panel
         self._entries: dict[str, object] = {}
         self._request: tuple[str, str | None, str | None] | None = None
         panel.job.startClicked.connect(self.start)
         panel.taskFileRequested.connect(self.pick_task_file)
         panel.circuitActivated.connect(self.open_circuit)
-        w.state.bundleChanged.connect(self.on_bundle)
+        ctx.state.bundleChanged.connect(self.on_bundle)
 
     @Slot(object)
     def on_bundle(self, bundle) -> None:
@@ -141,8 +141,8 @@ class PruneController(PanelJob):
 
     @Slot()
     def pick_task_file(self) -> None:
-        path = dialogs.ask_task_file(self.panel, self.w._last_open_dir())
-        b = self.w.state.bundle
+        path = dialogs.ask_task_file(self.panel, self.ctx.last_open_dir())
+        b = self.ctx.state.bundle
         if path is None or b is None:
             return
         from engine import api
@@ -150,7 +150,7 @@ class PruneController(PanelJob):
         try:
             task = api.check_task_file(b.run_path, path)
         except api.UserError as exc:
-            self.w.report_error("Cannot use this task file", str(exc))
+            self.ctx.report_error("Cannot use this task file", str(exc))
             return
         self.panel.add_task_file(str(path), task.name)
 
@@ -168,8 +168,8 @@ class PruneController(PanelJob):
         run = str(b.run_path)
         if self.run_job(lambda: api.prune_run(run, task, task_file, cfg)):
             self._request = (run, task, task_file)
-            self.w.log_panel.log(f"pruning {task or task_file} of {b.run_name} (target {cfg.target_loss}, "
-                                 f"{cfg.ablation} ablation{', frozen norm' if cfg.frozen_norm else ''})")
+            self.ctx.log(f"pruning {task or task_file} of {b.run_name} (target {cfg.target_loss}, "
+                         f"{cfg.ablation} ablation{', frozen norm' if cfg.frozen_norm else ''})")
 
     def on_outcome(self, outcome) -> None:
         request, self._request = self._request, None
@@ -178,11 +178,11 @@ class PruneController(PanelJob):
         circuit, path = outcome.result
         self.row.finish(f"{circuit.n_nodes} nodes, {circuit.n_edges} edges, held-out loss "
                         f"{circuit.metrics['circuit_loss']:.4f}; saved to {path}", True)
-        self.w.log_panel.log(f"prune: saved {path}")
+        self.ctx.log(f"prune: saved {path}")
         _, task, task_file = request
-        b = self.w.state.bundle
+        b = self.ctx.state.bundle
         if b is not None and str(b.run_path) == request[0]:
-            self.w.load_task(task=task, task_file=task_file, circuit=str(path))
+            self.ctx.load_task(task=task, task_file=task_file, circuit=str(path))
 
     @Slot(str)
     def open_circuit(self, path: str) -> None:
@@ -190,6 +190,6 @@ class PruneController(PanelJob):
         if entry is None:
             return
         if entry.task_file:
-            self.w.load_task(task_file=entry.task_file, circuit=path)
+            self.ctx.load_task(task_file=entry.task_file, circuit=path)
         else:
-            self.w.load_task(task=entry.task, circuit=path)
+            self.ctx.load_task(task=entry.task, circuit=path)

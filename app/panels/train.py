@@ -20,10 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea,
-                               QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMenu, QProgressBar, QPushButton,
+                               QScrollArea, QSplitter, QVBoxLayout, QWidget)
 
 from app.window import theme
+from app.panels.docks import add_dock
 from app.panels.train_curves import TrainCurves
 from app.panels.train_form import ConfigForm, config_patch, config_values, default_output
 
@@ -357,51 +358,38 @@ class TrainPanel(QWidget):
         self._refresh()
 
 
-def install(w) -> None:
-    """Add the Training dock (hidden until asked for) to main window ``w`` and wire it to its jobs,
-    error dialogs, run browser and loader."""
-    panel = TrainPanel(w.jobs, w.report_error)
-    dock = QDockWidget("Training", w)
-    dock.setObjectName("trainDock")
-    dock.setWidget(panel)
-    w.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+def install(window: QMainWindow, jobs, report_error: Callable[[str, str], None], *,
+            when_painted: Callable[[Callable[[], None]], None], open_run: Callable[[str], object],
+            run_saved: Callable[[Path], None], view_menu: QMenu) -> tuple[TrainPanel, QDockWidget]:
+    """Add the Training dock (hidden until asked for) to ``window``, list it in ``view_menu`` and wire
+    it to the job controller ``jobs``. ``when_painted(call)``: call now or after the window's first
+    paint; ``open_run(folder)``: Open in graph; ``run_saved(folder)``: a job left a model there.
+    Returns the panel and its dock."""
+    panel = TrainPanel(jobs, report_error)
+    dock = add_dock(window, "Training", "trainDock", panel, Qt.DockWidgetArea.BottomDockWidgetArea)
     dock.hide()
-    dock.visibilityChanged.connect(lambda visible: visible and _when_painted(w, panel.ensure_ready))
-    w.jobs.started.connect(panel.on_job_started)
-    w.jobs.progress.connect(panel.on_job_progress)
-    w.jobs.finished.connect(panel.on_job_finished)
-    panel.openRunRequested.connect(w.load_run)
-    panel.runSaved.connect(lambda run: _join_run_browser(w, Path(run)))
-    w.view_menu.addAction(dock.toggleViewAction())
-    w.train_panel, w.train_dock = panel, dock
+    dock.visibilityChanged.connect(lambda visible: visible and when_painted(panel.ensure_ready))
+    jobs.started.connect(panel.on_job_started)
+    jobs.progress.connect(panel.on_job_progress)
+    jobs.finished.connect(panel.on_job_finished)
+    panel.openRunRequested.connect(open_run)
+    panel.runSaved.connect(lambda run: run_saved(Path(run)))
+    view_menu.addAction(dock.toggleViewAction())
+    return panel, dock
 
 
-def show(w) -> None:
-    """Show the Training dock; the first time as a floating window over the main window (a form
-    beside four plots needs more room than a side dock has; drag it to any dock area to dock it)."""
-    dock = w.train_dock
+def show(dock: QDockWidget, panel: TrainPanel, over: QWidget) -> None:
+    """Show the Training dock; the first time as a floating window centred over the window ``over``
+    (a form beside four plots needs more room than a side dock has; drag it to any dock area to dock
+    it)."""
     if not dock.property("placed"):
         dock.setProperty("placed", True)
         if not dock.isVisible():
             dock.setFloating(True)
-            size = (min(1100, max(700, w.width() - 200)), min(640, max(480, w.height() - 200)))
+            size = (min(1100, max(700, over.width() - 200)), min(640, max(480, over.height() - 200)))
             dock.resize(*size)
-            center = w.geometry().center()
+            center = over.geometry().center()
             dock.move(center.x() - size[0] // 2, center.y() - size[1] // 2)
     dock.show()
     dock.raise_()
-    w.train_panel.ensure_ready()
-
-
-def _when_painted(w, call) -> None:
-    """``call()`` now, or after the window's first paint (a dock restored as visible must not import
-    torch before the window has painted)."""
-    if getattr(w, "_painted", True):
-        call()
-    else:
-        w.firstPaint.connect(call)
-
-
-def _join_run_browser(w, run: Path) -> None:
-    w.remember_run(run.resolve())
-    w.refresh_runs()
+    panel.ensure_ready()

@@ -1,57 +1,62 @@
-"""The main window: the circuit graph in the middle, docks around it, and the wiring between the
-state, the ablation worker and the views.
+"""The main window: the circuit graph in the middle, docks around it, menus and the toolbar.
 
 Docks: Runs (bundled demo, recent runs, open folder, the run's config), Tasks, Metrics, Node
-inspector and Log (with progress). Layout, geometry and recent runs persist in QSettings.
+inspector and Log (with progress), and, from :mod:`app.panels.train` and :mod:`app.window.tools`,
+Training, Pruning, Formation and Compare. Layout, geometry and recent runs persist in QSettings.
+
+:class:`MainWindow` owns every part (each created in its ``__init__``) and wires them: the parts get what they
+need passed in, never the window. The state (:class:`app.model.state.AppState`) is the single source
+of truth; the ablation service follows it and puts results back into it; the views, the toolbar, the
+menu actions and the :class:`app.window.controller.WindowController` subscribe to it
+(``docs/architecture.md``, "Layers" and "The click path").
 
 Loading never blocks the window: :meth:`MainWindow.load_run` checks the folder at once (a clear
 dialog for a bad one) and hands the rest to the ablation worker, which imports the engine, loads the
-model, lays out the graph and computes the baselines; :meth:`_on_bundle` shows the result.
-``ready`` is emitted once a loaded run's graph, metrics and (if a node is selected) inspector are
-drawn; ``--screenshot`` waits for it. Every error a user can cause becomes a dialog (or, in the
-screenshot mode, a message) and the window keeps running.
+model, lays out the graph and computes the baselines (:mod:`app.window.loading` keeps track of what
+waits for what); :meth:`MainWindow._show_bundle` shows the result and applies a session that was
+waiting for it. ``ready`` is emitted once a loaded run's graph, metrics and (if a node is selected)
+inspector are drawn; ``--screenshot`` waits for it. Every error a user can cause becomes a dialog (or,
+in the screenshot mode, a message) and the window keeps running.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
-from app.window import tools as circuit_tools
-
-from app.window import dialogs
-
-from app.workers import gc_guard
-
-from app.window import session as session_view
-
-from app.panels import train as train_panel
-
-from app.window import controller as window_controller
-from app.workers.ablation import AblationService
-from engine.scene.bundle import SetupSpec
 from app.graph.view import CircuitView
-from app.panels.inspector import InspectorView
-from app.workers.jobs import JobController
-from app.panels.metrics import MetricsView
-from app.panels.docks import LogPanel, RunBrowser, TaskPicker
 from app.model.state import AppState
-from app.window.actions import build_actions
+from app.panels import train as train_panel
+from app.panels.docks import LogPanel, RunBrowser, TaskPicker, add_dock
+from app.panels.inspector import InspectorView
+from app.panels.job_box import PanelContext
+from app.panels.metrics import MetricsView
+from app.window import dialogs
+from app.window import session as session_view
+from app.window import tools as circuit_tools
+from app.window.actions import Commands, WindowActions
+from app.window.controller import WindowController
+from app.window.loading import RunLoader
+from app.window.runs import (BUNDLED, RecentRuns, RunDirError, read_run_config, restore_layout,
+                             save_layout)
+from app.window.runs import app_settings
+from app.window.toolbar import GraphToolbar
+from app.workers import gc_guard
+from app.workers.ablation import AblationService
+from app.workers.jobs import JobController
+from engine.scene.bundle import SetupSpec
+from engine.scene.session import Session
+
+__all__ = ["MainWindow", "WINDOW_TITLE", "app_settings"]  # app_settings: tests import it from here
 
 WINDOW_TITLE = "Circuit Inspector"
-SETTINGS_ORG = "CircuitInspector"
-SETTINGS_APP = "CircuitInspector"
-CONFIG_FILE = "config.json"
 PLACEHOLDER_TEXT = "No run loaded. File > Open run folder... (Ctrl+Shift+O) or pick the demo in the Runs dock."
-BUNDLED = [("demo", "demo (sparse, bundled)"), ("demo-dense", "demo-dense (dense twin, bundled)")]
-MAX_RECENT = 8
 LOG_ENV = "CIRCUIT_INSPECTOR_LOG"  # also append every Log dock line to this file
 
 ErrorHandler = Callable[[QWidget | None, str, str], None]
@@ -59,38 +64,6 @@ ErrorHandler = Callable[[QWidget | None, str, str], None]
 #: Windows not shut down yet. A window freed by Python's GC without being closed would skip
 #: closeEvent and leave its worker threads running, so an open window is never garbage.
 _LIVE_WINDOWS: set["MainWindow"] = set()
-
-
-class RunDirError(ValueError):
-    """A folder that cannot be opened as a run; the message says why and what to do."""
-
-
-def app_settings() -> QSettings:
-    """The app's persistent settings (tests redirect them with ``QSettings.setPath``)."""
-    return QSettings(SETTINGS_ORG, SETTINGS_APP)
-
-
-def read_run_config(run_dir: Path) -> dict[str, Any]:
-    """Read ``run_dir/config.json`` as a JSON object; raise :class:`RunDirError` if that fails."""
-    run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise RunDirError(f"The run folder {run_dir} does not exist.")
-    if not run_dir.is_dir():
-        raise RunDirError(f"{run_dir} is a file, not a run folder. Choose the folder that holds {CONFIG_FILE}.")
-    config_path = run_dir / CONFIG_FILE
-    if not config_path.is_file():
-        raise RunDirError(f"{run_dir} has no {CONFIG_FILE}, so it is not a run folder. "
-                          "Choose a folder created by training (File > Train a model…, or circuit-engine train).")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"Cannot read {config_path}: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise RunDirError(f"{config_path} is not valid JSON (line {exc.lineno}, column "
-                          f"{exc.colno}: {exc.msg}).") from exc
-    if not isinstance(config, dict):
-        raise RunDirError(f"{config_path} must hold a JSON object, not a {type(config).__name__}.")
-    return config
 
 
 #: What cancelling each kind of background job leaves behind (said when closing the window during it).
@@ -112,84 +85,133 @@ class MainWindow(QMainWindow):
     :func:`app.window.dialogs.show_error`, looked up at call time). ``session``: a
     :class:`engine.scene.session.Session` applied when its run is loaded. ``deterministic``: leave timings
     out of what is drawn (screenshots).
+
+    Every attribute is created here, in ``__init__``; other modules get the parts they need.
     """
 
     ready = Signal()
     firstPaint = Signal()
 
     def __init__(self, run_dir: Path | str | None = None, *, persist_settings: bool = True,
-                 error_handler: ErrorHandler | None = None, session=None, deterministic: bool = False,
-                 parent: QWidget | None = None) -> None:
+                 error_handler: ErrorHandler | None = None, session: Session | None = None,
+                 deterministic: bool = False, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         gc_guard.install()  # cyclic GC in the GUI thread only (see app.workers.gc_guard)
-        self._alive = True
         _LIVE_WINDOWS.add(self)
         self.setObjectName("MainWindow")
         self.setWindowTitle(WINDOW_TITLE)
-        self.run_dir: Path | None = None
-        self.config: dict[str, Any] | None = None
+        # Options and the window's own bookkeeping
+        self._alive = True  # not shut down yet
         self._persist = persist_settings
+        self._recent = RecentRuns(persist_settings)  # recent runs and where file dialogs start
         self._error_handler = error_handler
         self._deterministic = deterministic
-        self._session = session
-        self._painted = False
-        self._pending_spec: SetupSpec | None = None
-        self._default_load = False
-        self._ready_sent = False
-        self.store = None
+        self._painted = False  # the first paint has happened (a load waits for it)
+        # The run on screen: its folder and config (shown before the engine has looked at the run);
+        # where File > Export… starts (empty: where runs are opened)
+        self.run_dir: Path | None = None
+        self.config: dict[str, Any] | None = None
+        self.last_export_dir = ""
+        # The single source of truth, the live ablation that follows it, the one background job
         self.state = AppState(self)
-        self.service = AblationService(self)
+        self.service = AblationService(self.state, self)
         self.jobs = JobController(self)
+        # The central graph, the panels of the side docks (run_panel: the Runs dock, which also shows
+        # the run's config) and their docks
         self.view = CircuitView(self.state)
-        self.setCentralWidget(self.view)
-        self.runs = RunBrowser()
+        self.runs = self.run_panel = RunBrowser()
         self.tasks = TaskPicker()
         self.metrics = MetricsView(self.state)
         self.inspector = InspectorView(self.state)
         self.log_panel = LogPanel()
-        self.run_panel = self.runs  # the config tree lives in the Runs dock
+        self.runs_dock, self.tasks_dock, self.metrics_dock, self.inspector_dock, self.log_dock = self._place_panels()
+        # Reactions: results, failures, labels and jobs (controller); loads and ``ready`` (loader)
+        self.controller = WindowController(
+            state=self.state, service=self.service, jobs=self.jobs, inspector=self.inspector,
+            log_panel=self.log_panel, show_status=self.statusBar().showMessage, report_error=self.report_error,
+            reload_run=self.reload_run, deterministic=deterministic, parent=self)
+        self.loader = RunLoader(
+            state=self.state, service=self.service, view=self.view, log_panel=self.log_panel,
+            show_status=self.statusBar().showMessage, report_error=self.report_error,
+            held=lambda: self.isVisible() and not self._painted, show_bundle=self._show_bundle,
+            session=session, parent=self)
+        # Menus, the graph toolbar, the Training dock (hidden until File > Train a model…) and the
+        # circuit tools (Pruning, Formation and Compare docks, the Circuits menu)
+        self.menu_actions = self._build_actions()
+        self.toolbar = self._build_toolbar()
+        self.train_panel, self.train_dock = train_panel.install(
+            self, self.jobs, self.report_error, when_painted=self.when_painted, open_run=self.load_run,
+            run_saved=self.add_recent_run, view_menu=self.menu_actions.view_menu)
+        self.tools = self._build_tools()
+        self._connect()
+        self._start_up(run_dir)
+
+    # -- building ------------------------------------------------------------------------------
+    def _place_panels(self) -> tuple[QDockWidget, ...]:
+        """The graph in the middle; the Runs, Tasks, Metrics, Node inspector and Log docks (returned
+        in this order) around it."""
+        self.setCentralWidget(self.view)
         if os.environ.get(LOG_ENV):  # scripts and the real-window test read what the Log dock says
             self.log_panel.mirror = Path(os.environ[LOG_ENV])
-        self._build_docks()
-        build_actions(self)
-        for dock in (self.runs_dock, self.tasks_dock, self.metrics_dock, self.inspector_dock, self.log_dock):
-            self.view_menu.addAction(dock.toggleViewAction())
-        train_panel.install(self)  # the Training dock (hidden until File > Train a model...)
-        window_controller.connect(self)
-        circuit_tools.install(self)  # Pruning, Formation and Compare docks, the Circuits menu
-        self.statusBar().showMessage("No run loaded. File > Open run folder... (Ctrl+Shift+O) opens one.")
-        self.resize(1400, 900)
-        self._default_dock_sizes()
-        self.refresh_runs()
-        if self._persist:
-            self._restore_settings()
-        if run_dir is not None:
-            self.load_run(run_dir)
-
-    # -- layout --------------------------------------------------------------------------------
-    def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(name)  # saveState() needs object names
-        dock.setWidget(widget)
-        self.addDockWidget(area, dock)
-        return dock
-
-    def _build_docks(self) -> None:
         left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
-        self.runs_dock = self._dock("Runs", "runDock", self.runs, left)
-        self.tasks_dock = self._dock("Tasks", "taskDock", self.tasks, left)
-        self.metrics_dock = self._dock("Metrics", "metricsDock", self.metrics, right)
-        self.inspector_dock = self._dock("Node inspector", "inspectorDock", self.inspector, right)
-        self.log_dock = self._dock("Log", "logDock", self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        docks = (add_dock(self, "Runs", "runDock", self.runs, left),
+                 add_dock(self, "Tasks", "taskDock", self.tasks, left),
+                 add_dock(self, "Metrics", "metricsDock", self.metrics, right),
+                 add_dock(self, "Node inspector", "inspectorDock", self.inspector, right),
+                 add_dock(self, "Log", "logDock", self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea))
         self.setCorner(Qt.Corner.BottomLeftCorner, left)
         self.setCorner(Qt.Corner.BottomRightCorner, right)
+        return docks
 
-    def _default_dock_sizes(self) -> None:
-        """The first-start layout (once every dock exists: later docks would squeeze earlier ones)."""
+    def _build_actions(self) -> WindowActions:
+        actions = WindowActions(self, self.state, Commands(
+            open_run=self.open_run_dialog, open_session=self.open_session_dialog,
+            save_session=self.save_session_dialog, export=self.export_dialog,
+            task_file=self.open_task_file_dialog, quit=self.close, fit=self.view.fit,
+            find=lambda: self.toolbar.focus_find(), toggle=self.toggle_selected, switch_view=self.state.switch_view,
+            record=self.controller.record_store, train=self.show_train_panel))
+        for dock in (self.runs_dock, self.tasks_dock, self.metrics_dock, self.inspector_dock, self.log_dock):
+            actions.view_menu.addAction(dock.toggleViewAction())
+        return actions
+
+    def _build_toolbar(self) -> GraphToolbar:
+        a = self.menu_actions
+        toolbar = GraphToolbar(self.state, (a.undo, a.redo, a.clear, a.fit), self.report_error,
+                               self.statusBar().showMessage, self.view.widget.setFocus, self)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
+        return toolbar
+
+    def _build_tools(self) -> circuit_tools.CircuitTools:
+        ctx = PanelContext(state=self.state, jobs=self.jobs, log=self.log_panel.log, report_error=self.report_error,
+                           load_task=self.load_task, last_open_dir=self.last_open_dir, recent_runs=self.recent_runs)
+        return circuit_tools.install(self, ctx, tasks_dock=self.tasks_dock, log_dock=self.log_dock,
+                                     view_menu=self.menu_actions.view_menu)
+
+    def _connect(self) -> None:
+        self.loader.ready.connect(self.ready)
+        self.runs.runActivated.connect(self._on_run_activated)
+        self.runs.openFolderRequested.connect(self.open_run_dialog)
+        self.tasks.taskActivated.connect(self._on_task_activated)
+        self.tasks.taskFileRequested.connect(self.open_task_file_dialog)
+
+    def _start_up(self, run_dir: Path | str | None) -> None:
+        self.statusBar().showMessage("No run loaded. File > Open run folder... (Ctrl+Shift+O) opens one.")
+        self.resize(1400, 900)
+        # The first-start layout (once every dock exists: later docks would squeeze earlier ones)
         self.resizeDocks([self.runs_dock, self.metrics_dock], [260, 440], Qt.Orientation.Horizontal)
         self.resizeDocks([self.runs_dock, self.tasks_dock], [420, 380], Qt.Orientation.Vertical)
         self.resizeDocks([self.metrics_dock, self.inspector_dock], [430, 370], Qt.Orientation.Vertical)
         self.resizeDocks([self.log_dock], [105], Qt.Orientation.Vertical)
+        self.refresh_runs()
+        if self._persist:
+            restore_layout(self)
+        if run_dir is not None:
+            self.load_run(run_dir)
+
+    @property
+    def store(self):
+        """The run's open activation store (the inspector reads it), or None."""
+        return self.controller.store
 
     # -- loading -------------------------------------------------------------------------------
     def load_run(self, run_dir: Path | str, task: str | None = None, task_file: str | None = None,
@@ -204,33 +226,22 @@ class MainWindow(QMainWindow):
                 config = read_run_config(path)
             except RunDirError as exc:
                 self.statusBar().showMessage(f"Could not open {path}")
-                session, self._session = self._session, None  # it must not apply to a later run
+                session = self.loader.take_session()  # it must not apply to a later run
                 self.report_error(*(("Cannot open run", str(exc)) if session is None
                                     else session_view.missing_run_message(session, str(exc))))
                 return False
             self.run_dir, self.config = path.resolve(), config
             self.runs.show_config(self.run_dir, config)
             text = str(self.run_dir)
-        self._start_setup(SetupSpec(run=text, task=task, task_file=task_file, circuit=circuit))
+        self.loader.start(SetupSpec(run=text, task=task, task_file=task_file, circuit=circuit))
         return True
-
-    def _start_setup(self, spec: SetupSpec) -> None:
-        """Hand a setup to the worker; while a shown window has not painted yet, wait for its first
-        paint (the worker's engine import would otherwise compete with it)."""
-        self._ready_sent = False
-        if self.isVisible() and not self._painted:
-            self._pending_spec = spec
-        else:
-            self.service.load(spec)
-        self.log_panel.set_progress(f"loading {Path(spec.run).name}…", None, False)
-        self.statusBar().showMessage(f"Loading {spec.run}…")
 
     def open_default(self, run: str = "demo") -> bool:
         """Open the bundled demo at start. If it is not installed the window stays empty (with a hint
         in the log), no dialog; ``ready`` is emitted either way."""
-        self._default_load = True
-        self._start_setup(SetupSpec(run=run, task=self._session.task if self._session else None,
-                                    task_file=self._session.task_file if self._session else None))
+        session = self.loader.pending_session
+        self.loader.start(SetupSpec(run=run, task=session.task if session else None,
+                                    task_file=session.task_file if session else None), default=True)
         return True
 
     def load_task(self, task: str | None = None, task_file: str | None = None, circuit: str | None = None,
@@ -242,8 +253,54 @@ class MainWindow(QMainWindow):
         if b is None:
             self.report_error("No run loaded", "Open a run first (File > Open run folder…, Ctrl+Shift+O), then pick a task.")
             return
-        self._start_setup(SetupSpec(run=str(b.run_path), task=task, task_file=task_file, circuit=circuit,
+        self.loader.start(SetupSpec(run=str(b.run_path), task=task, task_file=task_file, circuit=circuit,
                                     checkpoint=checkpoint, layout_nodes=layout_nodes))
+
+    def reload_run(self) -> None:
+        """Load the shown run again (after recording its activation store); what is on screen comes
+        back as a session."""
+        b = self.state.bundle
+        if b is None:
+            return
+        self.loader.pending_session = self.current_session()
+        self.loader.start(SetupSpec(run=str(b.run_path), task=None if b.spec.task_file else b.task.name,
+                                    task_file=b.spec.task_file, circuit=b.spec.circuit, n_pairs=b.spec.n_pairs))
+
+    def open_session(self, session: Session) -> bool:
+        """Load the session's run (or, without one, its task in the current run) and restore the view
+        once it is shown. Returns whether loading started."""
+        b = self.state.bundle
+        if session.run is None and b is None:
+            self.report_error("Cannot open session", "The session names no run and no run is open. Open a run "
+                              "first (File > Open run folder…, Ctrl+Shift+O), then open the session again.")
+            return False
+        self.loader.pending_session = session
+        if session.run is not None:
+            return self.load_run(session.run, task=session.task, task_file=session.task_file, circuit=session.circuit)
+        self.loader.start(SetupSpec(run=str(b.run_path), task=session.task, task_file=session.task_file,
+                                    circuit=session.circuit))
+        return True
+
+    def current_session(self) -> Session:
+        """What is on screen, as a session."""
+        return session_view.capture_view(self.state, self.view)
+
+    def _show_bundle(self, bundle, session: Session | None) -> None:
+        """A loaded run: fill the docks, show it, and apply ``session`` if one waited for it."""
+        self.run_dir, self.config = bundle.run_path, bundle.config_dict
+        self.runs.show_config(bundle.run_path, bundle.config_dict)
+        self.tasks.set_tasks(bundle.tasks, bundle.task.name, bundle.task.description)
+        self.remember_run(bundle.run_path)
+        self.controller.open_store(bundle)
+        self.state.set_bundle(bundle)  # its signals ask the ablation service for the first evaluation
+        self.refresh_runs()
+        self.setWindowTitle(f"{bundle.run_name} · {bundle.task.name} - {self.windowTitle().split(' - ')[-1]}")
+        for note in bundle.notes[:-1] if self._deterministic else bundle.notes:
+            self.log_panel.log(note)
+        self.log_panel.set_progress("idle", 0.0, self.jobs.running is not None)
+        self.statusBar().showMessage(f"Loaded {bundle.run_name}, task {bundle.task.name}. Click a node to ablate it.")
+        if session is not None:
+            session_view.apply(session, self.state, self.view, self.toolbar, self.log_panel.log)
 
     def report_error(self, title: str, text: str) -> None:
         handler = self._error_handler or dialogs.show_error
@@ -251,50 +308,40 @@ class MainWindow(QMainWindow):
 
     # -- settings ------------------------------------------------------------------------------
     def recent_runs(self) -> list[str]:
-        if not self._persist:
-            return []
-        value = app_settings().value("recent_runs", [])
-        return [str(v) for v in (value if isinstance(value, list) else [value] if value else [])]
+        return self._recent.runs()
 
     def remember_run(self, path: Path) -> None:
-        if not self._persist or path.parent.parent.name == "resources":
-            return
-        recent = [str(path)] + [r for r in self.recent_runs() if r != str(path)]
-        settings = app_settings()
-        settings.setValue("recent_runs", recent[:MAX_RECENT])
-        settings.setValue("last_open_dir", str(path.parent))
+        self._recent.remember(path)
 
     def refresh_runs(self) -> None:
         current = str(self.state.bundle.run_path) if self.state.bundle is not None else None
         self.runs.set_runs(BUNDLED, self.recent_runs(), current)
 
-    def _last_open_dir(self) -> str:
-        value = app_settings().value("last_open_dir", "") if self._persist else ""
-        return str(value) if value else str(Path.home())
+    def add_recent_run(self, run: Path) -> None:
+        """A run folder a job made or trained: list it under the recent runs."""
+        self.remember_run(run.resolve())
+        self.refresh_runs()
 
-    def _restore_settings(self) -> None:
-        settings = app_settings()
-        geometry = settings.value("main_window/geometry")
-        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
-            self.restoreGeometry(geometry)
-        else:
-            screen = self.screen()
-            if screen is not None:
-                avail = screen.availableGeometry()
-                self.resize(min(self.width(), int(avail.width() * 0.9)), min(self.height(), int(avail.height() * 0.9)))
-        state = settings.value("main_window/state")
-        if isinstance(state, QByteArray) and not state.isEmpty():
-            self.restoreState(state)
+    def last_open_dir(self) -> str:
+        """Where file dialogs start: the folder of the last run opened, else the home folder."""
+        return self._recent.last_open_dir()
 
-    def save_settings(self) -> None:
-        settings = app_settings()
-        settings.setValue("main_window/geometry", self.saveGeometry())
-        settings.setValue("main_window/state", self.saveState())
-        settings.sync()
+    # Transitional: app/export/window.py still uses these two names; remove them once it calls
+    # last_open_dir() and reads/writes last_export_dir.
+    _last_open_dir = last_open_dir
+
+    @property
+    def _last_export_dir(self) -> str:
+        return self.last_export_dir
+
+    @_last_export_dir.setter
+    def _last_export_dir(self, folder: str) -> None:
+        self.last_export_dir = folder
 
     # -- first paint and shutdown --------------------------------------------------------------
     def event(self, ev: QEvent) -> bool:  # noqa: N802 (Qt naming)
         result = super().event(ev)
+        # getattr: Qt delivers events while __init__ still runs, before _painted exists
         if ev.type() == QEvent.Type.UpdateRequest and not getattr(self, "_painted", True):
             self._painted = True
             QTimer.singleShot(0, self, self._after_first_paint)
@@ -303,9 +350,14 @@ class MainWindow(QMainWindow):
     @Slot()
     def _after_first_paint(self) -> None:
         self.firstPaint.emit()
-        if self._pending_spec is not None:
-            spec, self._pending_spec = self._pending_spec, None
-            self.service.load(spec)
+        self.loader.release()
+
+    def when_painted(self, call: Callable[[], object]) -> None:
+        """``call()`` now, or after the window's first paint (what imports torch must not delay it)."""
+        if self._painted:
+            call()
+        else:
+            self.firstPaint.connect(call)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         job = self.jobs.running
@@ -315,7 +367,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         if self._persist:
-            self.save_settings()
+            save_layout(self)
         self.hide()  # gone at once, even while a job finishes its current step
         self.shutdown()
         super().closeEvent(event)
@@ -335,27 +387,45 @@ class MainWindow(QMainWindow):
                 try:
                     self.jobs.shutdown()
                 finally:
-                    if self.store is not None:
-                        self.store.close()
-                        self.store = None
+                    self.controller.close_store()
                     gc_guard.uninstall()
 
-    # -- small slots used by the actions -------------------------------------------------------
+    # -- commands (menu actions, dock buttons) ---------------------------------------------------
     @Slot()
     def open_run_dialog(self) -> None:
-        start = str(self.run_dir.parent) if self.run_dir else self._last_open_dir()
+        start = str(self.run_dir.parent) if self.run_dir else self.last_open_dir()
         chosen = dialogs.ask_run_dir(self, start)
         if chosen is not None:
             self.load_run(chosen)
 
     @Slot()
-    def show_train_panel(self) -> None:
-        train_panel.show(self)
+    def open_task_file_dialog(self) -> None:
+        path = dialogs.ask_task_file(self, self.last_open_dir())
+        if path is not None:
+            self.load_task(task_file=str(path))
 
     @Slot()
-    def focus_find(self) -> None:
-        self.find_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
-        self.find_edit.selectAll()
+    def open_session_dialog(self) -> None:
+        session = session_view.ask_session(self, self.state, self.last_open_dir(), self.report_error)
+        if session is not None:
+            self.open_session(session)
+
+    @Slot()
+    def save_session_dialog(self) -> None:
+        path = session_view.save_session_dialog(self, self.state, self.view, self.last_open_dir(), self.report_error)
+        if path is not None:
+            self.statusBar().showMessage(f"Saved the session to {path}")
+            self.log_panel.log(f"session saved to {path}")
+
+    @Slot()
+    def export_dialog(self) -> None:
+        from app.export import window as export
+
+        export.export_dialog(self)
+
+    @Slot()
+    def show_train_panel(self) -> None:
+        train_panel.show(self.train_dock, self.train_panel, self)
 
     @Slot()
     def toggle_selected(self) -> None:
@@ -364,37 +434,12 @@ class MainWindow(QMainWindow):
             return
         self.state.toggle_nodes([self.state.selected])
 
-    @Slot()
-    def switch_view(self) -> None:
-        self.state.set_view("model" if self.state.view == "circuit" else "circuit")
+    @Slot(str)
+    def _on_run_activated(self, run: str) -> None:
+        self.load_run(run)
 
-    def open_session_dialog(self) -> None:
-        session_view.open_session_dialog(self)
-
-    def save_session_dialog(self) -> None:
-        session_view.save_session_dialog(self)
-
-    def export_dialog(self) -> None:
-        from app.export import window as export
-
-        export.export_dialog(self)
-
-    def open_task_file_dialog(self) -> None:
-        window_controller.open_task_file_dialog(self)
-
-    def record_store(self) -> None:
-        window_controller.record_store(self)
-
-    def find_node(self) -> None:
-        window_controller.find_node(self)
-
-    def on_threshold_slider(self, value: int) -> None:
-        window_controller.on_threshold_slider(self, value)
-
-    def on_mode_combo(self, mode: str) -> None:
-        if mode and self.state.bundle is not None:
-            window_controller.set_mode(self, mode)
-
-    def on_baseline_combo(self, baseline: str) -> None:
-        if baseline and self.state.bundle is not None:
-            self.state.set_baseline(baseline)
+    @Slot(str)
+    def _on_task_activated(self, task: str) -> None:
+        b = self.state.bundle
+        if b is not None and task != b.task.name:
+            self.load_task(task=task)

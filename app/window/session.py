@@ -1,41 +1,49 @@
-"""Sessions in the window: capturing what is on screen, restoring it, and the Open/Save commands.
+"""Sessions in the window: capturing what is on screen, restoring it, and the Open/Save dialogs.
 
-:func:`capture` reads the window into a :class:`engine.scene.session.Session`: run, task (or task file),
-circuit file, view, ablation mode and baseline, ablated nodes and weights, every node label, the
-selected node and pair, the |w| threshold and the range the graph shows. :func:`apply` puts one
-back once its run has loaded (``WindowController.on_bundle`` calls it), so that saving, opening a
-new window and loading gives the identical view. :func:`open_session` starts that load; a session
-whose run cannot be opened gives a dialog that says what to do, and the window keeps what it shows
-(``MainWindow.load_run`` asks :func:`missing_run_message` for the text).
+:func:`capture_view` reads the state and the graph view into a :class:`engine.scene.session.Session`:
+run, task (or task file), circuit file, view, ablation mode and baseline, ablated nodes and weights,
+every node label, the selected node and pair, the |w| threshold and the range the graph shows.
+:func:`apply` puts one back once its run has loaded (the main window calls it when the bundle it
+was waiting for arrives), so that saving, opening a new window and loading gives the identical view.
+:func:`ask_session` and :func:`save_session_dialog` are File > Open / Save session;
+``MainWindow.open_session`` starts the load, and a session whose run cannot be opened gives a dialog
+that says what to do (:func:`missing_run_message`) while the window keeps what it shows.
 
 Knows nothing about the engine; every dialog goes through :mod:`app.window.dialogs` (tests replace it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
+from PySide6.QtWidgets import QWidget
 
 from app.window import dialogs
-from engine.scene.bundle import SetupSpec
 from engine.scene.session import Session, SessionError, read_session, write_session
+
+ReportError = Callable[[str, str], None]
 
 
 def capture(w) -> Session:
-    """The window's view as a Session (run-less when no run is loaded)."""
-    s, b = w.state, w.state.bundle
+    """The view of window ``w`` (anything with ``state`` and ``view``) as a Session."""
+    return capture_view(w.state, w.view)
+
+
+def capture_view(state, view) -> Session:
+    """The state and the graph ``view`` as a Session (run-less when no run is loaded)."""
+    s, b = state, state.bundle
     if b is None:
         return Session(view=s.view, mode=s.mode, baseline=s.baseline)
     from engine import api
 
-    (x0, x1), (y0, y1) = w.view.vb.viewRange()
+    (x0, x1), (y0, y1) = view.vb.viewRange()
     return Session(run=api.run_name(b.run_path), task=b.task.name, task_file=b.spec.task_file,
                    circuit=_circuit_ref(b), view=s.view, mode=s.mode,
                    baseline=s.baseline, ablated_nodes=tuple(sorted(s.ablation.nodes)),
                    ablated_edges=tuple(sorted(s.ablation.edges)), labels=dict(s.labels), selected=s.selected,
                    pair=s.pair, threshold=s.threshold,
-                   view_range=(float(x0), float(x1), float(y0), float(y1)) if w.view.graph is not None else None)
+                   view_range=(float(x0), float(x1), float(y0), float(y1)) if view.graph is not None else None)
 
 
 def _circuit_ref(b) -> str | None:
@@ -52,10 +60,11 @@ def _circuit_ref(b) -> str | None:
         return str(path)
 
 
-def apply(w, session: Session) -> None:
-    """Restore ``session`` on the bundle that has just been shown. Nodes and weights this model does
-    not have are left out with a note in the Log dock."""
-    s, log = w.state, w.log_panel.log
+def apply(session: Session, state, view, toolbar, log: Callable[[str], None]) -> None:
+    """Restore ``session`` on the bundle the state has just been given: the state, the graph ``view``'s
+    range and the ``toolbar``'s |w| slider (:class:`app.window.toolbar.GraphToolbar`). Nodes and weights
+    this model does not have are left out with a ``log`` line (the Log dock)."""
+    s = state
     s.set_view(session.view)
     s.set_baseline(session.baseline)
     if session.mode == "resample" and not s.bundle.resample:
@@ -75,23 +84,12 @@ def apply(w, session: Session) -> None:
     for node, label in sorted(session.labels.items()):
         if node in graph.index:
             s.set_label(node, label)
-    _restore_threshold(w, session.threshold)
+    toolbar.set_threshold(session.threshold)  # the exact value; the slider follows without re-deriving it
     if session.selected in graph.index:
         s.select(session.selected)
     if session.view_range is not None:  # last: changing view or selection may move the range
         x0, x1, y0, y1 = session.view_range
-        w.view.vb.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
-
-
-def _restore_threshold(w, threshold: float) -> None:
-    """Set the exact |w| threshold and move the slider to the matching share without re-deriving it."""
-    w.state.set_threshold(threshold)
-    weights = np.abs(w.state.graph.weight)
-    share = int(round(100 * float(np.mean(weights < threshold)))) if len(weights) and threshold > 0 else 0
-    w.threshold_slider.blockSignals(True)
-    w.threshold_slider.setValue(min(share, w.threshold_slider.maximum()))
-    w.threshold_slider.blockSignals(False)
-    w.controller.update_threshold_label()
+        view.vb.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
 
 
 def missing_run_message(session: Session, reason: str) -> tuple[str, str]:
@@ -104,62 +102,48 @@ def missing_run_message(session: Session, reason: str) -> tuple[str, str]:
             "Nothing else was changed.")
 
 
-def open_session(w, session: Session) -> bool:
-    """Load the session's run (or, without one, its task in the current run) and restore the view
-    once it is shown. Returns whether loading started."""
-    b = w.state.bundle
-    if session.run is None and b is None:
-        w.report_error("Cannot open session", "The session names no run and no run is open. Open a run first "
-                       "(File > Open run folder…, Ctrl+Shift+O), then open the session again.")
-        return False
-    w._session = session
-    if session.run is not None:
-        return w.load_run(session.run, task=session.task, task_file=session.task_file, circuit=session.circuit)
-    w._start_setup(SetupSpec(run=str(b.run_path), task=session.task, task_file=session.task_file,
-                             circuit=session.circuit))
-    return True
-
-
-def _sessions_dir(b) -> Path:
+def sessions_dir(b) -> Path:
     """Where Save session puts a run's sessions (and Open session starts looking)."""
     return b.derived / "sessions"
 
 
-def open_session_dialog(w) -> None:
-    b = w.state.bundle
-    saved = _sessions_dir(b) if b is not None else None
-    start = str(saved) if saved is not None and saved.is_dir() else w._last_open_dir()
-    path = dialogs.ask_open_session(w, start)
+def ask_session(parent: QWidget, state, fallback_dir: str, report_error: ReportError) -> Session | None:
+    """File > Open session: ask for a session file (starting where Save session writes, else in
+    ``fallback_dir``) and read it. None if cancelled, or after a dialog if it cannot be read."""
+    b = state.bundle
+    saved = sessions_dir(b) if b is not None else None
+    start = str(saved) if saved is not None and saved.is_dir() else fallback_dir
+    path = dialogs.ask_open_session(parent, start)
     if path is None:
-        return
+        return None
     try:
-        session = read_session(path)
+        return read_session(path)
     except SessionError as exc:
-        w.report_error("Cannot open session", f"{exc}\n\nChoose a file saved with File > Save session… (Ctrl+S).")
-        return
-    open_session(w, session)
+        report_error("Cannot open session", f"{exc}\n\nChoose a file saved with File > Save session… (Ctrl+S).")
+        return None
 
 
-def save_session_dialog(w) -> None:
-    b = w.state.bundle
+def save_session_dialog(parent: QWidget, state, view, fallback_dir: str, report_error: ReportError) -> Path | None:
+    """File > Save session: ask where (in the run's sessions folder) and write the view of ``state``
+    and ``view`` there. Returns the file written; None if cancelled, or after a dialog."""
+    b = state.bundle
     if b is None:
-        w.report_error("Nothing to save", "Open a run first (File > Open run folder…, Ctrl+Shift+O).")
-        return
-    folder = _sessions_dir(b)
+        report_error("Nothing to save", "Open a run first (File > Open run folder…, Ctrl+Shift+O).")
+        return None
+    folder = sessions_dir(b)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
-        folder = Path(w._last_open_dir())
-    path = dialogs.ask_save_session(w, str(folder / f"{b.run_name}-{b.task.name}.json"))
+        folder = Path(fallback_dir)
+    path = dialogs.ask_save_session(parent, str(folder / f"{b.run_name}-{b.task.name}.json"))
     if path is None:
-        return
+        return None
     if path.suffix == "":
         path = path.with_suffix(".json")
     try:
-        write_session(path, capture(w))
+        write_session(path, capture_view(state, view))
     except OSError as exc:
-        w.report_error("Cannot save session", f"Cannot write {path}: {exc.strerror or exc}.\n\n"
-                       "Nothing was written. Choose another folder or file name.")
-        return
-    w.statusBar().showMessage(f"Saved the session to {path}")
-    w.log_panel.log(f"session saved to {path}")
+        report_error("Cannot save session", f"Cannot write {path}: {exc.strerror or exc}.\n\n"
+                     "Nothing was written. Choose another folder or file name.")
+        return None
+    return path

@@ -1,49 +1,71 @@
 """Installs the circuit-finding tools into the main window: the Pruning and Formation docks (left,
 tabbed with Tasks), the Compare dock (bottom, tabbed with the Log) and a Circuits menu that opens
-them. Each dock's controller runs its job through the window's one JobController, so only one
-pruning, comparison, formation or recording runs at a time, and closing the window cancels it.
+them. Each dock's controller runs its job through the window's one JobController (in its
+:class:`app.panels.job_box.PanelContext`), so only one pruning, comparison, formation or recording
+runs at a time, and closing the window cancels it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QFrame, QScrollArea, QWidget
+from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QMenu, QScrollArea, QWidget
 
 from app.panels.compare import CompareController, CompareView
+from app.panels.docks import add_dock
 from app.panels.formation import FormationController, FormationPanel
+from app.panels.job_box import PanelContext
 from app.panels.prune import PruneController, PrunePanel
 
 
-def install(w) -> None:
-    """Create ``w.prune_panel``, ``w.formation_panel``, ``w.compare_view``, their docks and
-    controllers, and the Circuits menu."""
-    left, bottom = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.BottomDockWidgetArea
-    w.prune_panel = PrunePanel()
-    w.formation_panel = FormationPanel()
-    w.compare_view = CompareView()
-    w.prune_dock = w._dock("Pruning", "pruneDock", scrolled(w.prune_panel), left)
-    w.formation_dock = w._dock("Formation", "formationDock", scrolled(w.formation_panel), left)
-    w.compare_dock = w._dock("Compare", "compareDock", scrolled(w.compare_view), bottom)
-    w.tabifyDockWidget(w.tasks_dock, w.prune_dock)
-    w.tabifyDockWidget(w.prune_dock, w.formation_dock)
-    w.tabifyDockWidget(w.log_dock, w.compare_dock)
-    w.tasks_dock.raise_()
-    w.log_dock.raise_()
-    w.prune_controller = PruneController(w, w.prune_panel)
-    w.formation_controller = FormationController(w, w.formation_panel)
-    w.compare_controller = CompareController(w, w.compare_view)
+@dataclass(frozen=True)
+class CircuitTools:
+    """The panels, docks and controllers :func:`install` made."""
 
-    menu = w.menuBar().addMenu("&Circuits")
-    for text, dock, tip in (("&Prune a task…", w.prune_dock, "Find the circuit of a task in the background"),
-                            ("&Compare sparse vs dense…", w.compare_dock, "Circuit sizes of the open run and a dense twin"),
-                            ("Circuit &formation…", w.formation_dock, "Prune a task at every checkpoint")):
-        action = QAction(text, w)
+    prune_panel: PrunePanel
+    formation_panel: FormationPanel
+    compare_view: CompareView
+    prune_dock: QDockWidget
+    formation_dock: QDockWidget
+    compare_dock: QDockWidget
+    prune_controller: PruneController
+    formation_controller: FormationController
+    compare_controller: CompareController
+
+
+def install(window: QMainWindow, ctx: PanelContext, *, tasks_dock: QDockWidget, log_dock: QDockWidget,
+            view_menu: QMenu) -> CircuitTools:
+    """Add the Pruning and Formation docks (tabbed with ``tasks_dock``), the Compare dock (tabbed with
+    ``log_dock``), their controllers and the Circuits menu to ``window``; list the docks in
+    ``view_menu``."""
+    left, bottom = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.BottomDockWidgetArea
+    prune_panel, formation_panel, compare_view = PrunePanel(), FormationPanel(), CompareView()
+    prune_dock = add_dock(window, "Pruning", "pruneDock", scrolled(prune_panel), left)
+    formation_dock = add_dock(window, "Formation", "formationDock", scrolled(formation_panel), left)
+    compare_dock = add_dock(window, "Compare", "compareDock", scrolled(compare_view), bottom)
+    window.tabifyDockWidget(tasks_dock, prune_dock)
+    window.tabifyDockWidget(prune_dock, formation_dock)
+    window.tabifyDockWidget(log_dock, compare_dock)
+    tasks_dock.raise_()
+    log_dock.raise_()
+    tools = CircuitTools(prune_panel, formation_panel, compare_view, prune_dock, formation_dock, compare_dock,
+                         PruneController(ctx, prune_panel, window),
+                         FormationController(ctx, formation_panel, window),
+                         CompareController(ctx, compare_view, window))
+
+    menu = window.menuBar().addMenu("&Circuits")
+    for text, dock, tip in (("&Prune a task…", prune_dock, "Find the circuit of a task in the background"),
+                            ("&Compare sparse vs dense…", compare_dock, "Circuit sizes of the open run and a dense twin"),
+                            ("Circuit &formation…", formation_dock, "Prune a task at every checkpoint")):
+        action = QAction(text, window)
         action.setStatusTip(tip)
-        action.triggered.connect(lambda _checked=False, d=dock: show_dock(w, d))
+        action.triggered.connect(lambda _checked=False, d=dock: show_dock(window, d, tall=d is compare_dock))
         menu.addAction(action)
-    for dock in (w.prune_dock, w.formation_dock, w.compare_dock):
-        w.view_menu.addAction(dock.toggleViewAction())
+    for dock in (prune_dock, formation_dock, compare_dock):
+        view_menu.addAction(dock.toggleViewAction())
+    return tools
 
 
 def scrolled(panel: QWidget) -> QScrollArea:
@@ -55,14 +77,14 @@ def scrolled(panel: QWidget) -> QScrollArea:
     return area
 
 
-def show_dock(w, dock) -> None:
-    """Show and raise a dock, and make room for it: the Compare dock gets about 45% of the window's
-    height, the Pruning and Formation docks at least 320 pixels of width."""
+def show_dock(window: QMainWindow, dock: QDockWidget, tall: bool = False) -> None:
+    """Show and raise a dock, and make room for it: a ``tall`` one (Compare) gets about 45% of the
+    window's height, the others (Pruning, Formation) at least 320 pixels of width."""
     dock.show()
     dock.raise_()
     if dock.isFloating():
         return
-    if dock is w.compare_dock:
-        w.resizeDocks([dock], [int(w.height() * 0.45)], Qt.Orientation.Vertical)
+    if tall:
+        window.resizeDocks([dock], [int(window.height() * 0.45)], Qt.Orientation.Vertical)
     elif dock.width() < 320:
-        w.resizeDocks([dock], [320], Qt.Orientation.Horizontal)
+        window.resizeDocks([dock], [320], Qt.Orientation.Horizontal)

@@ -1,12 +1,18 @@
 """Live ablation: one long-lived worker thread owns the Ablator; the newest request wins.
 
-Flow (ARCHITECTURE §4): a click changes :class:`app.model.state.AppState` -> :meth:`AblationService.request`
-stores the new ablation set and starts a short single-shot timer (0-16 ms) that coalesces bursts ->
-an immutable :class:`EvalRequest` with a fresh id goes to the worker's single pending ``eval`` slot
-(newer requests overwrite older ones) -> the worker evaluates -> the GUI thread drops results whose
-id is not the latest one. Loading a run or switching task is a ``setup`` request in a slot of its
-own (also newest-wins, processed before evaluations); it bumps a generation number so that
-evaluations for the old setup are dropped too.
+The click path (``docs/architecture.md``, "The click path"): :class:`AblationService` subscribes to
+the :class:`app.model.state.AppState` itself. An ablation, mode or baseline change of the state
+stores the new request and starts a short single-shot timer (0-16 ms) that coalesces bursts -> an
+immutable :class:`EvalRequest` with a fresh id goes to the worker's single pending ``eval`` slot
+(:mod:`app.workers.latest`: newer requests overwrite older ones) -> the worker evaluates through the
+engine -> back on the GUI thread, results whose id is not the latest one are dropped and the latest
+one goes to :meth:`AppState.set_evaluation`, whose ``evaluationChanged`` the metrics panel and the
+window's status bar follow. A failed evaluation is ``evalFailed`` (the window undoes the step).
+
+Loading a run or switching task is a ``setup`` request in a slot of its own (also newest-wins,
+processed before evaluations); it bumps a generation number so that evaluations for the old setup
+are dropped too. The window shows a loaded bundle (``setupDone``) by calling ``AppState.set_bundle``,
+whose signals ask for the first evaluation.
 
 The worker imports the engine lazily (torch is imported in the worker thread, after the window's
 first paint). Closing: :meth:`AblationService.shutdown` stops the worker and waits for its thread.
@@ -71,15 +77,16 @@ class AblationWorker(LatestWorker):
 
 
 class AblationService(QObject):
-    """GUI-side face of the worker: coalescing, request ids, stale-result dropping."""
+    """GUI-side face of the worker: follows the state, coalesces, numbers requests, drops stale
+    results and puts the latest one into the state."""
 
     setupDone = Signal(object)  # Bundle
     setupFailed = Signal(object)  # Failed
-    resultReady = Signal(object)  # Evaluation
     evalFailed = Signal(object)  # Failed
 
-    def __init__(self, parent: QObject | None = None, coalesce_ms: int = COALESCE_MS) -> None:
+    def __init__(self, state, parent: QObject | None = None, coalesce_ms: int = COALESCE_MS) -> None:
         super().__init__(parent)
+        self._state = state
         self._worker = AblationWorker()
         self._worker.done.connect(self._on_done)
         self._worker.failed.connect(self._on_failed)
@@ -96,6 +103,9 @@ class AblationService(QObject):
         self.dropped = 0  # stale results dropped (for tests and the benchmark)
         self._closed = False
         self.busy_setup = False
+        state.ablationChanged.connect(self._on_ablation)
+        state.modeChanged.connect(self._on_mode)
+        state.baselineChanged.connect(self._on_baseline)
 
     # -- setup ------------------------------------------------------------------------------
     def load(self, spec: SetupSpec) -> int:
@@ -110,6 +120,27 @@ class AblationService(QObject):
     def ready(self) -> bool:
         """Whether a setup has arrived (evaluations are possible)."""
         return self._active >= 0
+
+    # -- the state's changes become requests ----------------------------------------------------
+    @Slot(object)
+    def _on_ablation(self, ablation) -> None:
+        self.request_current(ablation.action, ablation.t_action)
+
+    @Slot(str)
+    def _on_mode(self, mode: str) -> None:
+        self.request_current(f"ablate with {mode}")
+
+    @Slot(str)
+    def _on_baseline(self, baseline: str) -> None:
+        self.request_current(f"on top of the {'circuit' if baseline == 'circuit' else 'full model'}")
+
+    def request_current(self, action: str = "baseline", t_action: float | None = None) -> None:
+        """Evaluate the state's current ablation set (nothing while no run is shown)."""
+        s = self._state
+        if s.bundle is None:
+            return
+        baseline = s.baseline if s.bundle.circuit is not None else "full"
+        self.request(s.ablation.nodes, s.ablation.edges, s.mode, baseline, t_action, action)
 
     # -- evaluations -------------------------------------------------------------------------
     def request(self, nodes, edges, mode: str, baseline: str, t_click: float | None = None,
@@ -151,7 +182,7 @@ class AblationService(QObject):
             self.dropped += 1
             return
         latency = 1000.0 * (time.perf_counter() - request.t_click)
-        self.resultReady.emit(Evaluation(request, done.result, latency))
+        self._state.set_evaluation(Evaluation(request, done.result, latency))
 
     @Slot(object)
     def _on_failed(self, failed: Failed) -> None:

@@ -1,8 +1,8 @@
 """Background jobs (recording an activation store, and later training and pruning) in a QThread.
 
 An engine job is a generator of small frozen progress events that returns its result
-(ARCHITECTURE §3). :class:`JobWorker` iterates it in a worker thread and emits each event;
-cancelling closes the generator (its ``finally`` cleans up). :class:`JobController` lives in the GUI
+(``docs/architecture.md``, "Threads"). :class:`JobWorker` iterates it in a worker thread and emits
+each event; cancelling closes the generator (its ``finally`` cleans up). :class:`JobController` lives in the GUI
 thread, owns the worker and its thread, relays the worker's signals through ``@Slot`` methods, and
 refuses a second job while one runs. Knows nothing about what a job computes.
 """

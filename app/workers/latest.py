@@ -1,4 +1,5 @@
-"""A long-lived worker thread where the newest request wins (ARCHITECTURE §3-§4).
+"""A long-lived worker thread where the newest request wins (``docs/architecture.md``, "Threads"
+and "The click path").
 
 :class:`LatestWorker` keeps one pending slot per request kind (e.g. ``"setup"`` and ``"eval"``):
 posting a request overwrites the unprocessed one of the same kind, so a burst of clicks costs one
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 #: Every QThread we started and have not yet waited for. Python must never free a running QThread
 #: ("QThread: Destroyed while thread is still running" aborts the process), whatever happens to the
-#: objects that own it (ARCHITECTURE §3, pitfall 2).
+#: objects that own it (``docs/architecture.md``, "Threads").
 LIVE_THREADS: set[QThread] = set()
 
 
@@ -63,9 +64,10 @@ class Failed:
 
 
 def is_user_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is the engine's UserError (checked without importing the engine)."""
-    api = sys.modules.get("engine.api")
-    return api is not None and isinstance(exc, api.UserError)
+    """Whether ``exc`` is the engine's UserError, checked without importing the engine: an exception
+    of that class means that its module, ``engine.errors``, is loaded (``engine.api`` may not be)."""
+    errors = sys.modules.get("engine.errors")
+    return errors is not None and isinstance(exc, errors.UserError)
 
 
 class LatestWorker(QObject):

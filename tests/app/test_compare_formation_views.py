@@ -68,7 +68,7 @@ def task_loss(run: Path, checkpoint: int | None = None) -> float:
 def test_compare_view_plots_both_models(qtbot, open_window, runs, errors) -> None:
     sparse, dense = runs
     win = open_window(sparse)
-    view = win.compare_view
+    view = win.tools.compare_view
     assert view.chosen_tasks() == [TASK]  # the task on screen is ticked
     view.dense_combo.setCurrentText(str(dense))
     view.settings.target.setValue(5.0)
@@ -76,7 +76,7 @@ def test_compare_view_plots_both_models(qtbot, open_window, runs, errors) -> Non
     with qtbot.waitSignal(win.jobs.finished, timeout=LOAD_TIMEOUT_MS) as done:
         view.job.start_button.click()
     assert done.args[0].status == "done", done.args[0]
-    result = win.compare_controller.result
+    result = win.tools.compare_controller.result
     row = result["tasks"][0]
     models = {"sparse", "dense"} | ({"dense_matched"} if row.get("dense_matched_circuit") else set())
     assert set(view.curves) == {(m, TASK) for m in models}
@@ -99,13 +99,14 @@ def test_compare_with_another_tokenizer_is_a_clear_error(qtbot, open_window, run
     sparse, dense = runs
     save_tokenizer(BPETokenizer.train(["def f(x):\n    return x\n" * 50], vocab_size=300), dense / "tokenizer.json")
     win = open_window(sparse)
-    win.compare_view.dense_combo.setCurrentText(str(dense))
+    win.tools.compare_view.dense_combo.setCurrentText(str(dense))
     with qtbot.waitSignal(win.jobs.finished, timeout=LOAD_TIMEOUT_MS) as done:
-        win.compare_view.job.start_button.click()
+        win.tools.compare_view.job.start_button.click()
     assert done.args[0].status == "failed"
     assert len(errors) == 1 and errors[0][0] == "compare failed"
     assert "different tokenizers" in errors[0][1] and "char, 97 ids" in errors[0][1] and "bpe, " in errors[0][1]
-    assert "failed" in win.compare_view.job.status.text() and win.compare_view.job.start_button.isEnabled()
+    job = win.tools.compare_view.job
+    assert "failed" in job.status.text() and job.start_button.isEnabled()
     assert win.state.bundle is not None and win.isVisible()  # the app keeps running
 
 
@@ -114,7 +115,7 @@ def test_formation_slider_switches_checkpoint_circuits(qtbot, open_window, runs,
 
     sparse, _ = runs
     win = open_window(sparse)
-    panel = win.formation_panel
+    panel = win.tools.formation_panel
     assert "2 checkpoints" in panel.checkpoints_label.text() and not panel.slider.isEnabled()
     target = max(task_loss(sparse, 10), task_loss(sparse, 20)) + 0.005  # both form, with real circuits
     panel.settings.target.setValue(target)
@@ -156,10 +157,10 @@ def test_formation_slider_switches_checkpoint_circuits(qtbot, open_window, runs,
 
 def test_formation_without_checkpoints_says_so(qtbot, open_window, fresh_tiny_run: Path, errors) -> None:
     win = open_window(fresh_tiny_run)  # the hand-made tiny run has final weights only
-    win.formation_panel.job.start_button.click()
+    win.tools.formation_panel.job.start_button.click()
     assert len(errors) == 1 and errors[0][0] == "Cannot run circuit formation"
     assert "0 checkpoints" in errors[0][1] and "needs at least 2" in errors[0][1]
-    assert win.jobs.running is None and win.formation_panel.job.start_button.isEnabled()
+    assert win.jobs.running is None and win.tools.formation_panel.job.start_button.isEnabled()
 
 
 def test_every_pruning_panel_asks_for_a_run_first(qtbot, errors) -> None:
@@ -168,7 +169,7 @@ def test_every_pruning_panel_asks_for_a_run_first(qtbot, errors) -> None:
     win = MainWindow(persist_settings=False)
     qtbot.addWidget(win)
     assert win.state.bundle is None
-    for controller in (win.prune_controller, win.compare_controller, win.formation_controller):
+    for controller in (win.tools.prune_controller, win.tools.compare_controller, win.tools.formation_controller):
         controller.start()
     assert [title for title, _ in errors] == ["No run loaded"] * 3
     assert all("Open" in text and "run" in text for _, text in errors)

@@ -161,7 +161,7 @@ def test_export_action_and_dialog(win, tmp_path: Path, monkeypatch, qtbot) -> No
         return ExportChoice("png", tmp_path / "menu.png", 2.0)
 
     monkeypatch.setattr(dialogs, "ask_export", fake_ask)
-    win.export_action.trigger()
+    win.menu_actions.export.trigger()
     assert asked[0][1] == export.view_size(win) and asked[0][0].suffix == ".png"
     assert QImage(str(tmp_path / "menu.png")).width() == 2 * export.view_size(win)[0]
     # The dialog itself: the format decides the suffix, the scale only applies to PNG.

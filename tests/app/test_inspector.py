@@ -42,7 +42,7 @@ def test_inspector_fills_from_a_real_tiny_store(qtbot, open_window, tiny_run_wit
     assert win.state.selected == other and other in insp.title.text()
     # Resample ablation is allowed with a store.
     with qtbot.waitSignal(win.state.evaluationChanged, timeout=LOAD_TIMEOUT_MS):
-        win.mode_combo.setCurrentText("resample")
+        win.toolbar.mode_combo.setCurrentText("resample")
     assert win.state.mode == "resample"
     assert errors == []
 

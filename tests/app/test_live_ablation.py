@@ -50,7 +50,7 @@ def test_click_on_node_toggles_ablation_and_metrics_change(qtbot, open_window, t
     # Random weights: the hand-made circuit alone is flat (loss ~ln 2), so ablate on top of the
     # full model, where every node on a path to the logits matters.
     with qtbot.waitSignal(win.state.evaluationChanged, timeout=EVAL_TIMEOUT_MS):
-        win.baseline_combo.setCurrentText("full")
+        win.toolbar.baseline_combo.setCurrentText("full")
     qtbot.waitUntil(lambda: win.state.evaluation.request.baseline == "full", timeout=EVAL_TIMEOUT_MS)
     before_loss = win.state.evaluation.result.loss
     before_bars = np.asarray(win.metrics.now_bars.opts["height"]).copy()
@@ -73,7 +73,7 @@ def test_click_on_node_toggles_ablation_and_metrics_change(qtbot, open_window, t
     tip = win.view._tip(0, 0, win.state.graph.index[node])
     for part in (node, "mean activation", "pair 0: A", "weights in view", "ABLATED"):
         assert part in tip
-    assert win.undo_action.isEnabled() and not win.redo_action.isEnabled()
+    assert win.menu_actions.undo.isEnabled() and not win.menu_actions.redo.isEnabled()
 
     with qtbot.waitSignal(win.state.evaluationChanged, timeout=EVAL_TIMEOUT_MS):
         click(qtbot, win, node)  # a second click restores it
@@ -103,7 +103,7 @@ def test_200_rapid_clicks_end_with_the_last_state_shown(qtbot, open_window, tiny
     win.state.redo()
     assert tuple(sorted(win.state.ablation.nodes)) == final
     with qtbot.waitSignal(win.state.evaluationChanged, timeout=EVAL_TIMEOUT_MS):
-        win.clear_action.trigger()
+        win.menu_actions.clear.trigger()
     assert win.state.ablation.nodes == frozenset()
     assert errors == []
 
@@ -140,34 +140,34 @@ def test_shift_click_rubber_band_edge_click_and_modes(qtbot, open_window, tiny_r
     assert len(win.view.cut_marks.data) == 1
 
     with qtbot.waitSignal(win.state.evaluationChanged, timeout=EVAL_TIMEOUT_MS):
-        win.mode_combo.setCurrentText("zero")
+        win.toolbar.mode_combo.setCurrentText("zero")
     qtbot.waitUntil(lambda: win.state.evaluation.request.mode == "zero", timeout=EVAL_TIMEOUT_MS)
     # Resample needs a store: a clear dialog, and the mode stays.
-    win.mode_combo.setCurrentText("resample")
+    win.toolbar.mode_combo.setCurrentText("resample")
     assert win.state.mode == "zero" and errors and "store" in errors[-1][0]
 
 
 def test_keyboard_find_toggle_and_whole_model_view(qtbot, open_window, tiny_run: Path, errors) -> None:
     win = open_window(tiny_run)
     node = influential_node(win)
-    win.find_action.trigger()
-    assert win.find_edit.hasFocus() or win.find_edit.isVisible()
-    win.find_edit.setText(node)
-    win.find_node()
+    win.menu_actions.find.trigger()
+    assert win.toolbar.find_edit.hasFocus() or win.toolbar.find_edit.isVisible()
+    win.toolbar.find_edit.setText(node)
+    win.toolbar.find_node()
     assert win.state.selected == node
     with qtbot.waitSignal(win.state.evaluationChanged, timeout=EVAL_TIMEOUT_MS):
-        win.toggle_action.trigger()  # the A shortcut
+        win.menu_actions.toggle.trigger()  # the A shortcut
     assert node in win.state.ablation.nodes
 
     with qtbot.waitSignal(win.view.drawn, timeout=LOAD_TIMEOUT_MS):
-        win.switch_view_action.trigger()
+        win.menu_actions.switch_view.trigger()
     assert win.state.view == "model"
     model = win.state.bundle.model_graph
     assert win.view.graph is model and win.view.edges.n_shown == model.n_edges
-    win.threshold_slider.setValue(90)
+    win.toolbar.threshold_slider.setValue(90)
     assert 0 < win.view.edges.n_shown < model.n_edges
     assert win.state.threshold > 0
-    win.fit_action.trigger()
+    win.menu_actions.fit.trigger()
 
 
 def test_run_without_circuit_shows_whole_model_and_hint(qtbot, open_window, tmp_path: Path, errors, tiny_run_factory) -> None:
@@ -175,7 +175,7 @@ def test_run_without_circuit_shows_whole_model_and_hint(qtbot, open_window, tmp_
     win = open_window(run)
     assert win.state.bundle.circuit is None and win.state.view == "model" and win.state.baseline == "full"
     assert "Prune a task" in win.view.header.text()  # points to Circuits > Prune a task…
-    assert not win.circuit_view_action.isEnabled()
+    assert not win.toolbar.circuit_view_action.isEnabled()
     assert win.metrics.table.item(1, 0).text() == "—"
     assert errors == []
 

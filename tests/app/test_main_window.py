@@ -54,12 +54,13 @@ def test_window_builds_with_title_docks_and_empty_state(window: MainWindow, qtbo
 
 
 def test_menu_actions_have_shortcuts(window: MainWindow) -> None:
+    a = window.menu_actions
     shortcuts = {
-        window.open_session_action: "Ctrl+O", window.open_action: "Ctrl+Shift+O", window.export_action: "Ctrl+E",
-        window.quit_action: "Ctrl+Q", window.fit_action: "F",
-        window.find_action: "/", window.toggle_action: "A", window.undo_action: "Ctrl+Z",
-        window.redo_action: "Ctrl+Shift+Z", window.clear_action: "Esc", window.save_session_action: "Ctrl+S",
-        window.train_action: "Ctrl+T",
+        a.open_session: "Ctrl+O", a.open_run: "Ctrl+Shift+O", a.export: "Ctrl+E",
+        a.quit: "Ctrl+Q", a.fit: "F",
+        a.find: "/", a.toggle: "A", a.undo: "Ctrl+Z",
+        a.redo: "Ctrl+Shift+Z", a.clear: "Esc", a.save_session: "Ctrl+S",
+        a.train: "Ctrl+T",
     }
     for action, keys in shortcuts.items():
         assert action.shortcut().toString() == keys
@@ -114,7 +115,7 @@ def test_open_action_uses_folder_dialog(window: MainWindow, tiny_run: Path, monk
 
     monkeypatch.setattr(dialogs, "ask_run_dir", fake_ask)
     with qtbot.waitSignal(window.ready, timeout=LOAD_TIMEOUT_MS):
-        window.open_action.trigger()
+        window.menu_actions.open_run.trigger()
     assert asked and window.run_dir == tiny_run.resolve()
     assert window.state.bundle.task.name == "single_double_quote"
     assert "run" in window.windowTitle() and "single_double_quote" in window.windowTitle()
@@ -122,7 +123,7 @@ def test_open_action_uses_folder_dialog(window: MainWindow, tiny_run: Path, monk
     assert str(tiny_run.resolve()) in window.recent_runs()
 
     monkeypatch.setattr(dialogs, "ask_run_dir", lambda parent, start_dir="": None)  # cancelled
-    window.open_action.trigger()
+    window.menu_actions.open_run.trigger()
     assert window.run_dir == tiny_run.resolve() and errors == []
 
 
@@ -142,7 +143,7 @@ def test_task_picker_switches_task(window: MainWindow, tiny_run: Path, qtbot, er
 def test_quit_action_closes_window(window: MainWindow, qtbot) -> None:
     window.show()
     qtbot.waitExposed(window)
-    window.quit_action.trigger()
+    window.menu_actions.quit.trigger()
     assert not window.isVisible()
 
 

@@ -28,7 +28,7 @@ def fast_pruning(monkeypatch):
 def test_prune_from_panel_opens_the_circuit_and_lists_it(qtbot, open_window, fresh_tiny_run: Path, errors,
                                                         fast_pruning) -> None:
     win = open_window(fresh_tiny_run)
-    panel = win.prune_panel
+    panel = win.tools.prune_panel
     before = panel.circuit_paths()
     assert before == [str(fresh_tiny_run / "circuits" / TASK / "mean.json")]
     assert panel.chosen_task() == (TASK, None)
@@ -62,7 +62,7 @@ def test_prune_from_panel_opens_the_circuit_and_lists_it(qtbot, open_window, fre
 
 def test_cancel_stops_pruning_promptly(qtbot, open_window, fresh_tiny_run: Path, errors, fast_pruning) -> None:
     win = open_window(fresh_tiny_run)
-    panel = win.prune_panel
+    panel = win.tools.prune_panel
     circuits = fresh_tiny_run / "circuits" / TASK
     before = {p.name: p.read_bytes() for p in circuits.iterdir()}
     panel.settings.target.setValue(5.0)
@@ -83,7 +83,7 @@ def test_cancel_stops_pruning_promptly(qtbot, open_window, fresh_tiny_run: Path,
 def test_task_file_errors_show_the_engines_message(qtbot, open_window, fresh_tiny_run: Path, errors, tmp_path,
                                                    monkeypatch, fast_pruning) -> None:
     win = open_window(fresh_tiny_run)
-    panel = win.prune_panel
+    panel = win.tools.prune_panel
     pair = {"prompt_a": 'x = "a', "target_a": '"', "prompt_b": "x = 'a", "target_b": "'"}
     too_few = tmp_path / "few.json"
     too_few.write_text(json.dumps({"name": "few", "pairs": [pair]}))

@@ -38,7 +38,7 @@ def view_state(win) -> dict:
     return {"run": s.bundle.run_path, "task": s.bundle.task.name, "circuit": s.bundle.circuit_path, "view": s.view,
             "mode": s.mode, "baseline": s.baseline, "nodes": s.ablation.nodes, "edges": s.ablation.edges,
             "selected": s.selected, "pair": s.pair, "threshold": s.threshold, "labels": dict(s.labels),
-            "range": win.view.vb.viewRange(), "slider": win.threshold_slider.value(),
+            "range": win.view.vb.viewRange(), "slider": win.toolbar.threshold_slider.value(),
             "loss": s.evaluation.result.loss}
 
 
@@ -59,14 +59,14 @@ def test_save_open_in_a_new_window_gives_the_identical_view(open_window, fresh_t
     s.set_ablation([g.ids[2], g.ids[30]], [g.edge_id(1)], "test")
     s.set_pair(2)
     s.set_label(g.ids[7], "quote detector")
-    a.threshold_slider.setValue(30)
+    a.toolbar.threshold_slider.setValue(30)
     s.select(g.ids[7])
     x, y = g.pos[7]
     a.view.vb.setRange(xRange=(x - 9.0, x + 6.0), yRange=(y - 4.0, y + 3.0), padding=0)
     settle(qtbot, a)
     path = tmp_path / "saved.json"
     monkeypatch.setattr(dialogs, "ask_save_session", lambda parent, start="": path)
-    a.save_session_action.trigger()
+    a.menu_actions.save_session.trigger()
     saved = read_session(path)
     assert saved.labels[g.ids[7]] == "quote detector" and "Saved the session" in a.statusBar().currentMessage()
     assert saved.run == str(fresh_tiny_run.resolve())
@@ -77,10 +77,10 @@ def test_save_open_in_a_new_window_gives_the_identical_view(open_window, fresh_t
     b = new_window(qtbot)
     monkeypatch.setattr(dialogs, "ask_open_session", lambda parent, start="": path)
     with qtbot.waitSignal(b.ready, timeout=LOAD_TIMEOUT_MS):
-        b.open_session_action.trigger()
+        b.menu_actions.open_session.trigger()
     starts = []
     monkeypatch.setattr(dialogs, "ask_open_session", lambda parent, start="": starts.append(start))
-    a.open_session_action.trigger()  # cancelled; the dialog started where Save session writes
+    a.menu_actions.open_session.trigger()  # cancelled; the dialog started where Save session writes
     assert starts == [str(a.state.bundle.derived / "sessions")] and (a.state.bundle.derived / "sessions").is_dir()
     settle(qtbot, b)
     assert view_state(b) == before
@@ -96,7 +96,7 @@ def test_a_session_naming_a_missing_run_is_a_dialog(open_window, fresh_tiny_run:
     path.write_text(json.dumps({"kind": "session", "run": str(tmp_path / "moved-away"),
                                 "ablated_nodes": [win.state.graph.ids[0]]}))
     monkeypatch.setattr(dialogs, "ask_open_session", lambda parent, start="": path)
-    win.open_session_action.trigger()
+    win.menu_actions.open_session.trigger()
     title, text = errors[-1]
     assert title == "Cannot open the session's run"
     assert str(path) in text and str(tmp_path / "moved-away") in text and "Open run folder" in text
@@ -114,9 +114,9 @@ def test_a_session_naming_a_missing_circuit_is_a_dialog(open_window, fresh_tiny_
     path.write_text(json.dumps({"kind": "session", "run": str(fresh_tiny_run), "circuit": str(tmp_path / "gone.json"),
                                 "ablated_nodes": [win.state.graph.ids[0]]}))
     monkeypatch.setattr(dialogs, "ask_open_session", lambda parent, start="": path)
-    win.open_session_action.trigger()
+    win.menu_actions.open_session.trigger()
     qtbot.waitUntil(lambda: bool(errors), timeout=LOAD_TIMEOUT_MS)
-    assert "gone.json" in errors[-1][1] and win._session is None
+    assert "gone.json" in errors[-1][1] and win.loader.pending_session is None
     assert win.state.ablation.nodes == frozenset() and win.isVisible()
 
 
@@ -127,7 +127,7 @@ def test_a_broken_session_file_is_a_dialog(open_window, fresh_tiny_run: Path, tm
     path = tmp_path / "broken.json"
     path.write_text(content)
     monkeypatch.setattr(dialogs, "ask_open_session", lambda parent, start="": path)
-    win.open_session_action.trigger()
+    win.menu_actions.open_session.trigger()
     assert errors[-1][0] == "Cannot open session" and match in errors[-1][1]
 
 
@@ -135,7 +135,7 @@ def test_saving_a_session_where_it_cannot_be_written_is_a_dialog(open_window, fr
                                                                 monkeypatch, errors) -> None:
     win = open_window(fresh_tiny_run)
     monkeypatch.setattr(dialogs, "ask_save_session", lambda parent, start="": tmp_path / "no" / "s.json")
-    win.save_session_action.trigger()
+    win.menu_actions.save_session.trigger()
     title, text = errors[-1]
     assert title == "Cannot save session" and "Nothing was written" in text
     assert not (tmp_path / "no").exists()

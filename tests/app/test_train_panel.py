@@ -273,8 +273,8 @@ def test_training_dock_is_hidden_until_asked_for(qtbot, errors) -> None:
     qtbot.waitExposed(win)
     dock = win.findChild(QDockWidget, "trainDock")
     assert dock is not None and not dock.isVisible()
-    assert win.train_action.shortcut().toString() == "Ctrl+T"
-    win.train_action.trigger()
+    assert win.menu_actions.train.shortcut().toString() == "Ctrl+T"
+    win.menu_actions.train.trigger()
     assert dock.isVisible() and win.train_panel.form.preset.currentText() == "tiny"
     assert win.train_panel.form.values()["steps"] == 150  # the tiny preset
 
