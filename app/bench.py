@@ -216,7 +216,7 @@ def export_times(run: str = "demo", repeats: int = 3) -> list[dict]:
     import tempfile
 
     from app.export.command import _gui_app
-    from app.export.window import write_snapshot
+    from app.export.write import write_snapshot
     from engine.scene.export import add_export_arguments
     from engine.scene.headless import headless_snapshot
 
@@ -258,9 +258,9 @@ def main(as_json: bool = False, run: str | None = None) -> int:
     run = run or os.environ.get("CIRCUIT_INSPECTOR_BENCH_RUN", "demo")
     report: dict = {"run": run, "training_running_at_start": training}
     report.update(startup_times(run))
-    from app.main import _make_app
+    from app.window.application import make_app
 
-    app = _make_app()
+    app = make_app()
     pan_frames(app, synthetic_graph(20_000))  # warm-up (fonts, symbol atlases, first paints): not reported
     report["pan_frame_ms"] = {f"{n // 1000}k" if n < 10**6 else f"{n // 10**6}M": pan_frames(app, synthetic_graph(n))
                               for n in (100_000, 1_000_000)}

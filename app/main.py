@@ -141,33 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     return _run_gui(run, args.size, session)
 
 
-def _make_app():
-    """The QApplication (created once), named so QSettings and window managers know the app."""
-    import pyqtgraph as pg
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication.instance()
-    if app is None:
-        # Only the program name: our own options were parsed by argparse already.
-        app = QApplication([sys.argv[0] if sys.argv and sys.argv[0] else "circuit-inspector"])
-    app.setApplicationName("Circuit Inspector")
-    app.setDesktopFileName("circuit-inspector")
-    pg.setConfigOptions(antialias=True)
-    from app.workers import gc_guard
-    from app.window.theme import apply_dark_theme
-
-    apply_dark_theme(app)
-    gc_guard.install()
-    return app
-
-
 def _run_gui(run: str | None, size: tuple[int, int] | None, session=None) -> int:
     """Show the window and run the event loop until it closes. Without a run: the bundled demo."""
     import signal
 
     from app.window.main_window import MainWindow
 
-    app = _make_app()
+    from app.window.application import make_app
+
+    app = make_app()
     # Let Ctrl+C in the terminal end the app (Qt's event loop would otherwise swallow it).
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     window = MainWindow(session=session)
@@ -274,7 +256,9 @@ def _screenshot(run: str | None, out: Path, size: tuple[int, int], session=None)
         return EXIT_USAGE
 
     qInstallMessageHandler(_offscreen_message_filter)
-    app = _make_app()
+    from app.window.application import make_app
+
+    app = make_app()
     errors: list[str] = []
     window = MainWindow(persist_settings=False, session=session, deterministic=True,
                         error_handler=lambda _parent, title, text: errors.append(f"{title}: {text}"))

@@ -4,7 +4,7 @@ The options are ``circuit-engine export``'s (:func:`engine.scene.export.add_expo
 view is built without a window by :func:`engine.scene.headless.headless_snapshot` (the window's own
 loader: same layouts, labels and the 24 held-out pairs behind the metrics; a session file's view
 range, ablations and selection; ``--view``, ``--mode``, ``--ablate``) and written by
-:func:`app.export.window.write_snapshot`, the code behind the window's File > Export, so the same
+:func:`app.export.write.write_snapshot`, the code behind the window's File > Export, so the same
 session at the same size gives the same picture. Qt is imported only for png and svg (offscreen).
 Prints one line (one JSON object with ``--json``); a user error prints ``error: ...`` and exits 2.
 """
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.format in IMAGE_FORMATS:
             check_image_size(args.size or DEFAULT_SIZE, args.scale)
             _gui_app()
-        from app.export.window import write_snapshot
+        from app.export.write import write_snapshot
 
         snap = headless_snapshot(args)
         paths = write_snapshot(snap, args.format, args.out, args.scale)

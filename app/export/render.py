@@ -9,7 +9,7 @@ SVG rasterised by ``QSvgRenderer`` at the requested scale, so the PNG and the SV
 and text and lines stay sharp at 2x and 4x instead of being upscaled.
 
 The picture follows the view's own styling, taken from the code that draws the view: node colours
-and sizes (``app.window.theme``, ``app.graph.items``), edge buckets by sign and |w| quantile with their
+and sizes (``app.widgets.theme``, ``app.graph.items``), edge buckets by sign and |w| quantile with their
 colours, opacity and widths (``app.graph.edges.bucket_pens``), residual links, the selected pair's
 input tokens and target logits with their display-only edges, captions, ablated nodes (hollow and
 crossed) and weights (dashed, marked), the selection ring, the row names of the left axis and a
@@ -24,7 +24,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from app.window import theme
+from app.widgets import theme
 from app.graph.edges import LEVELS, QUANTILES, bucket_pens
 from app.graph.items import CAPTION_MAX_NODES, NODE_SIZE, caption, visible_token
 from engine.scene.snapshot import ViewSnapshot, caption_above

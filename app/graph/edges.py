@@ -26,7 +26,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRectF, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 
-from app.window import theme
+from app.widgets import theme
 from app.workers.latest import Done, LatestWorker, WorkerThread
 
 LEVELS = 4

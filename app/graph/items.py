@@ -10,7 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtGui import QBrush, QColor, QPainterPath
 
-from app.window import theme
+from app.widgets import theme
 from engine.scene.layout import KINDS, GraphData
 
 NODE_SIZE = {"circuit": 13, "model": 5}

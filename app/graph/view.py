@@ -22,7 +22,7 @@ from PySide6.QtCore import QRectF, Qt, Signal, Slot
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from app.graph import items as gi
-from app.window import theme
+from app.widgets import theme
 from app.graph.edges import EdgeLayer
 from engine.scene.layout import GraphData, io_edges, logit_positions, token_positions
 from engine.scene.snapshot import caption_above, counted

@@ -19,9 +19,9 @@ from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from app.window import dialogs
+from app.widgets import dialogs
 
-from app.window import theme
+from app.widgets import theme
 from app.panels.job_box import JobRow, PanelContext, PanelJob, PruneSettings
 
 JOB_NAME = "compare"

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QDockWidget, QFormLayout, QHBoxLayout, QLabel, QL
                                QMainWindow, QPlainTextEdit, QProgressBar, QPushButton, QSplitter, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from app.window import theme
+from app.widgets import theme
 
 ROLE_PATH = Qt.ItemDataRole.UserRole
 

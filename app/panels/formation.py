@@ -16,7 +16,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
-from app.window import theme
+from app.widgets import theme
 from app.panels.job_box import JobRow, PanelContext, PanelJob, PruneSettings
 
 JOB_NAME = "formation"

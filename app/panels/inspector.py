@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHeaderView, QLab
                                QSplitter, QStackedWidget, QTableWidget, QTableWidgetItem, QTabWidget,
                                QTextBrowser, QVBoxLayout, QWidget)
 
-from app.window import theme
+from app.widgets import theme
 from engine.scene.layout import KINDS
 from app.panels.token_html import examples_html
 

@@ -15,7 +15,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QListWidget, QSplitter, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
-from app.window import theme
+from app.widgets import theme
 from engine.ablation.modes import PRUNE_MODES
 from engine.scene.snapshot import counted
 

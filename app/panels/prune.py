@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
                                QVBoxLayout, QWidget)
 
-from app.window import dialogs
+from app.widgets import dialogs
 from app.panels.job_box import JobRow, PanelContext, PanelJob, PruneSettings
 
 ROLE = Qt.ItemDataRole.UserRole

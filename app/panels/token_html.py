@@ -9,7 +9,7 @@ import html
 
 import numpy as np
 
-from app.window import theme
+from app.widgets import theme
 
 NEWLINE, TAB = "⏎", "→"
 

@@ -23,7 +23,7 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMenu, QProgressBar, QPushButton,
                                QScrollArea, QSplitter, QVBoxLayout, QWidget)
 
-from app.window import theme
+from app.widgets import theme
 from app.panels.docks import add_dock
 from app.panels.train_curves import TrainCurves
 from app.panels.train_form import ConfigForm, config_patch, config_values, default_output

@@ -19,7 +19,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer, Slot
 from PySide6.QtWidgets import QWidget
 
-from app.window import theme
+from app.widgets import theme
 
 REDRAW_HZ = 4
 CAPACITY = 1024

@@ -18,9 +18,9 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QWidget)
 
-from app.window import dialogs
+from app.widgets import dialogs
 
-from app.window import theme
+from app.widgets import theme
 
 #: name -> (label, tooltip). Numbers are spin boxes, ``tokenizer`` a combo, flags check boxes.
 FIELDS: dict[str, tuple[str, str]] = {

@@ -37,7 +37,7 @@ from app.panels.docks import LogPanel, RunBrowser, TaskPicker, add_dock
 from app.panels.inspector import InspectorView
 from app.panels.job_box import PanelContext
 from app.panels.metrics import MetricsView
-from app.window import dialogs
+from app.widgets import dialogs
 from app.window import session as session_view
 from app.window import tools as circuit_tools
 from app.window.actions import Commands, WindowActions
@@ -82,7 +82,7 @@ class MainWindow(QMainWindow):
     ``run_dir``: a run folder or alias (``demo``) to open once the window has painted.
     ``persist_settings``: restore geometry/docks/recent runs now and save them on close; off for
     screenshots. ``error_handler(parent, title, text)``: for errors the user caused (default:
-    :func:`app.window.dialogs.show_error`, looked up at call time). ``session``: a
+    :func:`app.widgets.dialogs.show_error`, looked up at call time). ``session``: a
     :class:`engine.scene.session.Session` applied when its run is loaded. ``deterministic``: leave timings
     out of what is drawn (screenshots).
 
@@ -326,18 +326,6 @@ class MainWindow(QMainWindow):
         """Where file dialogs start: the folder of the last run opened, else the home folder."""
         return self._recent.last_open_dir()
 
-    # Transitional: app/export/window.py still uses these two names; remove them once it calls
-    # last_open_dir() and reads/writes last_export_dir.
-    _last_open_dir = last_open_dir
-
-    @property
-    def _last_export_dir(self) -> str:
-        return self.last_export_dir
-
-    @_last_export_dir.setter
-    def _last_export_dir(self, folder: str) -> None:
-        self.last_export_dir = folder
-
     # -- first paint and shutdown --------------------------------------------------------------
     def event(self, ev: QEvent) -> bool:  # noqa: N802 (Qt naming)
         result = super().event(ev)
@@ -419,7 +407,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def export_dialog(self) -> None:
-        from app.export import window as export
+        from app.window import export
 
         export.export_dialog(self)
 

@@ -9,7 +9,7 @@ was waiting for arrives), so that saving, opening a new window and loading gives
 ``MainWindow.open_session`` starts the load, and a session whose run cannot be opened gives a dialog
 that says what to do (:func:`missing_run_message`) while the window keeps what it shows.
 
-Knows nothing about the engine; every dialog goes through :mod:`app.window.dialogs` (tests replace it).
+Knows nothing about the engine; every dialog goes through :mod:`app.widgets.dialogs` (tests replace it).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QWidget
 
-from app.window import dialogs
+from app.widgets import dialogs
 from engine.scene.session import Session, SessionError, read_session, write_session
 
 ReportError = Callable[[str, str], None]

@@ -2,7 +2,7 @@
 
 The real app, offscreen, in its own process: open the Training panel, start a tiny training that would
 take minutes, and close the window at its third step, answering the quit question "yes" (the question
-goes through ``app.window.dialogs``, replaced here). After the event loop ends, print one JSON line: how long
+goes through ``app.widgets.dialogs``, replaced here). After the event loop ends, print one JSON line: how long
 ``close()`` took, the questions asked and the steps the run's checkpoint holds, then exit like
 ``circuit-inspector`` does.
 
@@ -22,11 +22,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 def main(corpus: str, out: str, preset: str = "tiny") -> int:
-    from app.window import dialogs
-    from app.main import _make_app
+    from app.widgets import dialogs
+    from app.window.application import make_app
     from app.window.main_window import MainWindow
 
-    app = _make_app()
+    app = make_app()
     asked: list[str] = []
 
     def yes(_parent, title: str, _text: str) -> bool:

@@ -142,7 +142,7 @@ LOAD_TIMEOUT_MS = 120_000
 @pytest.fixture
 def errors(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """Error dialogs shown during the test, as (title, text); no modal dialog opens."""
-    from app.window import dialogs
+    from app.widgets import dialogs
 
     calls: list[tuple[str, str]] = []
     monkeypatch.setattr(dialogs, "show_error", lambda parent, title, text: calls.append((title, text)))
@@ -177,7 +177,7 @@ class Questions(list):
 def questions(monkeypatch: pytest.MonkeyPatch) -> Questions:
     """No modal yes/no question ever blocks a test (closing a window during a job asks one): each is
     recorded and answered with ``questions.answer`` (yes unless a test says otherwise)."""
-    from app.window import dialogs
+    from app.widgets import dialogs
 
     asked = Questions()
 

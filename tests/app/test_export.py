@@ -19,12 +19,12 @@ import pytest
 from PySide6.QtGui import QImage
 from PySide6.QtSvg import QSvgRenderer
 
-from app.window import dialogs
+from app.widgets import dialogs
 
-from app.export import window as export
+from app.window import export
 
 from app.window import session as session_view
-from app.export.dialog import ExportChoice, ExportDialog
+from app.widgets.export_dialog import ExportChoice, ExportDialog
 from engine.scene.session import write_session
 from engine import api
 from app.export.command import main as app_export

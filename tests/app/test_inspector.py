@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from app.window import dialogs
+from app.widgets import dialogs
 
 from app.window import controller as window_controller
 from app.window.main_window import MainWindow

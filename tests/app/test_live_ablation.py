@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
 
-from app.window import dialogs
+from app.widgets import dialogs
 from app.window.main_window import MainWindow
 
 LOAD_TIMEOUT_MS = 120_000

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget, QTreeWidget
 
-from app.window import dialogs
+from app.widgets import dialogs
 from app.window.main_window import WINDOW_TITLE, MainWindow, app_settings
 
 CONFIG = {

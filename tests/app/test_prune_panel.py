@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from app.window import dialogs
+from app.widgets import dialogs
 
 from app.panels import job_box
 

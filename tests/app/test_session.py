@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PySide6.QtGui import QImage
 
-from app.window import dialogs
+from app.widgets import dialogs
 
-from app.export import window as export
+from app.window import export
 from app.window.main_window import MainWindow
 from engine.scene.session import read_session
 

@@ -2,8 +2,8 @@
 
 Formats: PNG (at 1x, 2x or 4x the view's pixels), SVG, GraphML, JSON and CSV (two tables,
 ``NAME.nodes.csv`` and ``NAME.edges.csv``). Changing the format changes the file's suffix. The
-dialog only asks; :mod:`app.export.window` writes (and reports a path that cannot be written). It is opened
-through :func:`app.window.dialogs.ask_export`, which tests replace.
+dialog only asks; :mod:`app.export.write` writes (and reports a path that cannot be written). It is opened
+through :func:`app.widgets.dialogs.ask_export`, which tests replace.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every place in the app that would block on a modal dialog (an error box, a folder picker) calls one of
 these functions through the module (``dialogs.show_error(...)``, never ``from .dialogs import
-show_error``), so a test can ``monkeypatch.setattr(app.window.dialogs, "show_error", fake)`` and run without
+show_error``), so a test can ``monkeypatch.setattr(app.widgets.dialogs, "show_error", fake)`` and run without
 a dialog ever opening. This module knows nothing about runs, circuits or the engine.
 """
 
@@ -43,9 +43,9 @@ def ask_save_session(parent: QWidget | None, start_path: str = "") -> Path | Non
 
 
 def ask_export(parent: QWidget | None, start_path: Path, size: tuple[int, int]):
-    """Ask for an export's format, file and PNG scale (:class:`app.export.dialog.ExportDialog`);
-    return an :class:`app.export.dialog.ExportChoice`, or ``None`` if the dialog was cancelled."""
-    from app.export.dialog import ExportDialog
+    """Ask for an export's format, file and PNG scale (:class:`app.widgets.export_dialog.ExportDialog`);
+    return an :class:`app.widgets.export_dialog.ExportChoice`, or ``None`` if the dialog was cancelled."""
+    from app.widgets.export_dialog import ExportDialog
 
     dialog = ExportDialog(parent, start_path, size)
     return dialog.choice() if dialog.exec() else None

@@ -1,44 +1,18 @@
-"""Exporting the current view: File > Export… (Ctrl+E) in the window.
+"""File > Export view… (Ctrl+E): export what the window's graph shows.
 
-Formats: PNG at a scale (1x, 2x, 4x: image pixels per view pixel), SVG, GraphML, JSON and CSV (two
-tables, ``NAME.nodes.csv`` and ``NAME.edges.csv``; the document's schema is in
-``engine/scene/export.py``). Every export is a :class:`engine.scene.snapshot.ViewSnapshot`: pictures come
-from :mod:`app.export.render`, files are written atomically by ``engine.scene.export`` (through
-``engine.api``); a path that cannot be written is a dialog in the window and ``error: ...`` with
-exit status 2 headless, and nothing is half-written.
-
-Headless: ``circuit-inspector export`` (:mod:`app.export.command`) writes the same
-:class:`ViewSnapshot`, built without a window by :func:`engine.scene.headless.headless_snapshot`,
-with the same :func:`write_snapshot`; with the same session and size it gives the same picture.
+The snapshot is built from the live state (:func:`engine.scene.snapshot.build_snapshot`, the view
+as a session would save it, and the range on screen) and written by
+:func:`app.export.write.write_snapshot`, the same code as the headless ``circuit-inspector
+export``. Formats: PNG at a scale (1x, 2x, 4x: image pixels per view pixel), SVG, GraphML, JSON and
+CSV. A path that cannot be written is a dialog; nothing is half-written.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from engine.scene.snapshot import ViewSnapshot, build_snapshot, view_document
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing a snapshot (window and headless)
-
-
-def write_snapshot(snap: ViewSnapshot, fmt: str, out: Path | str, scale: float = 1.0) -> list[Path]:
-    """Write ``snap`` as ``fmt`` to ``out`` (csv: two files); raises engine UserError."""
-    from engine import api
-
-    if fmt not in api.EXPORT_IMAGE_FORMATS:
-        return api.write_view(view_document(snap), fmt, out)
-    api.check_output(out, fmt)  # before the work of rendering
-    api.check_image_size(snap.size, scale)
-    from app.export.render import png_bytes, rasterise, render_svg
-
-    svg = render_svg(snap)
-    return api.write_image(svg if fmt == "svg" else png_bytes(rasterise(svg, snap.size, scale)), fmt, out)
-
-
-# ---------------------------------------------------------------------------------------------
-# The window
+from app.export.write import write_snapshot
+from engine.scene.snapshot import ViewSnapshot, build_snapshot
 
 
 def current_result(state):
@@ -94,14 +68,14 @@ def export_view(w, fmt: str, out: Path | str, scale: float = 1.0) -> list[Path] 
 
 def export_dialog(w) -> None:
     """File > Export…: ask for format, file and scale, then export."""
-    from app.window import dialogs  # here: the headless data formats must not import Qt
+    from app.widgets import dialogs
 
     b = w.state.bundle
     if b is None:
         w.report_error("Nothing to export", "Open a run first (File > Open run folder…, Ctrl+Shift+O).")
         return
-    folder = Path(getattr(w, "_last_export_dir", "") or w._last_open_dir())
+    folder = Path(w.last_export_dir or w.last_open_dir())
     start = folder / f"{b.run_name}-{b.task.name}-{w.state.view}.png"
     choice = dialogs.ask_export(w, start, view_size(w))
     if choice is not None and export_view(w, choice.format, choice.path, choice.scale):
-        w._last_export_dir = str(Path(choice.path).parent)  # the next export starts there
+        w.last_export_dir = str(Path(choice.path).parent)  # the next export starts there
