@@ -53,8 +53,18 @@ def parse_tensors(data: bytes, source: Path) -> dict[str, torch.Tensor]:
         raise UserError(f"{source} is not a readable safetensors file ({exc})") from None
 
 
+#: Names that are another parameter under a second name when the model ties its embeddings; the
+#: files store the tensor once (safetensors refuses shared storage), under its first name.
+TIED_ALIASES = {"lm_head.weight": "wte.weight"}
+
+
 def model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return dict(model.state_dict())
+    """The tensors a weights file holds: the state dict without tied aliases."""
+    state = dict(model.state_dict())
+    if getattr(getattr(model, "cfg", None), "tied_embed", False):
+        for alias in TIED_ALIASES:
+            state.pop(alias, None)
+    return state
 
 
 def save_model(run_dir: Path, model: torch.nn.Module) -> Path:
@@ -64,7 +74,7 @@ def save_model(run_dir: Path, model: torch.nn.Module) -> Path:
 
 
 def load_weights_into(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
-    own = model.state_dict()
+    own = model_state(model)
     weights = {k: v for k, v in tensors.items() if not k.startswith("opt.")}
     missing = sorted(set(own) - set(weights))
     unexpected = sorted(set(weights) - set(own))
@@ -75,7 +85,7 @@ def load_weights_into(model: torch.nn.Module, tensors: dict[str, torch.Tensor], 
         if tuple(v.shape) != tuple(own[k].shape):
             raise UserError(f"{source}: {k} has shape {tuple(v.shape)}, the config expects "
                             f"{tuple(own[k].shape)}; was it written for another model?")
-    model.load_state_dict(weights)
+    model.load_state_dict(weights, strict=set(own) == set(model.state_dict()))  # tied aliases follow their tensor
 
 
 def _opt_tensors(model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:

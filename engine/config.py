@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from engine.errors import UserError
 from engine.fileio import read_json
+from engine.sites import SITE_KINDS
 
 SCHEMA_VERSION = 1
 
@@ -23,6 +24,10 @@ DEFAULT_TIMEOUT_S = 600.0
 "Seconds a torchrun rank waits at the rendezvous or in any collective before it stops with an error."
 DEFAULT_MASK_CHECK_EVERY = 100
 "Training steps between the all-gathers that compare the ranks' top-k mask checksums."
+
+
+#: Where AbsTopK may apply: the node sites of every block, and the residual after each sublayer.
+AFRAC_SITES = SITE_KINDS + ("resid_post_attn", "resid_post_mlp")
 
 
 @dataclass(frozen=True)
@@ -55,21 +60,52 @@ class ModelConfig:
     "AbsTopK: fraction of each activation vector kept at the 8 sites (1.0 disables it)."
     init_std: float = 0.02
     "Standard deviation of the normal weight init; output projections use init_std/sqrt(2*n_layer)."
+    # -- options of other weight-sparse GPTs (OpenAI's released models); the defaults are ours -------
+    heads: int = 0
+    "Number of attention heads; 0 = d_model / d_head. When set, heads * d_head may differ from d_model."
+    pos_additive: bool = False
+    "Learned absolute positions added to the token embedding (a [n_ctx, d_model] table, wpe_add)."
+    pos_norm: str = "joint"
+    "With pos_channels: 'joint' normalises them with the content channels; 'separate' gives them their own norms in every read, and the unembedding reads only the d_model content channels."
+    norm: str = "rms"
+    "Normalisation: 'rms' (RMSNorm) or 'layer' (LayerNorm)."
+    norm_eps: float = 1e-5
+    "Epsilon inside the norms' square root (OpenAI's RMSNorm uses float32 eps, 1.1920929e-07)."
+    norm_bias: bool = False
+    "LayerNorm with a learned bias (only with norm='layer')."
+    linear_bias: bool = True
+    "Biases in the attention and MLP matrices (the unembedding always has one)."
+    mlp_act: str = "gelu"
+    "MLP nonlinearity: 'gelu' (exact, erf) or 'relu'."
+    resid_act: str = "identity"
+    "Applied to the residual after each sublayer's add: 'identity' or 'relu'."
+    afrac_sites: tuple[str, ...] = ()
+    "Sites where AbsTopK applies: node-site kinds (attn.read ... mlp.write) and resid_post_attn / resid_post_mlp; empty = the 8 node sites."
+    afrac_floor: bool = False
+    "AbsTopK keeps int(afrac * width) entries (a floor, possibly 0) instead of max(1, round(afrac * width))."
+    tied_embed: bool = False
+    "The unembedding matrix is the token embedding matrix (one tensor); needs lm_head to read d_model channels."
 
     @property
     def n_head(self) -> int:
-        return self.d_model // self.d_head
+        return self.heads or self.d_model // self.d_head
 
     @property
     def d_resid(self) -> int:
         """Width of the residual stream that reads see: content plus position channels."""
         return self.d_model + self.pos_channels
 
+    @property
+    def d_unembed(self) -> int:
+        """Width the final norm and the unembedding read: d_resid, or d_model with separate position norms."""
+        return self.d_model if self.pos_norm == "separate" else self.d_resid
+
     def validate(self) -> None:
         _check(self.vocab_size >= 2, "model.vocab_size must be at least 2")
         _check(self.n_layer >= 1, "model.n_layer must be at least 1")
-        _check(self.d_head >= 1 and self.d_model % self.d_head == 0,
+        _check(self.d_head >= 1 and (self.heads > 0 or self.d_model % self.d_head == 0),
                f"model.d_model ({self.d_model}) must be a multiple of model.d_head ({self.d_head})")
+        _check(self.heads >= 0, "model.heads must be >= 0 (0 = d_model / d_head)")
         _check(self.d_mlp >= 1, "model.d_mlp must be positive")
         _check(self.n_ctx >= 2, "model.n_ctx must be at least 2")
         _check(self.pos_channels >= 0, "model.pos_channels must be >= 0")
@@ -79,6 +115,22 @@ class ModelConfig:
                f"model.alibi_from_layer must be in 0..{self.n_layer - 1} (a layer index), got {self.alibi_from_layer}")
         _check(0.0 < self.afrac <= 1.0, f"model.afrac must be in (0, 1], got {self.afrac}")
         _check(self.init_std > 0, "model.init_std must be positive")
+        self._validate_options()
+
+    def _validate_options(self) -> None:
+        for key, allowed in (("pos_norm", ("joint", "separate")), ("norm", ("rms", "layer")),
+                             ("mlp_act", ("gelu", "relu")), ("resid_act", ("identity", "relu"))):
+            _check(getattr(self, key) in allowed,
+                   f"model.{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
+        bad = sorted(set(self.afrac_sites) - set(AFRAC_SITES))
+        _check(not bad, f"model.afrac_sites: unknown site(s) {', '.join(bad)}; valid: {', '.join(AFRAC_SITES)}")
+        _check(self.norm_eps > 0, "model.norm_eps must be positive")
+        _check(not (self.norm_bias and self.norm == "rms"), "model.norm_bias needs model.norm='layer'")
+        _check(not (self.pos_additive and self.pos_channels),
+               "model.pos_additive and model.pos_channels exclude each other (one kind of positions)")
+        _check(self.pos_norm == "joint" or self.pos_channels > 0, "model.pos_norm='separate' needs pos_channels > 0")
+        _check(not self.tied_embed or self.d_unembed == self.d_model,
+               "model.tied_embed needs the unembedding to read d_model channels (no joint pos_channels)")
 
 
 @dataclass(frozen=True)

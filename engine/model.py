@@ -4,6 +4,11 @@ Decoder-only, pre-norm, RMSNorm, d_head 16, optional attention sinks, optional b
 positional embedding by default (optional learned positions as extra read-only residual channels, or
 an ALiBi recency bias on some heads' attention logits),
 untied embedding/unembedding, AbsTopK activation sparsity at the 8 node sites of every block.
+Options of other weight-sparse GPTs (OpenAI's released models, imported by :mod:`engine.interop`)
+are config fields whose defaults keep the model above: LayerNorm, a norm epsilon, norm and Linear
+biases, ReLU MLPs, a ReLU on the residual, AbsTopK on a chosen set of sites (also the residual after
+each sublayer) with a floor k, additive learned positions, position channels with their own norms,
+n_head * d_head != d_model, and tied embeddings.
 
 Every node site passes :meth:`GPT._site`, which applies AbsTopK and then any intervention installed
 with :func:`engine.sites.intervene`. The forward pass is split at *half-block boundaries*:
@@ -60,19 +65,29 @@ def _apply_hooks(name: str, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-class RMSNorm(nn.Module):
-    """x / rms(x) * gain. The divisor passes the hook point ``<name>.scale`` (frozen-norm patching)."""
+class Norm(nn.Module):
+    """RMSNorm (x / rms(x) * gain) or LayerNorm ((x - mean) / std * gain [+ bias]). The divisor
+    passes the hook point ``<name>.scale`` (frozen-norm patching)."""
 
-    def __init__(self, width: int, name: str, eps: float = 1e-5):
+    def __init__(self, width: int, name: str, eps: float = 1e-5, kind: str = "rms", bias: bool = False):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(width))
+        self.bias = nn.Parameter(torch.zeros(width)) if bias else None
         self.eps = eps
+        self.layer = kind == "layer"
         self.point = f"{name}.scale"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.layer:
+            x = x - x.mean(-1, keepdim=True)
         scale = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)  # (B, T, 1)
         scale = _apply_hooks(self.point, scale)
-        return x * scale * self.weight
+        out = x * scale * self.weight
+        return out if self.bias is None else out + self.bias
+
+
+def _norm(cfg: ModelConfig, width: int, name: str) -> Norm:
+    return Norm(width, name, cfg.norm_eps, cfg.norm, cfg.norm_bias)
 
 
 class Attention(nn.Module):
@@ -80,8 +95,8 @@ class Attention(nn.Module):
         super().__init__()
         self.n_head, self.d_head = cfg.n_head, cfg.d_head
         inner = cfg.n_head * cfg.d_head
-        self.c_attn = nn.Linear(cfg.d_resid, 3 * inner)  # fused q, k, v
-        self.c_proj = nn.Linear(inner, cfg.d_model)
+        self.c_attn = nn.Linear(cfg.d_resid, 3 * inner, bias=cfg.linear_bias)  # fused q, k, v
+        self.c_proj = nn.Linear(inner, cfg.d_model, bias=cfg.linear_bias)
         self.sink = nn.Parameter(torch.zeros(cfg.n_head)) if cfg.attn_sink else None
         mask = torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool).tril()
         self.register_buffer("causal", mask, persistent=False)
@@ -172,17 +187,36 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.c_fc = nn.Linear(cfg.d_resid, cfg.d_mlp)
-        self.c_proj = nn.Linear(cfg.d_mlp, cfg.d_model)
+        self.c_fc = nn.Linear(cfg.d_resid, cfg.d_mlp, bias=cfg.linear_bias)
+        self.c_proj = nn.Linear(cfg.d_mlp, cfg.d_model, bias=cfg.linear_bias)
 
 
 class Block(nn.Module):
     def __init__(self, cfg: ModelConfig, layer: int):
         super().__init__()
-        self.ln1 = RMSNorm(cfg.d_resid, f"blocks.{layer}.ln1")
+        separate = cfg.pos_norm == "separate"
+        width = cfg.d_model if separate else cfg.d_resid
+        self.ln1 = _norm(cfg, width, f"blocks.{layer}.ln1")
+        self.ln1_pos = _norm(cfg, cfg.pos_channels, f"blocks.{layer}.ln1_pos") if separate else None
         self.attn = Attention(cfg, layer)
-        self.ln2 = RMSNorm(cfg.d_resid, f"blocks.{layer}.ln2")
+        self.ln2 = _norm(cfg, width, f"blocks.{layer}.ln2")
+        self.ln2_pos = _norm(cfg, cfg.pos_channels, f"blocks.{layer}.ln2_pos") if separate else None
         self.mlp = MLP(cfg)
+
+
+def topk_sizes(cfg: ModelConfig) -> dict[str, int | None]:
+    """AbsTopK's k per site kind (None: no AbsTopK there): max(1, round(afrac * width)), or with
+    ``afrac_floor`` int(afrac * width) (possibly 0, which zeroes the vector)."""
+    inner = cfg.n_head * cfg.d_head
+    widths = {"attn.read": cfg.d_resid, "attn.q": inner, "attn.k": inner, "attn.v": inner,
+              "attn.write": cfg.d_model, "mlp.read": cfg.d_resid, "mlp.neuron": cfg.d_mlp,
+              "mlp.write": cfg.d_model, "resid_post_attn": cfg.d_model, "resid_post_mlp": cfg.d_model}
+    active = set(cfg.afrac_sites) if cfg.afrac_sites else set(widths) - {"resid_post_attn", "resid_post_mlp"}
+    out: dict[str, int | None] = {}
+    for kind, w in widths.items():
+        k = int(cfg.afrac * w) if cfg.afrac_floor else max(1, round(cfg.afrac * w))
+        out[kind] = k if kind in active and k < w else None
+    return out
 
 
 class GPT(nn.Module):
@@ -192,16 +226,15 @@ class GPT(nn.Module):
         self.cfg = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.wpe = nn.Parameter(torch.zeros(cfg.n_ctx, cfg.pos_channels)) if cfg.pos_channels else None
+        self.wpe_add = nn.Parameter(torch.zeros(cfg.n_ctx, cfg.d_model)) if cfg.pos_additive else None
         self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
-        self.ln_f = RMSNorm(cfg.d_resid, "ln_f")
-        self.lm_head = nn.Linear(cfg.d_resid, cfg.vocab_size)
+        self.ln_f = _norm(cfg, cfg.d_unembed, "ln_f")
+        self.lm_head = nn.Linear(cfg.d_unembed, cfg.vocab_size)
+        if cfg.tied_embed:
+            self.lm_head.weight = self.wte.weight  # one tensor: ablating or editing one edits both
         self.bigram = nn.Parameter(torch.zeros(cfg.vocab_size, cfg.vocab_size)) if cfg.bigram_table else None
-        k_resid = max(1, round(cfg.afrac * cfg.d_resid))
-        k_inner = max(1, round(cfg.afrac * cfg.n_head * cfg.d_head))
-        k_model = max(1, round(cfg.afrac * cfg.d_model))
-        k_mlp = max(1, round(cfg.afrac * cfg.d_mlp))
-        self._topk = {"attn.read": k_resid, "attn.q": k_inner, "attn.k": k_inner, "attn.v": k_inner,
-                      "attn.write": k_model, "mlp.read": k_resid, "mlp.neuron": k_mlp, "mlp.write": k_model}
+        self.act = F.relu if cfg.mlp_act == "relu" else F.gelu
+        self._topk = topk_sizes(cfg)
         self.reset_parameters()
 
     # ------------------------------------------------------------------ init
@@ -216,7 +249,7 @@ class GPT(nn.Module):
                 p.copy_(torch.randn(p.shape, generator=gen) * proj_std)
             elif p.dim() >= 2 and name != "bigram":
                 p.copy_(torch.randn(p.shape, generator=gen) * std)
-            elif name.endswith("ln1.weight") or name.endswith("ln2.weight") or name == "ln_f.weight":
+            elif name.endswith(("ln1.weight", "ln2.weight", "ln1_pos.weight", "ln2_pos.weight")) or name == "ln_f.weight":
                 p.fill_(1.0)
             else:  # biases, sinks, bigram table
                 p.zero_()
@@ -224,7 +257,8 @@ class GPT(nn.Module):
     # ------------------------------------------------------------------ sites
 
     def _site(self, layer: int, kind: str, x: torch.Tensor) -> torch.Tensor:
-        return self.site_hooks(layer, kind, abs_topk(x, self._topk[kind]))
+        k = self._topk[kind]
+        return self.site_hooks(layer, kind, x if k is None else abs_topk(x, k))
 
     def site_hooks(self, layer: int, kind: str, x: torch.Tensor) -> torch.Tensor:
         """The active hooks of one site applied to its (already AbsTopK-ed) activation x."""
@@ -239,35 +273,59 @@ class GPT(nn.Module):
     def embed(self, idx: torch.Tensor) -> torch.Tensor:
         """Token ids (B, T) -> residual at boundary 0 (B, T, d_resid)."""
         x = self.wte(idx)  # (B, T, d_model)
+        if self.wpe_add is not None:
+            x = x + self.wpe_add[: idx.shape[1]].to(x.dtype)
         if self.wpe is not None:
             T = idx.shape[1]
             pos = self.wpe[:T].unsqueeze(0).expand(idx.shape[0], T, -1)  # (B, T, pos_channels)
             x = torch.cat([x, pos.to(x.dtype)], dim=-1)
         return x
 
-    def _write(self, x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-        """Add a half-block's output (B, T, d_model) to the residual (position channels are read-only)."""
-        if self.wpe is not None:
-            delta = F.pad(delta, (0, self.cfg.pos_channels))
-        return x + delta
+    def _write(self, x: torch.Tensor, delta: torch.Tensor, half: int = 0) -> torch.Tensor:
+        """Add a half-block's output (B, T, d_model) to the residual (position channels are read-only),
+        then the residual options on the content channels: ReLU, AbsTopK (``resid_post_attn`` after
+        attention, ``half`` 0; ``resid_post_mlp`` after the MLP, ``half`` 1)."""
+        k = self._topk["resid_post_mlp" if half else "resid_post_attn"]
+        if self.cfg.resid_act == "identity" and k is None:
+            if self.wpe is not None:
+                delta = F.pad(delta, (0, self.cfg.pos_channels))
+            return x + delta
+        D = self.cfg.d_model
+        content = x[..., :D] + delta
+        if self.cfg.resid_act == "relu":
+            content = F.relu(content)
+        if k is not None:
+            content = abs_topk(content, k)
+        return torch.cat([content, x[..., D:]], -1) if self.wpe is not None else content
+
+    def read(self, layer: int, half: int, x: torch.Tensor) -> torch.Tensor:
+        """What half-block ``half`` (0 attention, 1 MLP) of ``layer`` reads: the normalised residual
+        (B, T, d_resid), before AbsTopK. With separate position norms the content and the position
+        channels are normalised by their own norms and concatenated."""
+        blk = self.blocks[layer]
+        norm, pos_norm = (blk.ln1, blk.ln1_pos) if half == 0 else (blk.ln2, blk.ln2_pos)
+        if pos_norm is None:
+            return norm(x)
+        D = self.cfg.d_model
+        return torch.cat([norm(x[..., :D]), pos_norm(x[..., D:])], -1)
 
     def attn_half(self, layer: int, x: torch.Tensor) -> torch.Tensor:
         blk = self.blocks[layer]
-        read = self._site(layer, "attn.read", blk.ln1(x))  # (B, T, d_resid)
+        read = self._site(layer, "attn.read", self.read(layer, 0, x))  # (B, T, d_resid)
         q, k, v = blk.attn.c_attn(read).chunk(3, dim=-1)  # each (B, T, inner)
         q = self._site(layer, "attn.q", q)
         k = self._site(layer, "attn.k", k)
         v = self._site(layer, "attn.v", v)
         y = blk.attn.mix(q, k, v)  # (B, T, inner)
         write = self._site(layer, "attn.write", blk.attn.c_proj(y))  # (B, T, d_model)
-        return self._write(x, write)
+        return self._write(x, write, 0)
 
     def mlp_half(self, layer: int, x: torch.Tensor) -> torch.Tensor:
         blk = self.blocks[layer]
-        read = self._site(layer, "mlp.read", blk.ln2(x))  # (B, T, d_resid)
-        h = self._site(layer, "mlp.neuron", F.gelu(blk.mlp.c_fc(read)))  # (B, T, d_mlp)
+        read = self._site(layer, "mlp.read", self.read(layer, 1, x))  # (B, T, d_resid)
+        h = self._site(layer, "mlp.neuron", self.act(blk.mlp.c_fc(read)))  # (B, T, d_mlp)
         write = self._site(layer, "mlp.write", blk.mlp.c_proj(h))  # (B, T, d_model)
-        return self._write(x, write)
+        return self._write(x, write, 1)
 
     def half_block(self, h: int, x: torch.Tensor) -> torch.Tensor:
         """Run half-block h (2*layer: attention, 2*layer+1: MLP) on the residual x."""
@@ -275,6 +333,8 @@ class GPT(nn.Module):
 
     def unembed(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Residual at the last boundary (B, T, d_resid) -> logits (B, T, vocab)."""
+        if self.cfg.d_unembed != x.shape[-1]:
+            x = x[..., : self.cfg.d_unembed]  # separate position norms: the unembedding reads content only
         logits = self.lm_head(self.ln_f(x))
         if self.bigram is not None:
             # F.embedding, not bigram[idx]: on the CPU the indexing backward accumulates with atomic adds

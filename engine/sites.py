@@ -13,10 +13,12 @@ from __future__ import annotations
 import contextlib
 import re
 from contextvars import ContextVar
-from typing import Callable, Iterator, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, NamedTuple
 
-from engine.config import ModelConfig
 from engine.errors import UserError
+
+if TYPE_CHECKING:  # annotations only: engine.config reads the site kinds from here
+    from engine.config import ModelConfig
 
 # Node sites of one block, in forward order. "read" = the block's normalised input (a read of the
 # residual stream), "write" = what the half-block adds back to the residual stream.

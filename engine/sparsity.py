@@ -39,6 +39,8 @@ def sparse_matrices(model: nn.Module) -> list[MatrixSpec]:
     specs = [MatrixSpec("wte.weight", "embed", None)]
     if getattr(model, "wpe", None) is not None:
         specs.append(MatrixSpec("wpe", "pos", None))
+    if getattr(model, "wpe_add", None) is not None:
+        specs.append(MatrixSpec("wpe_add", "pos", None))
     for i in range(model.cfg.n_layer):
         specs += [
             MatrixSpec(f"blocks.{i}.attn.c_attn.weight", "attn.qkv", 1),  # each q/k/v channel's inputs
@@ -46,7 +48,8 @@ def sparse_matrices(model: nn.Module) -> list[MatrixSpec]:
             MatrixSpec(f"blocks.{i}.mlp.c_fc.weight", "mlp.in", 1),  # each neuron's inputs
             MatrixSpec(f"blocks.{i}.mlp.c_proj.weight", "mlp.out", 0),  # each neuron's outputs
         ]
-    specs.append(MatrixSpec("lm_head.weight", "unembed", None))
+    if not model.cfg.tied_embed:  # tied: lm_head.weight is wte.weight, masked once as the embedding
+        specs.append(MatrixSpec("lm_head.weight", "unembed", None))
     return specs
 
 

@@ -89,15 +89,15 @@ def last_layer_attention(model: GPT, x: torch.Tensor, last: torch.Tensor,
     N, T, _ = x.shape
     w, b = attn.c_attn.weight, attn.c_attn.bias
     if kv is None:
-        read = model._site(layer, "attn.read", blk.ln1(x))  # (N, T, d_resid)
-        kv_all = F.linear(read, w[inner:], b[inner:])  # (N, T, 2*inner)
+        read = model._site(layer, "attn.read", model.read(layer, 0, x))  # (N, T, d_resid)
+        kv_all = F.linear(read, w[inner:], None if b is None else b[inner:])  # (N, T, 2*inner)
         k = model._site(layer, "attn.k", kv_all[..., :inner])
         v = model._site(layer, "attn.v", kv_all[..., inner:])
         read_last = gather_last(read, last)
     else:
         k, v = kv
-        read_last = model._site(layer, "attn.read", blk.ln1(gather_last(x, last)))  # (N, 1, d_resid)
-    q = model._site(layer, "attn.q", F.linear(read_last, w[:inner], b[:inner]))  # (N, 1, inner)
+        read_last = model._site(layer, "attn.read", model.read(layer, 0, gather_last(x, last)))  # (N, 1, d_resid)
+    q = model._site(layer, "attn.q", F.linear(read_last, w[:inner], None if b is None else b[:inner]))  # (N, 1, inner)
     qh = q.view(N, 1, H, dh).transpose(1, 2)  # (N, H, 1, dh)
     kh = k.view(N, T, H, dh).transpose(1, 2)  # (N, H, T, dh)
     vh = v.view(N, T, H, dh).transpose(1, 2)
@@ -115,7 +115,7 @@ def last_layer_attention(model: GPT, x: torch.Tensor, last: torch.Tensor,
         att = att.softmax(-1)
     y = (att @ vh).transpose(1, 2).reshape(N, 1, inner)
     write = model._site(layer, "attn.write", attn.c_proj(y))  # (N, 1, d_model)
-    return model._write(gather_last(x, last), write)
+    return model._write(gather_last(x, last), write, 0)
 
 
 #: Rank of each site within its half-block. Sites of one rank are computed from the same input, so a
@@ -146,12 +146,12 @@ def half_block_from(model: GPT, h: int, x: torch.Tensor, rank: int, pre: Mapping
             write = hooked("attn.write")
     else:
         if rank <= 1:
-            hid = model._site(layer, "mlp.neuron", F.gelu(blk.mlp.c_fc(hooked("mlp.read")))) if rank == 0 \
+            hid = model._site(layer, "mlp.neuron", model.act(blk.mlp.c_fc(hooked("mlp.read")))) if rank == 0 \
                 else hooked("mlp.neuron")
             write = model._site(layer, "mlp.write", blk.mlp.c_proj(hid))
         else:
             write = hooked("mlp.write")
-    return model._write(x, write)
+    return model._write(x, write, h % 2)
 
 
 def logits_from(model: GPT, h0: int, x: torch.Tensor, last: torch.Tensor, last_tok: torch.Tensor,

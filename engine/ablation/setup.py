@@ -72,5 +72,6 @@ def last_position_readout(run: LoadedRun, enc: EncodedTask) -> tuple[dict[str, n
         model(torch.as_tensor(enc.tokens[:, : int(enc.lengths.max())]))
         last_tok = torch.as_tensor(enc.tokens)[rows, last]
         embed = model.embed(last_tok.view(-1, 1))[:, 0].float().numpy()
-        unembed = (model.lm_head.weight[torch.as_tensor(enc.target)] * model.ln_f.weight).float().numpy()
+        unembed = model.lm_head.weight[torch.as_tensor(enc.target)] * model.ln_f.weight  # (N, d_unembed)
+        unembed = torch.nn.functional.pad(unembed, (0, cfg.d_resid - cfg.d_unembed)).float().numpy()
     return values, embed, unembed

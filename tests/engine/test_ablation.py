@@ -16,9 +16,9 @@ from engine.sites import NodeId, all_sites, site_width
 from engine.sparsity import WeightSparsifier
 
 
-def sparse_model(seed=0, n_layer=3, afrac=0.25, alibi_heads=0, alibi_from_layer=0) -> GPT:
+def sparse_model(seed=0, n_layer=3, afrac=0.25, alibi_heads=0, alibi_from_layer=0, **options) -> GPT:
     cfg = ModelConfig(vocab_size=30, n_layer=n_layer, d_model=32, d_mlp=64, n_ctx=24, afrac=afrac,
-                      alibi_heads=alibi_heads, alibi_from_layer=alibi_from_layer)
+                      alibi_heads=alibi_heads, alibi_from_layer=alibi_from_layer, **options)
     m = GPT(cfg)
     m.reset_parameters(seed=seed)
     with torch.no_grad():
@@ -115,6 +115,37 @@ def test_fast_path_matches_naive_forward_with_abstopk(mode, device):
         diff = np.abs(fast - naive)
         assert (diff <= TOL[device]).mean() >= 0.95, (nodes, edges, diff.max())
         assert diff.max() < 0.5
+
+
+#: Model options of other weight-sparse GPTs (OpenAI's), each set switching on several at once.
+OPTION_SETS = {
+    "layernorm-relu-tied": dict(norm="layer", norm_bias=True, norm_eps=1e-6, linear_bias=False, mlp_act="relu",
+                                resid_act="relu", heads=3, pos_additive=True, tied_embed=True),
+    "separate-position-norms": dict(pos_channels=8, pos_norm="separate", norm_eps=1.1920929e-07),
+}
+
+
+@pytest.mark.parametrize("options", list(OPTION_SETS), ids=list(OPTION_SETS))
+def test_fast_path_matches_naive_forward_with_model_options(options, device):
+    """The fast path restarts inside half-blocks and runs the last layer at the last position only:
+    every model option must take the same route there as in the full forward."""
+    m = sparse_model(afrac=1.0, **OPTION_SETS[options]).to(device)
+    ab = Ablator(m, random_enc(n_pairs=20), random_means(m))
+    for nodes, edges in _parity_cases(m, np.random.default_rng(2)):
+        fast = ab.evaluate(nodes, edges, mode="mean")
+        naive = ab.evaluate_naive(nodes, edges, mode="mean")
+        np.testing.assert_allclose(fast.logit_diff, naive.logit_diff, atol=TOL[device], rtol=0)
+
+
+def test_fast_path_matches_naive_forward_with_abstopk_on_chosen_sites_and_the_residual(device):
+    """AbsTopK with a floor k on a subset of sites, the residual after each sublayer included."""
+    m = sparse_model(afrac=0.5, afrac_floor=True, resid_act="relu",
+                     afrac_sites=("attn.read", "attn.k", "mlp.neuron", "resid_post_attn", "resid_post_mlp")).to(device)
+    assert m._topk["attn.q"] is None and m._topk["mlp.neuron"] == 32 and m._topk["resid_post_mlp"] == 16
+    ab = Ablator(m, random_enc(n_pairs=20), random_means(m))
+    for nodes, edges in _parity_cases(m, np.random.default_rng(3)):
+        diff = np.abs(ab.evaluate(nodes, edges).logit_diff - ab.evaluate_naive(nodes, edges).logit_diff)
+        assert (diff <= TOL[device]).mean() >= 0.95, (nodes, edges, diff.max())
 
 
 def test_ablations_change_the_metric_and_edges_alone_work():

@@ -1,5 +1,6 @@
 import dataclasses
 import math
+import re
 import threading
 
 import pytest
@@ -244,3 +245,75 @@ def test_bigram_gradient_is_repeatable_on_the_cpu():
         assert all(torch.equal(first, grad()) for _ in range(10))
     finally:
         torch.set_num_threads(threads)
+
+
+# -- options of other weight-sparse GPTs (OpenAI's released models) ---------------------------------
+
+
+def test_norms_match_torchs_own():
+    from engine.model import Norm
+
+    x = torch.randn(3, 5, 12)
+    ln = Norm(12, "t", eps=1e-5, kind="layer", bias=True)
+    with torch.no_grad():
+        ln.weight.uniform_(0.5, 1.5)
+        ln.bias.uniform_(-1, 1)
+    torch.testing.assert_close(ln(x), torch.nn.functional.layer_norm(x, (12,), ln.weight, ln.bias, eps=1e-5))
+    eps = torch.finfo(torch.float32).eps
+    rms = Norm(12, "t", eps=eps)
+    torch.testing.assert_close(rms(x), torch.nn.functional.rms_norm(x, (12,), rms.weight, eps=eps))
+
+
+def test_default_abstopk_sizes_are_todays():
+    """The defaults keep every existing run bit-identical: k = max(1, round(afrac * width)) at the 8
+    node sites, none on the residual."""
+    from engine.model import topk_sizes
+    from engine.sites import SITE_KINDS, site_width
+
+    cfg = ModelConfig(afrac=0.3)
+    k = topk_sizes(cfg)
+    assert {s: k[s] for s in SITE_KINDS} == {s: max(1, round(0.3 * site_width(cfg, f"blocks.0.{s}"))) for s in SITE_KINDS}
+    assert k["resid_post_attn"] is None and k["resid_post_mlp"] is None
+    floor = topk_sizes(ModelConfig(afrac=0.35, d_mlp=48, afrac_floor=True, afrac_sites=("mlp.neuron",)))
+    assert floor["mlp.neuron"] == 16 and floor["attn.read"] is None  # int(0.35 * 48) = 16, not round() = 17
+
+
+def test_tied_embeddings_are_one_tensor_stored_once(tmp_path):
+    from engine.checkpoint import load_tensors, load_weights_into, save_model
+
+    cfg = ModelConfig(vocab_size=30, d_model=32, d_mlp=64, n_ctx=16, tied_embed=True, pos_additive=True)
+    m = GPT(cfg)
+    m.reset_parameters(seed=1)
+    assert m.lm_head.weight is m.wte.weight
+    path = save_model(tmp_path, m)
+    stored = load_tensors(path)
+    assert "lm_head.weight" not in stored and "wpe_add" in stored
+    again = GPT(cfg)
+    load_weights_into(again, stored, path)
+    assert again.lm_head.weight is again.wte.weight
+    idx = torch.randint(0, 30, (2, 10))
+    torch.testing.assert_close(again(idx), m(idx))
+
+
+@pytest.mark.parametrize("overrides,match", [
+    (dict(norm="batch"), "model.norm must be one of rms, layer"),
+    (dict(norm_bias=True), "norm_bias needs model.norm='layer'"),
+    (dict(afrac_sites=("attn.x",)), "unknown site(s) attn.x"),
+    (dict(pos_additive=True, pos_channels=4), "exclude each other"),
+    (dict(pos_norm="separate"), "needs pos_channels > 0"),
+    (dict(tied_embed=True, pos_channels=4), "tied_embed needs"),
+    (dict(mlp_act="tanh"), "model.mlp_act must be one of gelu, relu"),
+])
+def test_model_options_are_validated(overrides, match):
+    from engine.errors import UserError
+
+    with pytest.raises(UserError, match=re.escape(match)):
+        ModelConfig(**overrides).validate()
+
+
+def test_heads_need_not_fill_d_model():
+    cfg = ModelConfig(vocab_size=30, d_model=32, d_head=16, heads=3, d_mlp=64, n_ctx=16, linear_bias=False)
+    m = GPT(cfg)
+    assert cfg.n_head == 3 and m.blocks[0].attn.c_attn.weight.shape == (3 * 48, 32)
+    assert m.blocks[0].attn.c_attn.bias is None and m.blocks[0].attn.c_proj.weight.shape == (32, 48)
+    assert m(torch.randint(0, 30, (1, 8))).shape == (1, 8, 30)
