@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from engine.config import ModelConfig
-from engine.sites import active_hooks, site_name
+from engine.sites import FINAL_RESID, active_hooks, site_name
 
 
 #: Same-width integer dtypes: for non-negative floats the bit pattern read as a signed integer orders
@@ -333,6 +333,7 @@ class GPT(nn.Module):
 
     def unembed(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Residual at the last boundary (B, T, d_resid) -> logits (B, T, vocab)."""
+        x = self.final_resid(x)
         if self.cfg.d_unembed != x.shape[-1]:
             x = x[..., : self.cfg.d_unembed]  # separate position norms: the unembedding reads content only
         logits = self.lm_head(self.ln_f(x))
@@ -341,6 +342,17 @@ class GPT(nn.Module):
             # in whatever order the threads run, so training (and exact resume) would not be repeatable.
             logits = logits + F.embedding(idx, self.bigram).to(logits.dtype)
         return logits
+
+    def final_resid(self, x: torch.Tensor) -> torch.Tensor:
+        """The site ``final_resid``: the hooks on the residual's content channels before the final norm."""
+        hooks = active_hooks()
+        if hooks is None or FINAL_RESID not in hooks:
+            return x
+        D = self.cfg.d_model
+        content = x[..., :D]
+        for fn in hooks[FINAL_RESID]:
+            content = fn(content)
+        return torch.cat([content, x[..., D:]], -1) if x.shape[-1] > D else content
 
     @property
     def n_boundaries(self) -> int:

@@ -29,13 +29,18 @@ HALF_BLOCK_KINDS = (ATTN_KINDS, MLP_KINDS)  # the two half-blocks of a layer
 #: Stage of each kind within its half-block: 0 reads the residual stream, 1 is computed from the
 #: read (q, k, v; MLP neurons), 2 is written back. Kinds of one stage share their input.
 SITE_STAGE = {"attn.read": 0, "attn.q": 1, "attn.k": 1, "attn.v": 1, "attn.write": 2,
-              "mlp.read": 0, "mlp.neuron": 1, "mlp.write": 2}
+              "mlp.read": 0, "mlp.neuron": 1, "mlp.write": 2, "final_resid": 0}
 RESIDUAL_KINDS = ("attn.read", "attn.write", "mlp.read", "mlp.write")  # reads and writes of the residual stream
+
+#: The residual the unembedding reads (its d_model content channels, before the final norm): one
+#: site after every block. Ablatable like any site; our pruning keeps it whole, OpenAI's prunes it.
+FINAL_RESID = "final_resid"
+FINAL_LAYER = 1 << 20  # the layer parse_site gives final_resid: after every block
 
 SITE_LABELS = {
     "attn.read": "attention read", "attn.q": "query", "attn.k": "key", "attn.v": "value",
     "attn.write": "attention write", "mlp.read": "MLP read", "mlp.neuron": "MLP neuron",
-    "mlp.write": "MLP write",
+    "mlp.write": "MLP write", FINAL_RESID: "final residual",
 }
 
 _SITE_RE = re.compile(r"^blocks\.(\d+)\.(attn\.(?:read|q|k|v|write)|mlp\.(?:read|neuron|write))$")
@@ -46,21 +51,28 @@ def site_name(layer: int, kind: str) -> str:
 
 
 def parse_site(name: str) -> tuple[int, str]:
-    """``'blocks.1.attn.v'`` -> ``(1, 'attn.v')``; UserError for anything else."""
+    """``'blocks.1.attn.v'`` -> ``(1, 'attn.v')``, ``'final_resid'`` -> ``(FINAL_LAYER, 'final_resid')``;
+    UserError for anything else."""
+    if name == FINAL_RESID:
+        return FINAL_LAYER, FINAL_RESID
     m = _SITE_RE.match(name)
     if not m:
         raise UserError(f"unknown site {name!r}; sites look like blocks.<layer>.<kind> with kind one of "
-                        f"{', '.join(SITE_KINDS)}")
+                        f"{', '.join(SITE_KINDS)}, or {FINAL_RESID}")
     return int(m.group(1)), m.group(2)
 
 
-def all_sites(cfg: ModelConfig) -> list[str]:
-    """Every node site of the model, in forward order."""
-    return [site_name(layer, kind) for layer in range(cfg.n_layer) for kind in SITE_KINDS]
+def all_sites(cfg: ModelConfig, final: bool = False) -> list[str]:
+    """Every node site of the blocks, in forward order; with ``final``, then ``final_resid`` (what
+    ablation, means and views cover; pruning and the activation store cover the block sites)."""
+    sites = [site_name(layer, kind) for layer in range(cfg.n_layer) for kind in SITE_KINDS]
+    return sites + [FINAL_RESID] if final else sites
 
 
 def site_width(cfg: ModelConfig, name: str) -> int:
     layer, kind = parse_site(name)
+    if kind == FINAL_RESID:
+        return cfg.d_model
     if layer >= cfg.n_layer:
         raise UserError(f"site {name!r}: layer {layer} out of range, the model has layers 0..{cfg.n_layer - 1}")
     if kind in ("attn.read", "mlp.read"):
@@ -72,9 +84,12 @@ def site_width(cfg: ModelConfig, name: str) -> int:
     return cfg.d_model  # writes
 
 
-def site_half_block(name: str) -> int:
-    """Index of the half-block that computes a site: 2*layer for attention, 2*layer+1 for MLP."""
+def site_half_block(name: str, n_layer: int | None = None) -> int:
+    """Index of the half-block that computes a site: 2*layer for attention, 2*layer+1 for MLP;
+    ``final_resid`` is the boundary after the last one (2*n_layer; without n_layer, a large number)."""
     layer, kind = parse_site(name)
+    if kind == FINAL_RESID:
+        return 2 * (FINAL_LAYER if n_layer is None else n_layer)
     return 2 * layer + (0 if kind.startswith("attn.") else 1)
 
 

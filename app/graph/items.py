@@ -73,7 +73,8 @@ def node_tooltip(graph: GraphData, i: int, bundle, pair: int, labels: dict[str, 
     node = graph.ids[i]
     site, _, idx = node.rpartition(":")
     kind = KINDS[int(graph.kind[i])]
-    lines = [f"{node}", f"{theme.KIND_NAMES[int(graph.kind[i])]}, layer {int(graph.layer[i])}"]
+    where = "" if kind == "final_resid" else f", layer {int(graph.layer[i])}"
+    lines = [f"{node}", f"{theme.KIND_NAMES[int(graph.kind[i])]}{where}"]
     if labels.get(node):
         lines.append(f"label: {labels[node]}")
     if bundle is not None:

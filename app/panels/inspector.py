@@ -191,9 +191,11 @@ class InspectorView(QWidget):
             self.example_stack.setCurrentIndex(0 if self.store is not None else 1)
             return
         site, _, idx = self.node.rpartition(":")
-        kind = KINDS.index(site.split(".", 2)[2])
+        final = site == KINDS[-1]
+        kind = len(KINDS) - 1 if final else KINDS.index(site.split(".", 2)[2])
+        where = "" if final else f", layer {site.split('.')[1]}"
         self.title.setText(f"<b>{self.node}</b><br><span style='color:{theme.MUTED}'>"
-                           f"{theme.KIND_NAMES[kind]}, layer {site.split('.')[1]}, channel {idx}</span>")
+                           f"{theme.KIND_NAMES[kind]}{where}, channel {idx}</span>")
         self.label_edit.setText(self.state.labels.get(self.node, ""))
         self._fill_stats()
         self._fill_edges()

@@ -20,11 +20,12 @@ GOOD = "#7bd389"
 BAD = "#ff6b6b"
 RESIDUAL_LINK = (120, 126, 145, 70)
 
-# Node colours per site kind (engine SITE_KINDS order): residual reads/writes in cool greys,
-# q/k/v in warm-to-green hues, neurons violet.
-KIND_COLORS = ("#8fa3c7", "#f2c14e", "#b8e986", "#4fd1c5", "#d5d9e3", "#8fa3c7", "#c792ea", "#d5d9e3")
+# Node colours per site kind (engine.scene.layout.KINDS order: the block sites, then final_resid):
+# residual reads/writes in cool greys, q/k/v in warm-to-green hues, neurons violet, the final
+# residual a warm grey.
+KIND_COLORS = ("#8fa3c7", "#f2c14e", "#b8e986", "#4fd1c5", "#d5d9e3", "#8fa3c7", "#c792ea", "#d5d9e3", "#e3cfa8")
 KIND_NAMES = ("attention read", "query", "key", "value", "attention write", "MLP read", "MLP neuron",
-              "MLP write")
+              "MLP write", "final residual")
 
 
 def weight_color(sign_positive: bool, alpha: int) -> QColor:

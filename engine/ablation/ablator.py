@@ -124,7 +124,8 @@ class Ablator:
         self.circuit = circuit
         self._circuit_keep = None
         if circuit is not None:
-            self._circuit_keep = keep_masks_from_nodes(self.model, kept=group_nodes(circuit.nodes))
+            self._circuit_keep = keep_masks_from_nodes(self.model, kept=group_nodes(circuit.nodes),
+                                                       sites=circuit.pruned_sites(self.cfg))
             self._circuit_mode = str(circuit.settings.get("ablation", "mean"))
         self._lock = threading.Lock()
         self._caches: dict[str, list[list[torch.Tensor]]] = {}
@@ -172,7 +173,12 @@ class Ablator:
     def _hooks(self, nodes: Sequence[NodeId], mode: str, baseline: str, rows: torch.Tensor | None = None) -> dict:
         base = self._baseline_hooks(baseline, rows)
         keep = keep_masks_from_nodes(self.model, ablated=group_nodes(nodes))
-        extra = mask_hooks(keep, self.values(mode, rows))
+        values = self.values(mode, rows)
+        missing = sorted(set(keep) - set(values))
+        if missing:
+            raise UserError(f"no {mode} values for {', '.join(missing)}: the activation store was recorded without "
+                            "that site; record it again (circuit-engine record RUN) or use --mode mean")
+        extra = mask_hooks(keep, values)
         hooks = dict(base)
         for site, fn in extra.items():  # ablation on top of the baseline: compose
             if site in hooks:
@@ -207,7 +213,8 @@ class Ablator:
     def _restart(self, nodes: Sequence[NodeId], edges: Sequence[Edge]) -> tuple[int, int]:
         """(half-block, site rank) of the earliest computation an ablation changes. A node changes its own
         site; a zeroed weight changes what is computed from its source site's output."""
-        points = [(site_half_block(n.site), SITE_RANK[parse_site(n.site)[1]]) for n in nodes]
+        L = self.cfg.n_layer
+        points = [(site_half_block(n.site, L), SITE_RANK[parse_site(n.site)[1]]) for n in nodes]
         points += [(site_half_block(e.dst.site), SITE_RANK[parse_site(e.src.site)[1]]) for e in edges]
         return min(points) if points else (2 * self.cfg.n_layer, 0)
 

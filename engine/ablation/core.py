@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -39,12 +39,16 @@ def mask_hooks(keep: Mapping[str, torch.Tensor], values: Mapping[str, torch.Tens
 
 
 def keep_masks_from_nodes(model: GPT, ablated: Mapping[str, list[int]] | None = None,
-                          kept: Mapping[str, list[int]] | None = None) -> dict[str, torch.Tensor]:
-    """Hard keep masks (on the model's device): everything except ``ablated`` nodes, or only ``kept``."""
+                          kept: Mapping[str, list[int]] | None = None,
+                          sites: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+    """Hard keep masks (on the model's device): everything except ``ablated`` nodes, or only ``kept``
+    nodes of ``sites`` (default: the block sites; a circuit pruned over final_resid too names it)."""
     from engine.sites import all_sites
     device = next(model.parameters()).device
     out = {}
-    for site in all_sites(model.cfg):
+    if sites is None:
+        sites = all_sites(model.cfg) if kept is not None else all_sites(model.cfg, final=True)
+    for site in sites:
         w = site_width(model.cfg, site)
         if kept is not None:
             m = torch.zeros(w)

@@ -49,7 +49,7 @@ def site_means_steps(model: GPT, batches: list[np.ndarray]) -> Generator[int, No
         return hook
 
     model.eval()
-    hooks = {s: recorder(s) for s in all_sites(model.cfg)}
+    hooks = {s: recorder(s) for s in all_sites(model.cfg, final=True)}
     for i, b in enumerate(batches):
         t = torch.from_numpy(np.ascontiguousarray(b[:, :-1]))
         with torch.no_grad(), intervene(hooks):
@@ -61,7 +61,7 @@ def site_means_steps(model: GPT, batches: list[np.ndarray]) -> Generator[int, No
 
 def zero_means(model: GPT) -> dict[str, torch.Tensor]:
     from engine.sites import site_width
-    return {s: torch.zeros(site_width(model.cfg, s)) for s in all_sites(model.cfg)}
+    return {s: torch.zeros(site_width(model.cfg, s)) for s in all_sites(model.cfg, final=True)}
 
 
 def means_path(run: LoadedRun) -> Path:
@@ -88,8 +88,12 @@ def means_steps(run: LoadedRun, n_tokens: int = 200_000, batch_size: int = 32
         with safe_open(str(path), "pt") as fh:
             meta = fh.metadata() or {}
         if meta.get("model_hash") == run.model_hash:
-            return load_tensors(path)
-        log.info("means at %s belong to another model; recomputing", path)
+            cached = load_tensors(path)
+            if set(all_sites(run.config.model, final=True)) <= set(cached):
+                return cached
+            log.info("means at %s lack some sites (written before final_resid was one); recomputing", path)
+        else:
+            log.info("means at %s belong to another model; recomputing", path)
     from engine.train.data import prepare_data  # late import: reading the corpus is only needed here
 
     _, data, _ = prepare_data(run.config, run.tokenizer)

@@ -68,7 +68,7 @@ def last_position_readout(run: LoadedRun, enc: EncodedTask) -> tuple[dict[str, n
             return x
         return hook
 
-    with torch.no_grad(), intervene({s: keep(s) for s in all_sites(cfg)}):
+    with torch.no_grad(), intervene({s: keep(s) for s in all_sites(cfg, final=True)}):
         model(torch.as_tensor(enc.tokens[:, : int(enc.lengths.max())]))
         last_tok = torch.as_tensor(enc.tokens)[rows, last]
         embed = model.embed(last_tok.view(-1, 1))[:, 0].float().numpy()

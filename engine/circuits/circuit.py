@@ -109,6 +109,11 @@ class Circuit:
     metrics: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    sites: tuple[str, ...] = ()  # the sites it was pruned over (others are kept whole); () = the block sites
+
+    def pruned_sites(self, cfg) -> list[str]:
+        """The sites whose nodes outside the circuit are ablated: :attr:`sites`, else the block sites."""
+        return list(self.sites) if self.sites else all_sites(cfg)
 
     @property
     def n_nodes(self) -> int:
@@ -146,6 +151,7 @@ class Circuit:
             "nodes": [str(n) for n in self.nodes],
             "edges": [[a, b, float(w)] for a, b, w in zip(self.edges.src, self.edges.dst, self.edges.weight.tolist())],
             "metrics": _jsonable(self.metrics), "settings": _jsonable(self.settings), "labels": dict(self.labels),
+            **({"sites": list(self.sites)} if self.sites else {}),
         }
 
     def save(self, path: Path) -> Path:
@@ -178,7 +184,7 @@ def make_circuit(model: GPT, task: str, nodes: Iterable[NodeId], model_hash: str
 
 def node_sort_key(n: NodeId) -> tuple[int, int, int]:
     layer, kind = parse_site(n.site)
-    return layer, SITE_KINDS.index(kind), n.index
+    return layer, SITE_KINDS.index(kind) if kind in SITE_KINDS else len(SITE_KINDS), n.index
 
 
 def load_circuit(path: Path, model: GPT | None = None, model_hash: str | None = None) -> Circuit:
@@ -197,12 +203,17 @@ def load_circuit(path: Path, model: GPT | None = None, model_hash: str | None = 
         circ = Circuit(task=str(data["task"]), nodes=nodes, edges=es, model_hash=str(data.get("model_hash", "")),
                        run=str(data.get("run", "")), name=str(data.get("name", Path(path).stem)),
                        metrics=dict(data.get("metrics", {})), settings=dict(data.get("settings", {})),
-                       labels={str(k): str(v) for k, v in dict(data.get("labels", {})).items()})
+                       labels={str(k): str(v) for k, v in dict(data.get("labels", {})).items()},
+                       sites=tuple(str(s) for s in data.get("sites", ())))
+        for s in circ.sites:
+            parse_site(s)
     except (KeyError, TypeError, IndexError, ValueError) as exc:
         raise UserError(f"{path} is not a valid circuit file ({type(exc).__name__}: {exc})") from None
     if model is not None:
         for n in nodes:
             try:
+                if circ.sites and n.site not in circ.sites:
+                    raise UserError(f"node {n} is outside the circuit's sites")
                 n.validate(model.cfg)
             except UserError as exc:
                 raise UserError(f"{path} was made for another model: {exc}") from None

@@ -51,7 +51,7 @@ def faithfulness_steps(model: GPT, circuit: Circuit, val_enc, means: dict[str, t
     out: dict[str, Any] = {}
     for mode, values in (("mean", means), ("zero", zeros)):
         ev = Evaluator(model, values, batch, frozen_norm)
-        runs = [{}, keep_masks_from_nodes(model, kept=group_nodes(circuit.nodes)),
+        runs = [{}, keep_masks_from_nodes(model, kept=group_nodes(circuit.nodes), sites=circuit.pruned_sites(model.cfg)),
                 keep_masks_from_nodes(model, ablated=group_nodes(circuit.nodes))]
         runs += [keep_masks_from_nodes(model, ablated=group_nodes(r)) for r in random_sets]
         results = []

@@ -21,13 +21,14 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from engine.sites import MLP_KINDS, RESIDUAL_KINDS as _RESIDUAL_NAMES, SITE_KINDS, SITE_STAGE
+from engine.sites import FINAL_RESID, MLP_KINDS, RESIDUAL_KINDS as _RESIDUAL_NAMES, SITE_KINDS, SITE_STAGE
 
 VIEWS = ("circuit", "model")  # the two graphs a view shows: a circuit, or the whole model
-KINDS = SITE_KINDS  # a node's kind is its index into this tuple
+KINDS = SITE_KINDS + (FINAL_RESID,)  # a node's kind is its index into this tuple
+FINAL_KIND = len(SITE_KINDS)  # final_resid: one row after the last layer, below the target logits
 ROWS_PER_LAYER = 6  # attention: read, q/k/v, write; MLP: read, neurons, write
 KIND_ROW = np.array([SITE_STAGE[k] + 3 * (k in MLP_KINDS) for k in KINDS])  # row inside a layer, per kind
-RESIDUAL_KINDS = np.array([KINDS.index(k) for k in _RESIDUAL_NAMES])  # reads and writes of the residual stream
+RESIDUAL_KINDS = np.array([KINDS.index(k) for k in (*_RESIDUAL_NAMES, FINAL_RESID)])  # residual reads and writes
 ROW_NAMES = ("attention read", "q · k · v  (by head)", "attention write", "MLP read", "MLP neurons",
              "MLP write")
 HEAD_GAP = 2.0  # extra x units between two heads' q/k/v groups (in node units)
@@ -52,6 +53,8 @@ class ModelShape:
 
     def kind_width(self, kind: int) -> int:
         name = KINDS[kind]
+        if name == FINAL_RESID:
+            return self.d_model
         if name in ("attn.read", "mlp.read"):
             return self.d_resid
         if name in ("attn.q", "attn.k", "attn.v"):
@@ -60,7 +63,7 @@ class ModelShape:
 
     @property
     def n_nodes(self) -> int:
-        return self.n_layer * sum(self.kind_width(k) for k in range(len(KINDS)))
+        return self.n_layer * sum(self.kind_width(k) for k in range(FINAL_KIND)) + self.kind_width(FINAL_KIND)
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,9 +92,14 @@ class GraphData:
         return int(self.src.shape[0])
 
     @property
+    def has_final(self) -> bool:
+        """Whether the graph has final_resid nodes (then their row sits under the target logits)."""
+        return bool(np.any(self.kind == FINAL_KIND))
+
+    @property
     def top(self) -> float:
         """y of the target-logit row."""
-        return 1.0 + ROWS_PER_LAYER * self.shape.n_layer
+        return 1.0 + ROWS_PER_LAYER * self.shape.n_layer + (1.0 if self.has_final else 0.0)
 
     def index_of(self, node_id: str) -> int | None:
         return self.index.get(node_id)
@@ -110,6 +118,8 @@ class GraphData:
         for layer in range(self.shape.n_layer):
             for r, name in enumerate(ROW_NAMES):
                 out.append((1.0 + ROWS_PER_LAYER * layer + r, f"L{layer}  {name}"))
+        if self.has_final:
+            out.append((self.top - 1.0, "final residual"))
         out.append((self.top, "target logits"))
         return out
 
@@ -120,21 +130,26 @@ class GraphData:
 
 
 def split_id(node_id: str) -> tuple[int, int, int]:
-    """``"blocks.1.attn.v:7"`` -> (layer 1, kind 3, channel 7); ValueError for anything else."""
+    """``"blocks.1.attn.v:7"`` -> (layer 1, kind 3, channel 7); ``"final_resid:7"`` -> (-1, FINAL_KIND,
+    7) (its layer is the model's n_layer, which build_graph fills in); ValueError for anything else."""
     site, _, idx = node_id.rpartition(":")
+    if site == FINAL_RESID and idx.isdigit():
+        return -1, FINAL_KIND, int(idx)
     parts = site.split(".", 2)
-    if len(parts) != 3 or parts[0] != "blocks" or parts[2] not in KINDS or not idx.isdigit():
+    if len(parts) != 3 or parts[0] != "blocks" or parts[2] not in SITE_KINDS or not idx.isdigit():
         raise ValueError(f"not a node id: {node_id!r}")
     return int(parts[1]), KINDS.index(parts[2]), int(idx)
 
 
 def all_node_ids(shape: ModelShape) -> list[str]:
-    return [f"blocks.{layer}.{KINDS[k]}:{i}" for layer in range(shape.n_layer) for k in range(len(KINDS))
-            for i in range(shape.kind_width(k))]
+    blocks = [f"blocks.{layer}.{KINDS[k]}:{i}" for layer in range(shape.n_layer) for k in range(FINAL_KIND)
+              for i in range(shape.kind_width(k))]
+    return blocks + [f"{FINAL_RESID}:{i}" for i in range(shape.kind_width(FINAL_KIND))]
 
 
-def _parse(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _parse(ids: Sequence[str], n_layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     parsed = np.array([split_id(i) for i in ids], dtype=np.int64).reshape(-1, 3)
+    parsed[parsed[:, 1] == FINAL_KIND, 0] = n_layer
     return tuple(parsed[:, j].astype(np.int32) for j in range(3))  # type: ignore[return-value]
 
 
@@ -145,7 +160,7 @@ def build_graph(shape: ModelShape, node_ids: Iterable[str] | None, edge_src: Seq
     ``layout_ids``: place the nodes where a circuit of these nodes (and ours) would have them, so that
     circuits drawn in the same frame (formation's checkpoints) keep every shared node in place."""
     ids = tuple(all_node_ids(shape) if node_ids is None else node_ids)
-    layer, kind, channel = _parse(ids)
+    layer, kind, channel = _parse(ids, shape.n_layer)
     index = {node: i for i, node in enumerate(ids)}
     s = np.fromiter((index.get(a, -1) for a in edge_src), np.int64, len(edge_src))
     d = np.fromiter((index.get(b, -1) for b in edge_dst), np.int64, len(edge_dst))
@@ -154,7 +169,7 @@ def build_graph(shape: ModelShape, node_ids: Iterable[str] | None, edge_src: Seq
         pos, width = layout(shape, layer, kind, channel, compact=node_ids is not None)
     else:
         frame = tuple(dict.fromkeys([*layout_ids, *ids]))
-        frame_pos, width = layout(shape, *_parse(frame))
+        frame_pos, width = layout(shape, *_parse(frame, shape.n_layer))
         where = {node: i for i, node in enumerate(frame)}
         pos = frame_pos[[where[node] for node in ids]].reshape(-1, 2)
     return GraphData(shape=shape, ids=ids, layer=layer, kind=kind, channel=channel, pos=pos,

@@ -20,12 +20,15 @@ from app.panels.token_html import examples_html
 SHAPE = ModelShape(n_layer=2, n_head=4, d_head=8, d_resid=32, d_model=32, d_mlp=64)
 
 
-def test_kinds_match_the_engine() -> None:
+def test_the_layouts_nodes_are_the_engines() -> None:
+    """Every node the engine can ablate (block sites and final_resid) has a place in the layout."""
     from engine import api
 
-    assert KINDS == tuple(api.SITE_KINDS)
     run_like = api.make_config("tiny").model
-    assert ModelShape.from_config(run_like).n_nodes == len(all_node_ids(ModelShape.from_config(run_like)))
+    shape = ModelShape.from_config(run_like)
+    engine_ids = [f"{s}:{i}" for s in api.all_sites(run_like, final=True) for i in range(api.site_width(run_like, s))]
+    assert all_node_ids(shape) == engine_ids and shape.n_nodes == len(engine_ids)
+    assert KINDS[:-1] == tuple(api.SITE_KINDS) and KINDS[-1] == "final_resid"
 
 
 def test_residual_channels_are_aligned_and_qkv_grouped_by_head() -> None:

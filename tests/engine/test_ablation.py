@@ -44,7 +44,7 @@ def random_enc(n_pairs=8, seed=0):
 
 def random_means(m: GPT, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return {s: torch.randn(site_width(m.cfg, s), generator=g) * 0.3 for s in all_sites(m.cfg)}
+    return {s: torch.randn(site_width(m.cfg, s), generator=g) * 0.3 for s in all_sites(m.cfg, final=True)}
 
 
 def random_nodes(m: GPT, rng, k):
@@ -64,7 +64,7 @@ def random_edges(m: GPT, rng, k):
 
 def _parity_cases(m, rng):
     cases = [([], [])]
-    for site in all_sites(m.cfg):  # one node in every site of every layer
+    for site in all_sites(m.cfg, final=True):  # one node in every site of every layer, and in final_resid
         cases.append(([NodeId(site, int(rng.integers(site_width(m.cfg, site))))], []))
     es = weight_edges(m)
     kinds: dict[tuple[str, str], int] = {}  # one weight edge alone of every (source site, target site)
@@ -90,7 +90,7 @@ def test_fast_path_matches_naive_forward(mode, alibi_heads, alibi_from_layer, de
     near-ties at the top-k boundary (see the next test). With ALiBi too: the last layer's attention at
     the last position adds each sequence's own distance bias."""
     m = sparse_model(afrac=1.0, alibi_heads=alibi_heads, alibi_from_layer=alibi_from_layer).to(device)
-    pool = {s: torch.randn(50, site_width(m.cfg, s)) for s in all_sites(m.cfg)}
+    pool = {s: torch.randn(50, site_width(m.cfg, s)) for s in all_sites(m.cfg, final=True)}
     ab = Ablator(m, random_enc(n_pairs=40), random_means(m), resample_pool=pool)  # 80 sequences: 3 length chunks
     assert ab.device.type == device
     for nodes, edges in _parity_cases(m, np.random.default_rng(1)):
@@ -107,7 +107,7 @@ def test_fast_path_matches_naive_forward_with_abstopk(mode, device):
     top-k boundary can rarely flip which channel is kept. Nearly every sequence must still agree to
     1e-5; a flip may move a handful."""
     m = sparse_model().to(device)
-    pool = {s: torch.randn(50, site_width(m.cfg, s)) for s in all_sites(m.cfg)}
+    pool = {s: torch.randn(50, site_width(m.cfg, s)) for s in all_sites(m.cfg, final=True)}
     ab = Ablator(m, random_enc(n_pairs=40), random_means(m), resample_pool=pool)
     for nodes, edges in _parity_cases(m, np.random.default_rng(1)):
         fast = ab.evaluate(nodes, edges, mode=mode).logit_diff
@@ -176,6 +176,33 @@ def test_circuit_baseline_and_extra_ablations(device):
         fast = ab.evaluate(extra, baseline="circuit", mode="zero")
         np.testing.assert_allclose(fast.logit_diff, ab.evaluate_naive(extra, baseline="circuit", mode="zero").logit_diff,
                                    atol=TOL[device])
+
+
+def test_a_circuit_pruned_over_final_resid_too(device, tmp_path):
+    """OpenAI's circuits also prune the residual the unembedding reads (final_resid); ours keep it
+    whole. A circuit says which sites it covers, and only those lose their nodes outside it."""
+    from engine.circuits.circuit import load_circuit
+    from engine.sites import FINAL_RESID
+
+    m = sparse_model(afrac=1.0).to(device)
+    means = random_means(m)
+    rng = np.random.default_rng(4)
+    nodes = random_nodes(m, rng, 60)
+    final = [NodeId(FINAL_RESID, i) for i in (1, 5, 9)]
+    wide = make_circuit(m, "toy", nodes + final, "h", sites=tuple(all_sites(m.cfg, final=True)))
+    again = load_circuit(wide.save(tmp_path / "c.json"), m)
+    assert again.sites == wide.sites and set(final) <= set(again.nodes)
+    ab = Ablator(m, random_enc(), means, circuit=again)
+    for extra in ([], [final[0]], [nodes[0], final[1]]):
+        np.testing.assert_allclose(ab.evaluate(extra, baseline="circuit").logit_diff,
+                                   ab.evaluate_naive(extra, baseline="circuit").logit_diff, atol=TOL[device])
+    narrow = Ablator(m, random_enc(), means, circuit=make_circuit(m, "toy", nodes, "h"))  # final_resid kept whole
+    whole = make_circuit(m, "toy", nodes + [NodeId(FINAL_RESID, i) for i in range(m.cfg.d_model)], "h",
+                         sites=tuple(all_sites(m.cfg, final=True)))
+    np.testing.assert_allclose(narrow.evaluate(baseline="circuit").logit_diff,
+                               Ablator(m, random_enc(), means, circuit=whole).evaluate(baseline="circuit").logit_diff,
+                               atol=TOL[device])
+    assert not np.allclose(ab.evaluate(baseline="circuit").logit_diff, narrow.evaluate(baseline="circuit").logit_diff)
 
 
 def test_the_callers_model_is_never_mutated_and_threads_agree():
