@@ -59,6 +59,11 @@ from engine.ablation.setup import make_ablator, run_ablator
 from engine.store.activations import ActivationStore, default_store_path, partial_path
 from engine.store.record import record_store
 
+# -- OpenAI's released models and circuits ---------------------------------------------------------
+from engine.interop.openai_circuits import import_viz_circuits
+from engine.interop.openai_export import export_openai_job
+from engine.interop.openai_import import import_openai, import_openai_job
+
 # -- the view of a circuit: layout, sessions, data exports ---------------------------------------
 from engine.scene.export import (
     DEFAULT_SIZE as EXPORT_DEFAULT_SIZE, FORMATS as EXPORT_FORMATS, GUI_EXTRA_MESSAGE as EXPORT_GUI_MESSAGE,
@@ -80,6 +85,7 @@ __all__ = [
     "AblationResult", "Ablator", "Edge", "load_means", "node_means", "BASELINES", "MODES", "make_ablator",
     "run_ablator",
     "ActivationStore", "default_store_path", "partial_path", "record_store",
+    "import_openai", "import_openai_job", "import_viz_circuits", "export_openai_job",
     "EXPORT_DEFAULT_SIZE", "EXPORT_FORMATS", "EXPORT_GUI_MESSAGE", "EXPORT_IMAGE_FORMATS", "add_export_arguments",
     "check_image_size", "check_output", "output_paths", "parse_ablate", "write_image", "write_view",
 ]

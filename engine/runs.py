@@ -4,7 +4,7 @@
 
     RUN/
       config.json            RunConfig (schema_version)
-      tokenizer.json         the tokenizer (char or BPE), JSON
+      tokenizer.json         the tokenizer (char or BPE), JSON; an imported run may have none
       model.safetensors      latest weights (what inference loads)
       checkpoints/step_NNNNNNN.safetensors + .json   weights + Adam moments, metadata
       train_log.jsonl        one JSON object per logged step / evaluation
@@ -53,11 +53,12 @@ class LoadedRun:
     """A trained model ready for inference (eval mode, no grad needed).
 
     ``checkpoint`` is the training step when the weights come from ``checkpoints/step_N`` instead of
-    ``model.safetensors``; ``model_hash`` is then the checkpoint file's hash."""
+    ``model.safetensors``; ``model_hash`` is then the checkpoint file's hash. ``tokenizer`` is None
+    for a run imported without one (it evaluates token ids; :func:`run_tokenizer` for text)."""
 
     path: Path
     config: RunConfig
-    tokenizer: Any
+    tokenizer: Any | None
     model: GPT
     model_hash: str
     checkpoint: int | None = None
@@ -67,7 +68,7 @@ def load_run(run_dir: Path, device: str = "cpu", checkpoint: int | None = None) 
     """The run's latest model, or with ``checkpoint`` the weights of that training step."""
     run_dir = check_run_dir(run_dir)
     cfg = load_run_config(run_dir / CONFIG_FILE)
-    tok = load_tokenizer(run_dir / TOKENIZER_FILE)
+    tok = load_tokenizer(run_dir / TOKENIZER_FILE) if (run_dir / TOKENIZER_FILE).exists() else None
     weights = run_dir / MODEL_FILE if checkpoint is None else find_checkpoint(run_dir, checkpoint).weights
     if not weights.exists():
         raise UserError(f"{run_dir} has no trained model yet ({MODEL_FILE} missing); "
@@ -78,6 +79,28 @@ def load_run(run_dir: Path, device: str = "cpu", checkpoint: int | None = None) 
     for p in model.parameters():
         p.requires_grad_(False)
     return LoadedRun(run_dir, cfg, tok, model, file_hash(weights), checkpoint)
+
+
+def no_tokenizer_error(run_dir: Path) -> UserError:
+    """The error for text-needing work on a run without tokenizer.json (an import without --tokenizer)."""
+    return UserError(f"{run_dir} has no tokenizer ({TOKENIZER_FILE} missing), so it cannot encode text; import the "
+                     f"model again with `circuit-engine import-openai MODEL_DIR --tokenizer TOK_DIR --out RUN`, "
+                     f"or copy the model's {TOKENIZER_FILE} into {run_dir}")
+
+
+def run_tokenizer(run: LoadedRun) -> Any:
+    """The run's tokenizer, else a UserError saying how to add one."""
+    if run.tokenizer is None:
+        raise no_tokenizer_error(run.path)
+    return run.tokenizer
+
+
+def load_run_tokenizer(run_dir: Path) -> Any:
+    """The tokenizer of a run folder without loading its model, else a UserError saying how to add one."""
+    path = Path(run_dir) / TOKENIZER_FILE
+    if not path.exists():
+        raise no_tokenizer_error(Path(run_dir))
+    return load_tokenizer(path)
 
 
 def find_checkpoint(run_dir: Path, step: int) -> CheckpointInfo:
@@ -147,7 +170,7 @@ def run_info(run_dir: Path | str) -> dict[str, Any]:
         "preset": cfg.preset,
         "sparse": cfg.sparsity.enabled,
         "config": cfg.to_dict(),
-        "tokenizer": run.tokenizer.kind,
+        "tokenizer": run.tokenizer.kind if run.tokenizer is not None else None,
         "vocab_size": cfg.model.vocab_size,
         "parameters": count_parameters(run.model),
         "nonzero_parameters": sum(int((p != 0).sum()) for p in run.model.parameters()),
@@ -161,4 +184,6 @@ def run_info(run_dir: Path | str) -> dict[str, Any]:
         "checkpoints": [c.step for c in list_checkpoints(run.path)],
         "corpus": status.get("corpus"),
         "model_hash": run.model_hash,
+        "source": status.get("source"),
+        "source_dir": status.get("model_dir"),
     }

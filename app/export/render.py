@@ -26,7 +26,7 @@ import numpy as np
 
 from app.widgets import theme
 from app.graph.edges import LEVELS, QUANTILES, bucket_pens
-from app.graph.items import CAPTION_MAX_NODES, NODE_SIZE, caption, visible_token
+from app.graph.items import CAPTION_MAX_NODES, LEGEND_KINDS, NODE_SIZE, caption, visible_token
 from engine.scene.snapshot import ViewSnapshot, caption_above
 
 PAD = 10.0
@@ -34,7 +34,6 @@ TITLE_PX, SUB_PX, LEGEND_PX, AXIS_PX = 13.0, 11.0, 10.5, 10.5
 CAPTION_PX, TOKEN_PX, TARGET_PX = 9.3, 12.0, 14.7  # the view's 7, 9 and 11 pt at 96 dpi
 LEFT_AXIS = 160.0  # pixels for the row names
 CHAR_W = 0.52  # average glyph width / font size, for layout without font metrics
-LEGEND_KINDS = ((0, "resid. read"), (4, "resid. write"), (1, "q"), (2, "k"), (3, "v"), (6, "neuron"))
 _BAD_XML = str.maketrans({c: "\ufffd" for c in [*range(0, 9), 11, 12, *range(14, 32)]})
 
 

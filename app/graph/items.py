@@ -92,6 +92,11 @@ def node_tooltip(graph: GraphData, i: int, bundle, pair: int, labels: dict[str, 
     return "\n".join(lines)
 
 
+#: The node kinds the legend shows (index into engine.scene.layout.KINDS, name), in the view and in exports.
+LEGEND_KINDS = ((0, "resid. read"), (4, "resid. write"), (1, "q"), (2, "k"), (3, "v"), (6, "neuron"),
+                (8, "final resid."))
+
+
 def build_legend(plot: pg.PlotItem) -> pg.LegendItem:
     """Edge sign colours, the ablated marker, the selection ring and the node kinds."""
     legend = pg.LegendItem(offset=(8, 6), labelTextSize="8pt", colCount=4, labelTextColor=theme.TEXT,
@@ -108,7 +113,7 @@ def build_legend(plot: pg.PlotItem) -> pg.LegendItem:
                    "ablated weight")
     legend.addItem(pg.ScatterPlotItem(symbol="o", size=13, brush=None, pen=pg.mkPen(theme.SELECTED, width=2)),
                    "selected")
-    for k, name in ((0, "resid. read"), (4, "resid. write"), (1, "q"), (2, "k"), (3, "v"), (6, "neuron")):
+    for k, name in LEGEND_KINDS:
         legend.addItem(pg.ScatterPlotItem(symbol="o", size=9, brush=pg.mkBrush(theme.KIND_COLORS[k]),
                                           pen=None), name)
     return legend

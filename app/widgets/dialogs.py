@@ -51,6 +51,15 @@ def ask_export(parent: QWidget | None, start_path: Path, size: tuple[int, int]):
     return dialog.choice() if dialog.exec() else None
 
 
+def ask_import(parent: QWidget | None, start_dir: str = ""):
+    """Ask for an OpenAI model to import (:class:`app.widgets.import_dialog.ImportDialog`); return an
+    :class:`app.widgets.import_dialog.ImportChoice`, or ``None`` if the dialog was cancelled."""
+    from app.widgets.import_dialog import ImportDialog
+
+    dialog = ImportDialog(parent, start_dir)
+    return dialog.choice() if dialog.exec() else None
+
+
 def ask_folder(parent: QWidget | None, title: str, start_dir: str = "") -> Path | None:
     """Ask the user for a folder (``title`` says which); return it, or ``None`` if cancelled."""
     chosen = QFileDialog.getExistingDirectory(parent, title, start_dir)

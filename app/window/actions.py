@@ -39,6 +39,7 @@ class Commands:
     switch_view: Command
     record: Command
     train: Command
+    import_openai: Command
 
 
 def _action(window: QMainWindow, text: str, slot, shortcut=None, tip: str = "") -> QAction:
@@ -86,13 +87,16 @@ class WindowActions(QObject):
         # File menu: background jobs
         self.record = _action(window, "&Record activation store", c.record)
         self.train = _action(window, "&Train a model…", c.train, "Ctrl+T", "Open the Training panel")
+        self.import_openai = _action(window, "&Import OpenAI model…", c.import_openai, tip=(
+            "Open a weight-sparse model released by OpenAI (beeg_config.json + final_model.pt), with its "
+            "tokenizer and circuits"))
         self.view_menu = self._build_menus(window)
         state.ablationChanged.connect(self._on_ablation)
 
     def _build_menus(self, window: QMainWindow) -> QMenu:
         """The File, Ablation and View menus; returns the View menu."""
         file_menu = window.menuBar().addMenu("&File")
-        for a in (self.open_session, self.save_session, self.open_run, self.task_file, None,
+        for a in (self.open_session, self.save_session, self.open_run, self.import_openai, self.task_file, None,
                   self.export, None, self.train, self.record, None, self.quit):
             file_menu.addSeparator() if a is None else file_menu.addAction(a)
         edit = window.menuBar().addMenu("&Ablation")

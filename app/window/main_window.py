@@ -42,6 +42,7 @@ from app.window import session as session_view
 from app.window import tools as circuit_tools
 from app.window.actions import Commands, WindowActions
 from app.window.controller import WindowController
+from app.window.importing import OpenAIImport
 from app.window.loading import RunLoader
 from app.window.runs import (BUNDLED, RecentRuns, RunDirError, read_run_config, restore_layout,
                              save_layout)
@@ -135,6 +136,9 @@ class MainWindow(QMainWindow):
             show_status=self.statusBar().showMessage, report_error=self.report_error,
             held=lambda: self.isVisible() and not self._painted, show_bundle=self._show_bundle,
             session=session, parent=self)
+        # File > Import OpenAI model… (a background job, then the new run opens)
+        self.importer = OpenAIImport(jobs=self.jobs, log=self.log_panel.log, report_error=self.report_error,
+                                     open_run=self.load_run, last_open_dir=self.last_open_dir, parent=self)
         # Menus, the graph toolbar, the Training dock (hidden until File > Train a model…) and the
         # circuit tools (Pruning, Formation and Compare docks, the Circuits menu)
         self.menu_actions = self._build_actions()
@@ -169,7 +173,8 @@ class MainWindow(QMainWindow):
             save_session=self.save_session_dialog, export=self.export_dialog,
             task_file=self.open_task_file_dialog, quit=self.close, fit=self.view.fit,
             find=lambda: self.toolbar.focus_find(), toggle=self.toggle_selected, switch_view=self.state.switch_view,
-            record=self.controller.record_store, train=self.show_train_panel))
+            record=self.controller.record_store, train=self.show_train_panel,
+            import_openai=self.importer.ask_and_start))
         for dock in (self.runs_dock, self.tasks_dock, self.metrics_dock, self.inspector_dock, self.log_dock):
             actions.view_menu.addAction(dock.toggleViewAction())
         return actions

@@ -22,7 +22,7 @@ from engine.fileio import atomic_write
 from engine.jobs import run_to_end
 from engine.model import GPT
 from engine.paths import derived_dir
-from engine.runs import LoadedRun
+from engine.runs import LoadedRun, run_tokenizer
 from engine.sites import all_sites, intervene
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def means_steps(run: LoadedRun, n_tokens: int = 200_000, batch_size: int = 32
             log.info("means at %s belong to another model; recomputing", path)
     from engine.train.data import prepare_data  # late import: reading the corpus is only needed here
 
-    _, data, _ = prepare_data(run.config, run.tokenizer)
+    _, data, _ = prepare_data(run.config, run_tokenizer(run))
     T = run.config.model.n_ctx
     n_batches = max(1, round(n_tokens / (batch_size * T)))
     batches = [data.batch(10_000_000 + i, batch_size) for i in range(n_batches)]

@@ -224,13 +224,19 @@ def cmd_info(args: argparse.Namespace) -> dict[str, Any]:
 
 def _print_info(info: dict[str, Any]) -> None:
     m = info["config"]["model"]
+    imported = info.get("source") is not None  # trained elsewhere: no training targets or log here
     print(f"run        {info['run']}  ({info['preset']}, {'sparse' if info['sparse'] else 'dense'})")
     print(f"model      {m['n_layer']} layers, d_model {m['d_model']}, d_mlp {m['d_mlp']}, ctx {m['n_ctx']}, "
-          f"vocab {m['vocab_size']} ({info['tokenizer']})")
+          f"vocab {m['vocab_size']} ({info['tokenizer'] or 'no tokenizer: token ids only'})")
     print(f"params     {info['parameters']:,} ({info['nonzero_parameters']:,} nonzero)")
     for kind, d in info["density"].items():
-        print(f"  {kind:<10} {d['nonzero']:>9,} / {d['total']:<9,} density {d['density']:.4f} (target {d['target']:.4f})")
-    print(f"matrices   density {info['matrix_density']:.4f} (target {info['target_density']:.4f})")
+        target = "" if imported else f" (target {d['target']:.4f})"
+        print(f"  {kind:<10} {d['nonzero']:>9,} / {d['total']:<9,} density {d['density']:.4f}{target}")
+    target = "" if imported else f" (target {info['target_density']:.4f})"
+    print(f"matrices   density {info['matrix_density']:.4f}{target}")
+    if imported:
+        print(f"source     imported from {info['source']}: {info.get('source_dir')} (not trained here)")
+        return
     print(f"training   {info['steps_done']}/{info['total_steps']} steps, val loss "
           f"{info['val_loss'] if info['val_loss'] is None else round(info['val_loss'], 4)}")
 
@@ -247,6 +253,9 @@ def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
     if args.what == "store":
         from engine.cli.store import bench_store
         return bench_store(args.run)
+    if args.what == "import":
+        from engine.cli.bench_import import bench_import
+        return bench_import(args.shape)
     raise UserError(f"unknown benchmark {args.what!r}")
 
 
@@ -353,7 +362,9 @@ def _add_bench(sub) -> None:
     from engine.config import PRESETS
 
     b = sub.add_parser("bench", help="benchmarks that print numbers")
-    b.add_argument("what", choices=["train", "prune", "ablate", "store"])
+    b.add_argument("what", choices=["train", "prune", "ablate", "store", "import"])
+    b.add_argument("--shape", default="csp_yolo2", choices=["csp_yolo2", "small"],
+                   help="import: the size of the OpenAI model file written and imported (default csp_yolo2)")
     b.add_argument("--run", default="demo", help="prune: the run to prune (default demo)")
     b.add_argument("--task", default="single_double_quote", help="prune: the task (default single_double_quote)")
     b.add_argument("--preset", default="demo", choices=sorted(PRESETS))
@@ -367,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.cli.compare import register as register_compare_commands
     from engine.cli.dist import register as register_dist_commands
     from engine.cli.export import register as register_export_command
+    from engine.cli.interop import register as register_interop_commands
     from engine.cli.store import register as register_store_commands
 
     p = _Parser(prog="circuit-engine", description="Train weight-sparse transformers and inspect their circuits.")
@@ -379,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_compare_commands(sub, prune_options)
     register_store_commands(sub)
     register_export_command(sub)
+    register_interop_commands(sub)
     _add_bench(sub)
     return p
 

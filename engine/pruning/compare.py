@@ -29,7 +29,7 @@ from engine.errors import UserError
 from engine.fileio import atomic_write_text
 from engine.paths import derived_dir
 from engine.pruning.prune import PruneConfig, PruneEvent, staged
-from engine.runs import LoadedRun, checkpoint_val_losses, load_run, read_log, read_status
+from engine.runs import LoadedRun, checkpoint_val_losses, load_run, read_log, read_status, run_tokenizer
 
 if TYPE_CHECKING:
     from engine.tasks.types import Task
@@ -45,7 +45,7 @@ def final_val_loss(run_dir: Path) -> float | None:
 
 def check_same_tokenizer(sparse: LoadedRun, dense: LoadedRun) -> None:
     """Both runs must read text the same way, or their task prompts and targets differ."""
-    if sparse.tokenizer != dense.tokenizer:
+    if run_tokenizer(sparse) != run_tokenizer(dense):
         def desc(r: LoadedRun) -> str:
             return f"{r.tokenizer.kind}, {r.tokenizer.vocab_size} ids"
 

@@ -184,7 +184,9 @@ def _task_view(run, task, enc) -> TaskView:
     from engine.ablation.setup import last_position_readout
 
     values, embed, unembed = last_position_readout(run, enc)
-    tok = run.tokenizer
+    from engine.runs import run_tokenizer
+
+    tok = run_tokenizer(run)
     return TaskView(task=task.name, pairs=enc.pairs,
                     tokens=tuple(tuple(tok.token_str(int(i)) for i in row[:n]) for row, n in zip(enc.tokens, enc.lengths)),
                     target=enc.target.copy(), foil=enc.foil.copy(),

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from engine.errors import UserError
-from engine.runs import LoadedRun, load_run
+from engine.runs import LoadedRun, load_run, run_tokenizer
 from engine.sites import all_sites, intervene, site_width
 from engine.store.activations import (ENTRY_DTYPE, FORMAT, HIST_BINS, PARTIAL_SUFFIX, QUANTILE_LEVELS, SCHEMA_VERSION,
                           STATUS_COMPLETE, STATUS_ROWS, STATUS_TABLE_ROWS, default_store_path, partial_path)
@@ -112,7 +112,7 @@ def _record_tasks(run: LoadedRun, names: Sequence[str], n_pairs: int, seed: int,
         task = load_task_file(Path(name)) if str(name).endswith(".json") else get_task(name)
         if any(t.name == task.name for t in out):
             continue
-        enc = encode_task(run.tokenizer, task.pairs(TASK_SPLIT, n_pairs, seed), run.config.model.n_ctx, task.name)
+        enc = encode_task(run_tokenizer(run), task.pairs(TASK_SPLIT, n_pairs, seed), run.config.model.n_ctx, task.name)
         acts: dict[str, list[np.ndarray]] = {s: [] for s in sites}
         diffs = []
         for s0 in range(0, enc.n, batch):
@@ -161,10 +161,10 @@ def _create(path: Path, run: LoadedRun, sites: list[str], widths: dict[str, int]
         a["quantile_per_level"] = QUANTILE_PER_LEVEL
         a["sites"] = np.asarray(sites, dtype=strings)
         a["tasks"] = np.asarray([t.name for t in tasks], dtype=strings)
-        a["tokenizer"] = run.tokenizer.kind
-        for k, v in extra_attrs.items():
-            a[k] = v
-        vocab = [run.tokenizer.token_str(i) for i in range(run.tokenizer.vocab_size)]
+        tok = run_tokenizer(run)
+        a["tokenizer"] = tok.kind
+        a.update(extra_attrs)
+        vocab = [tok.token_str(i) for i in range(tok.vocab_size)]
         f.create_dataset("vocab", data=np.asarray(vocab, dtype=strings))
         f.create_dataset("status", data=np.zeros(3, dtype=np.int64))
         f.create_dataset("tokens", shape=(0, T), maxshape=(None, T), dtype=np.int32,
@@ -442,7 +442,7 @@ def record_store(run: LoadedRun | str | Path, out: Path | str | None = None, n_t
     yield RecordEvent("setup", 0, total, message="reading pretraining text")
     from engine.train.data import prepare_data  # late import: only recording reads the corpus
 
-    _, data, _ = prepare_data(run.config, run.tokenizer)
+    _, data, _ = prepare_data(run.config, run_tokenizer(run))
     n_sample = min(QUANTILE_SAMPLE, total)
     sample_pos = np.sort(np.random.default_rng([seed, 7]).choice(total, n_sample, replace=False)).astype(np.int64)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import load_run_config
-from engine.data.tokenizer import load_tokenizer
-from engine.runs import CONFIG_FILE, TOKENIZER_FILE, LoadedRun, check_run_dir, load_run
+from engine.runs import CONFIG_FILE, LoadedRun, check_run_dir, load_run, load_run_tokenizer, run_tokenizer
 from engine.tasks.files import load_task_file
 from engine.tasks.lookup import encode_task, get_task, last_logits, list_tasks, resolve_task, task_metrics
 from engine.tasks.types import EncodedTask, Task
@@ -22,8 +21,8 @@ def resolve_task_arg(task: str | None, task_file: str | Path | None) -> Task:
 
 
 def task_data(run: LoadedRun, task: Task, n_pairs: int, split: str = "val", seed: int = 0) -> EncodedTask:
-    """Encoded pairs of a task for this run's tokenizer and context."""
-    return encode_task(run.tokenizer, task.pairs(split, n_pairs, seed), run.config.model.n_ctx)
+    """Encoded pairs of a task for this run's tokenizer and context (a UserError without a tokenizer)."""
+    return encode_task(run_tokenizer(run), task.pairs(split, n_pairs, seed), run.config.model.n_ctx)
 
 
 def eval_tasks(run_dir: Path | str, task_names: list[str] | None = None, task_files: list[Path] | None = None,
@@ -45,7 +44,7 @@ def check_task_file(run_dir: Path | str, task_file: Path | str) -> Task:
     UserError a pruning job would meet (a malformed file, a target that is not one token), at once."""
     run_dir = check_run_dir(run_dir)
     task = load_task_file(Path(task_file))
-    tok = load_tokenizer(run_dir / TOKENIZER_FILE)
+    tok = load_run_tokenizer(run_dir)
     n_ctx = load_run_config(run_dir / CONFIG_FILE).model.n_ctx
     for split in ("train", "val"):
         encode_task(tok, task.pairs(split, 1_000_000), n_ctx, task.name)
