@@ -143,16 +143,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_gui(run: str | None, size: tuple[int, int] | None, session=None) -> int:
     """Show the window and run the event loop until it closes. Without a run: the bundled demo."""
-    import signal
-
     from app.window.main_window import MainWindow
 
     from app.window.application import make_app
 
     app = make_app()
-    # Let Ctrl+C in the terminal end the app (Qt's event loop would otherwise swallow it).
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
     window = MainWindow(session=session)
+    _close_on_signals(window)
     if size is not None:
         window.resize(*size)
     if os.environ.get("CIRCUIT_INSPECTOR_BENCH_STARTUP"):
@@ -168,6 +165,26 @@ def _run_gui(run: str | None, size: tuple[int, int] | None, session=None) -> int
     status = int(app.exec())
     window.shutdown()
     return status
+
+
+def _close_on_signals(window) -> None:
+    """Ctrl+C in the terminal (SIGINT) or SIGTERM closes the window like File > Quit, so the layout
+    is saved as on any other quit (a job still running asks first); a second Ctrl+C ends the app at
+    once. Qt's event loop runs no Python code by itself: a timer gives Python a turn to see the
+    signal."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    def close(signum, _frame) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        QTimer.singleShot(0, window, window.close)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, close)
+    tick = QTimer(window)
+    tick.timeout.connect(lambda: None)
+    tick.start(200)
 
 
 def _report_startup(app, window) -> None:

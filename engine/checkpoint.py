@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load, load_file, save_file
 
 from engine.errors import UserError
@@ -67,13 +67,39 @@ def model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
-def save_model(run_dir: Path, model: torch.nn.Module) -> Path:
+def save_model(run_dir: Path, model: torch.nn.Module, step: int | None = None) -> Path:
+    """Write ``model.safetensors``; ``step``: the training step its weights are from (in its metadata)."""
     path = Path(run_dir) / MODEL_FILE
-    _save_tensors(path, model_state(model), {"format": "circuit-inspector/model"})
+    meta = {"format": "circuit-inspector/model", **({"step": str(step)} if step is not None else {})}
+    _save_tensors(path, model_state(model), meta)
     return path
 
 
-def load_weights_into(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
+def model_file_step(path: Path) -> int | None:
+    """The training step a weights file says it holds (its ``step`` metadata), else None."""
+    try:
+        with safe_open(str(path), "pt") as fh:
+            step = (fh.metadata() or {}).get("step")
+        return int(step) if step is not None and step.isdigit() else None
+    except (SafetensorError, OSError, ValueError):
+        return None
+
+
+def _check_tensor(name: str, v: torch.Tensor, shape: tuple[int, ...], source: Path) -> None:
+    if tuple(v.shape) != shape:
+        raise UserError(f"{source}: {name} has shape {tuple(v.shape)}, the config expects {shape}; was it "
+                        f"written for another model?")
+    if v.dtype != torch.float32:
+        raise UserError(f"{source}: {name} is {str(v.dtype).replace('torch.', '')}, not float32; was it written "
+                        f"by another program?")
+    if not bool(torch.isfinite(v).all()):
+        raise UserError(f"{source}: {name} holds NaN or infinite values; the file is damaged (use another "
+                        f"checkpoint, or train again)")
+
+
+def check_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> dict[str, torch.Tensor]:
+    """The model weights among ``tensors`` (no ``opt.`` entries), checked against ``model`` (any device,
+    the meta device too): the same names, shapes, float32 and finite; else a UserError."""
     own = model_state(model)
     weights = {k: v for k, v in tensors.items() if not k.startswith("opt.")}
     missing = sorted(set(own) - set(weights))
@@ -82,9 +108,26 @@ def load_weights_into(model: torch.nn.Module, tensors: dict[str, torch.Tensor], 
         raise UserError(f"{source} does not match the run's config (missing: {missing[:3]}, "
                         f"unexpected: {unexpected[:3]}); was it written for another model?")
     for k, v in weights.items():
-        if tuple(v.shape) != tuple(own[k].shape):
-            raise UserError(f"{source}: {k} has shape {tuple(v.shape)}, the config expects "
-                            f"{tuple(own[k].shape)}; was it written for another model?")
+        _check_tensor(k, v, tuple(own[k].shape), source)
+    return weights
+
+
+def check_opt_tensors(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
+    """UserError unless the optimizer moments in ``tensors`` fit ``model``'s parameters (Adam's
+    ``exp_avg`` / ``exp_avg_sq`` of each parameter's shape, a scalar ``step``)."""
+    params = dict(model.named_parameters())
+    for key, v in tensors.items():
+        if not key.startswith("opt."):
+            continue
+        name, _, field = key[4:].rpartition(".")
+        if name not in params or field not in ("exp_avg", "exp_avg_sq", "step"):
+            raise UserError(f"{source}: unknown optimizer entry {key!r}; was it written for another model?")
+        _check_tensor(key, v, () if field == "step" else tuple(params[name].shape), source)
+
+
+def load_weights_into(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
+    own = model_state(model)
+    weights = check_weights(model, tensors, source)
     model.load_state_dict(weights, strict=set(own) == set(model.state_dict()))  # tied aliases follow their tensor
 
 
@@ -119,7 +162,7 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, opt: torch
     _save_tensors(weights, {**model_state(model), **_opt_tensors(model, opt)}, {"step": str(step)})
     meta = {**meta, "step": step, "weights": weights.name}
     atomic_write_json(ckdir / f"{stem}.json", meta)
-    save_model(run_dir, model)
+    save_model(run_dir, model, step)
     if keep > 0:
         for old in list_checkpoints(run_dir)[:-keep]:
             old.weights.unlink(missing_ok=True)
@@ -127,18 +170,33 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, opt: torch
     return CheckpointInfo(step, weights, meta)
 
 
+def step_of_name(path: Path) -> int | None:
+    """The step a checkpoint file's name says (``step_0000100.json`` -> 100), else None."""
+    digits = path.stem[len("step_"):] if path.stem.startswith("step_") else ""
+    return int(digits) if digits.isdigit() and digits.isascii() else None
+
+
+def checkpoint_problem(js: Path) -> tuple[CheckpointInfo | None, str]:
+    """(the checkpoint described by the JSON ``js``, "") when its JSON is readable and agrees with its
+    name and its weights file is there, else (None, what is wrong)."""
+    try:
+        meta = read_json(js, what="checkpoint metadata")
+    except UserError as exc:
+        return None, str(exc).replace(f" {js}", "")
+    step = meta.get("step") if isinstance(meta, dict) else None
+    if isinstance(step, bool) or not isinstance(step, int) or step != step_of_name(js):
+        return None, f"its JSON says step {step!r}, its name step {step_of_name(js)}"
+    weights = js.with_suffix(".safetensors")
+    if not weights.is_file():
+        return None, f"its weights {weights.name} are missing"
+    return CheckpointInfo(step, weights, meta), ""
+
+
 def list_checkpoints(run_dir: Path) -> list[CheckpointInfo]:
-    """Complete checkpoints (JSON present and weights present), oldest first."""
-    out = []
-    for js in sorted((Path(run_dir) / CKPT_DIR).glob("step_*.json")):
-        try:
-            meta = read_json(js, what="checkpoint metadata")
-        except UserError:
-            continue
-        weights = js.with_suffix(".safetensors")
-        if isinstance(meta, dict) and isinstance(meta.get("step"), int) and weights.exists():
-            out.append(CheckpointInfo(meta["step"], weights, meta))
-    return sorted(out, key=lambda c: c.step)
+    """Complete checkpoints (JSON readable and agreeing with its name, weights present), oldest first."""
+    ckdir = Path(run_dir) / CKPT_DIR
+    found = (checkpoint_problem(js)[0] for js in ckdir.glob("step_*.json")) if ckdir.is_dir() else ()
+    return sorted((c for c in found if c is not None), key=lambda c: c.step)
 
 
 def load_checkpoint(ck: CheckpointInfo, model: torch.nn.Module, opt: torch.optim.Optimizer | None) -> None:
@@ -150,6 +208,7 @@ def restore_checkpoint(tensors: dict[str, torch.Tensor], model: torch.nn.Module,
     """Load a checkpoint's tensors (weights + optimizer moments) into a model and its optimizer."""
     load_weights_into(model, tensors, source)
     if opt is not None:
+        check_opt_tensors(model, tensors, source)
         _restore_opt(model, opt, tensors)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -24,6 +25,14 @@ DEFAULT_TIMEOUT_S = 600.0
 "Seconds a torchrun rank waits at the rendezvous or in any collective before it stops with an error."
 DEFAULT_MASK_CHECK_EVERY = 100
 "Training steps between the all-gathers that compare the ranks' top-k mask checksums."
+MAX_LAYERS = 1024
+"Most transformer blocks a model may have."
+MAX_HEADS = 65536
+"Most attention heads per layer."
+MAX_WIDTH = 2 ** 31
+"Largest vocabulary, width, context or head size (what memory allows is checked when a model is built)."
+MAX_STEPS = 100_000_000
+"Most optimizer steps a run may have (the paper's runs take tens of thousands; more never finishes)."
 
 
 #: Where AbsTopK may apply: the node sites of every block, and the residual after each sublayer.
@@ -102,9 +111,14 @@ class ModelConfig:
 
     def validate(self) -> None:
         _check(self.vocab_size >= 2, "model.vocab_size must be at least 2")
-        _check(self.n_layer >= 1, "model.n_layer must be at least 1")
+        _check(1 <= self.n_layer <= MAX_LAYERS, f"model.n_layer must be in 1..{MAX_LAYERS}, got {self.n_layer}")
+        big = [k for k in ("vocab_size", "d_model", "d_mlp", "d_head", "n_ctx", "pos_channels", "heads")
+               if getattr(self, k) > MAX_WIDTH]
+        _check(not big, f"model.{big[0] if big else ''} must be at most {MAX_WIDTH:,}")
         _check(self.d_head >= 1 and (self.heads > 0 or self.d_model % self.d_head == 0),
                f"model.d_model ({self.d_model}) must be a multiple of model.d_head ({self.d_head})")
+        _check(self.n_head <= MAX_HEADS, f"model.d_model / model.d_head (or model.heads) gives {self.n_head:,} "
+                                         f"attention heads; at most {MAX_HEADS:,} are supported")
         _check(self.heads >= 0, "model.heads must be >= 0 (0 = d_model / d_head)")
         _check(self.d_mlp >= 1, "model.d_mlp must be positive")
         _check(self.n_ctx >= 2, "model.n_ctx must be at least 2")
@@ -239,7 +253,7 @@ class TrainConfig:
     "'auto' (bf16 autocast and TF32 matmuls on CUDA, fp32 on CPU), 'bf16' (autocast on any device), 'fp32'."
 
     def validate(self) -> None:
-        _check(self.steps >= 1, "train.steps must be >= 1")
+        _check(1 <= self.steps <= MAX_STEPS, f"train.steps must be in 1..{MAX_STEPS:,}, got {self.steps:,}")
         _check(self.batch_size >= 1, "train.batch_size must be >= 1")
         _check(self.lr > 0, "train.lr must be positive")
         _check(0.0 <= self.warmup_frac < 1.0, "train.warmup_frac must be in [0, 1)")
@@ -365,7 +379,13 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UserError(f"{where} must be a number, got {value!r}")
-        return float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):
+            raise UserError(f"{where} must be a finite number, got {value!r}")
+        return value
     if isinstance(default, str):
         if not isinstance(value, str):
             raise UserError(f"{where} must be a string, got {value!r}")
@@ -425,8 +445,10 @@ def apply_overrides(cfg: RunConfig, assignments: list[str]) -> RunConfig:
         section, name = key.split(".", 1)
         try:
             value = json.loads(raw)
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON (or a number too long): the text itself
             value = raw
+        except RecursionError:
+            raise UserError(f"--set {key}: the value nests arrays or objects too deep") from None
         patch.setdefault(section, {})[name] = value
     return run_config_from_dict(patch, base=cfg)
 

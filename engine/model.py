@@ -22,12 +22,15 @@ This module knows nothing about sparsity schedules, data, files or Qt.
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from engine.config import ModelConfig
+from engine.errors import UserError
 from engine.sites import FINAL_RESID, active_hooks, site_name
 
 
@@ -385,3 +388,51 @@ class GPT(nn.Module):
             x = self.half_block(h, x)
             cache.append(x)
         return self.unembed(x, idx), cache
+
+
+# ---------------------------------------------------------------------------------------------
+# Will it fit? Sizes checked before anything is allocated.
+
+
+def model_bytes(cfg: ModelConfig) -> tuple[int, int]:
+    """(parameters, bytes of parameters and buffers in float32) of a model, counted on the meta device
+    (nothing is allocated, so an absurd config costs nothing)."""
+    with torch.device("meta"):
+        model = GPT(cfg)
+    n = sum(p.numel() for p in model.parameters())
+    return n, n * 4 + sum(b.numel() * b.element_size() for b in model.buffers())
+
+
+def memory_limit(device: torch.device | str = "cpu") -> tuple[int | None, str]:
+    """(bytes, a description) of the memory ``device`` has: the GPU's, else the machine's RAM or the
+    container's limit when lower; (None, ...) when it cannot be told."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return props.total_memory, f"the GPU ({props.name}) has {props.total_memory / 2**30:.1f} GiB"
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None, "unknown"
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        total = min(total, int(limit)) if limit.isdigit() else total
+    except (OSError, ValueError):
+        pass
+    return total, f"this machine has {total / 2**30:.1f} GiB of memory"
+
+
+def check_fits(need: int, device: torch.device | str, what: str, advice: str) -> None:
+    """UserError when ``need`` bytes exceed the memory of ``device`` (what the machine can hold)."""
+    have, desc = memory_limit(device)
+    if have is not None and need > have:
+        raise UserError(f"{what} needs about {need / 2**30:,.1f} GiB of memory but {desc}; {advice}")
+
+
+def check_model_fits(cfg: ModelConfig, device: torch.device | str = "cpu", what: str = "this model") -> int:
+    """UserError unless the model (and a copy of its weights while they load) fits; returns its
+    parameter count."""
+    n, size = model_bytes(cfg)
+    check_fits(2 * size, device, f"{what} ({n:,} parameters)",
+               "choose smaller model sizes (model.d_model, model.d_mlp, model.n_layer, model.n_ctx, vocab)")
+    return n

@@ -15,7 +15,7 @@ Knows nothing about training loops or Qt.
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,8 @@ import torch
 from engine.checkpoint import MODEL_FILE, CheckpointInfo, file_hash, list_checkpoints, load_tensors, load_weights_into
 from engine.config import RunConfig, load_run_config
 from engine.errors import UserError
-from engine.fileio import read_json
-from engine.model import GPT
+from engine.fileio import read_json, read_jsonl
+from engine.model import GPT, check_model_fits
 from engine.paths import resolve_run
 from engine.sparsity import EMBED_KINDS, density_report
 from engine.data.tokenizer import load_tokenizer
@@ -73,6 +73,7 @@ def load_run(run_dir: Path, device: str = "cpu", checkpoint: int | None = None) 
     if not weights.exists():
         raise UserError(f"{run_dir} has no trained model yet ({MODEL_FILE} missing); "
                         f"train it or resume with `circuit-engine train --resume --out {run_dir}`")
+    check_model_fits(cfg.model, device, f"the model of {run_dir}")
     model = GPT(cfg.model)
     load_weights_into(model, load_tensors(weights), weights)
     model.to(device).eval()
@@ -116,23 +117,38 @@ def find_checkpoint(run_dir: Path, step: int) -> CheckpointInfo:
 def checkpoint_val_losses(run_dir: Path) -> list[tuple[int, float | None]]:
     """(step, validation loss) of every complete checkpoint, oldest first. The loss is the training
     log's evaluation at exactly that step when there is one, else the last one the checkpoint saw."""
-    evals = {e.get("step"): e["val_loss"] for e in read_log(run_dir)
-             if e.get("kind") in ("eval", "done") and e.get("val_loss") is not None}
-    return [(ck.step, evals.get(ck.step, ck.meta.get("val_loss"))) for ck in list_checkpoints(run_dir)]
+    evals = {e.get("step"): number(e.get("val_loss")) for e in read_log(run_dir)
+             if e.get("kind") in ("eval", "done") and number(e.get("val_loss")) is not None}
+    return [(ck.step, evals.get(ck.step, number(ck.meta.get("val_loss")))) for ck in list_checkpoints(run_dir)]
+
+
+def number(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number (not a bool), else None: what a log or status
+    file says about a loss may be damaged, and a string must not reach arithmetic or formatting."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def read_log(run_dir: Path) -> list[dict[str, Any]]:
-    """Entries of train_log.jsonl; a torn last line (crash mid-write) is ignored."""
-    path = Path(run_dir) / LOG_FILE
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
+    """Entries of train_log.jsonl: the lines that are JSON objects with a whole-number step and numbers
+    (or null) where numbers belong (a torn last line after a crash, or a damaged one, is skipped); a
+    folder in its place is a UserError."""
+    return [e for e in read_jsonl(Path(run_dir) / LOG_FILE, what="training log") if _plausible(e)]
+
+
+#: Fields of a log entry that are numbers (or null) when the entry was written by a training.
+_LOG_NUMBERS = ("train_loss", "val_loss", "lr", "tokens_per_s", "eta_s")
+
+
+def _plausible(entry: dict[str, Any]) -> bool:
+    """A log entry whose step is a whole number and whose numeric fields are numbers or null."""
+    step = entry.get("step", 0)
+    if isinstance(step, bool) or not isinstance(step, int):
+        return False
+    return all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+               for v in (entry.get(k) for k in _LOG_NUMBERS))
 
 
 def read_status(run_dir: Path) -> dict[str, Any]:
@@ -164,7 +180,8 @@ def run_info(run_dir: Path | str) -> dict[str, Any]:
                          "target": target if cfg.sparsity.enabled else 1.0}
     mats = [v for k, v in rep.items() if k not in EMBED_KINDS]
     status = read_status(run.path)
-    evals = [e for e in read_log(run.path) if e.get("kind") == "eval" and e.get("val_loss") is not None]
+    evals = [number(e.get("val_loss")) for e in read_log(run.path) if e.get("kind") == "eval"]
+    evals = [v for v in evals if v is not None]
     return {
         "run": str(run.path),
         "preset": cfg.preset,
@@ -177,13 +194,18 @@ def run_info(run_dir: Path | str) -> dict[str, Any]:
         "density": density,
         "matrix_density": sum(nz for nz, _ in mats) / max(1, sum(n for _, n in mats)),
         "target_density": cfg.sparsity.density if cfg.sparsity.enabled else 1.0,
-        "steps_done": status.get("steps_done"),
+        "steps_done": _count(status.get("steps_done")),
         "total_steps": cfg.train.steps,
-        "complete": bool(status.get("complete")),
-        "val_loss": evals[-1]["val_loss"] if evals else status.get("val_loss"),
+        "complete": status.get("complete") is True,
+        "val_loss": evals[-1] if evals else number(status.get("val_loss")),
         "checkpoints": [c.step for c in list_checkpoints(run.path)],
         "corpus": status.get("corpus"),
         "model_hash": run.model_hash,
         "source": status.get("source"),
         "source_dir": status.get("model_dir"),
     }
+
+
+def _count(value: Any) -> int | None:
+    """A whole number of steps from a status file, else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None

@@ -4,7 +4,8 @@ Items (bottom to top): residual links (one ``connect='pairs'`` item), the weight
 (:class:`app.graph.edges.EdgeLayer`: a few array-fed items or one raster image), display-only
 embedding/unembedding edges, ablated weights (dashed), the nodes (ONE ``ScatterPlotItem``), the
 ablated overlay (hollow + crossed), the selection ring, input tokens and the two target logits.
-Row names are the ticks of the left axis, so they stay aligned while panning.
+Row names are the ticks of the left axis, so they stay aligned while panning. With no run loaded
+the axis and the legend are hidden (nothing to name or explain).
 
 Mouse: click a node = toggle its ablation and inspect it; shift+click = toggle only; ctrl+click =
 inspect only; shift+drag = rubber band (ablate every node inside, or restore them if all are);
@@ -96,6 +97,7 @@ class CircuitView(QWidget):
         layout.addWidget(self.widget, 1)
         self._build_items()
         self.legend = gi.build_legend(self.plot)
+        self._show_frame(False)
         self.edges.drawn.connect(self._on_edges_drawn)
         self.vb.sigBackgroundClicked.connect(self._on_background_click)
         self.vb.sigRubberBand.connect(self._on_rubber_band)
@@ -141,6 +143,7 @@ class CircuitView(QWidget):
         if key == self._key:
             return
         self._key, self.graph = key, graph
+        self._show_frame(graph is not None)
         if graph is None:
             self._clear_texts(self.texts)
             self._clear_texts(self.captions)
@@ -173,6 +176,11 @@ class CircuitView(QWidget):
         self._show_io()
         self._show_ablation()
         self._show_selection(self.state.selected, center=False)
+
+    def _show_frame(self, on: bool) -> None:
+        """The row-name axis and the legend, shown only while a graph is."""
+        self.plot.showAxis("left", on)
+        self.legend.setVisible(on)
 
     def _clear_texts(self, items: list) -> None:
         for t in items:

@@ -3,10 +3,14 @@
 :class:`AppState` is a QObject in the GUI thread; views subscribe to its signals and never keep
 their own copy of the truth. Nodes and edges are id strings (``blocks.0.mlp.neuron:12``,
 ``SRC->DST``), the same names the engine, circuits and stores use. Every change to the ablation set
-is one undo step (a multi-node gesture such as a rubber band is one step too). The ablation modes and
-baselines are the engine's (:mod:`engine.ablation.modes`, torch-free). Knows nothing about widgets,
-threads or the engine's computations: the ablation service (:mod:`app.workers.ablation`) subscribes to
-the ablation, mode and baseline signals and hands each result back through :meth:`AppState.set_evaluation`
+is one undo step (a multi-node gesture such as a rubber band is one step too). Each view (circuit,
+whole model) keeps its own |w| threshold. A run that is newly opened starts from the defaults (circuit
+view, mean ablation on top of the circuit, no threshold; a session may restore others afterwards);
+another task or checkpoint of the same run keeps the view, mode and baseline the user chose (a task
+without a circuit shows the whole model on top of the full model, without changing that choice).
+The ablation modes and baselines are the engine's (:mod:`engine.ablation.modes`, torch-free). Knows
+nothing about widgets, threads or the engine's computations: the ablation service
+(:mod:`app.workers.ablation`) subscribes to the ablation, mode and baseline signals and hands each result back through :meth:`AppState.set_evaluation`
 (``docs/architecture.md``, "The click path").
 """
 
@@ -20,6 +24,7 @@ from PySide6.QtCore import QObject, Signal
 from engine.ablation.modes import BASELINES, MODES
 
 VIEWS = ("circuit", "model")
+DEFAULTS = {"view": "circuit", "mode": "mean", "baseline": "circuit"}  # what a newly opened run starts from
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,13 @@ class HistoryEntry:
     accuracy: float
 
 
+def _shows(bundle) -> tuple | None:
+    """What a bundle shows, as far as the history is concerned: model, task, circuit, checkpoint."""
+    if bundle is None:
+        return None
+    return (bundle.run_path, bundle.model_hash, bundle.task.name, bundle.circuit_path, bundle.spec.checkpoint)
+
+
 class AppState(QObject):
     """See the module docstring. Signals carry the new value."""
 
@@ -62,13 +74,14 @@ class AppState(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.bundle = None
-        self.view = "circuit"
+        self.view = DEFAULTS["view"]
         self.ablation = Ablation()
-        self.mode = "mean"
-        self.baseline = "circuit"
+        self.mode = DEFAULTS["mode"]
+        self.baseline = DEFAULTS["baseline"]
         self.selected: str | None = None
         self.pair = 0
-        self.threshold = 0.0
+        self.thresholds = {v: 0.0 for v in VIEWS}  # each view's own |w| threshold
+        self._chosen = {"view": self.view, "baseline": self.baseline}  # the user's, kept over forced ones
         self.evaluation = None
         self.history: tuple[HistoryEntry, ...] = ()
         self.labels: dict[str, str] = {}
@@ -78,22 +91,28 @@ class AppState(QObject):
 
     # -- bundle --------------------------------------------------------------------------------
     def set_bundle(self, bundle) -> None:
-        """A new run/task: reset ablations, history and selection; keep mode and view if possible."""
-        self.bundle = bundle
+        """A new run/task: reset ablations, selection and thresholds. Another task of the same run
+        keeps view, mode and baseline where it can; another run starts from :data:`DEFAULTS`. The
+        history is kept only when the same model, task and circuit come back (a reload after
+        recording an activation store)."""
+        old, self.bundle = self.bundle, bundle
+        if old is None or bundle is None or old.run_path != bundle.run_path:
+            self.mode = DEFAULTS["mode"]
+            self._chosen = {"view": DEFAULTS["view"], "baseline": DEFAULTS["baseline"]}
+        self.view, self.baseline = self._chosen["view"], self._chosen["baseline"]
+        if _shows(old) is None or _shows(old) != _shows(bundle):
+            self.history = ()
         self.serial += 1
         self._undo.clear()
         self._redo.clear()
         self.ablation = Ablation(action="loaded")
         self.evaluation = None
-        self.history = ()
         self.selected = None
         self.pair = 0
+        self.thresholds = {v: 0.0 for v in VIEWS}
         self.labels = dict(bundle.labels) if bundle is not None else {}
-        has_circuit = bundle is not None and bundle.circuit is not None
-        if not has_circuit:
+        if bundle is None or bundle.circuit is None:  # forced: the user's choice comes back with a circuit
             self.view, self.baseline = "model", "full"
-        elif self.baseline == "full" and self.view == "circuit":
-            self.baseline = "circuit"
         if self.mode == "resample" and (bundle is None or not bundle.resample):
             self.mode = "mean"
         self.bundleChanged.emit(bundle)
@@ -104,6 +123,11 @@ class AppState(QObject):
         self.selectionChanged.emit(None)
         self.historyChanged.emit(self.history)
         self.labelsChanged.emit(self.labels)
+
+    @property
+    def threshold(self) -> float:
+        """The |w| threshold of the view on screen."""
+        return self.thresholds[self.view]
 
     @property
     def graph(self):
@@ -121,7 +145,7 @@ class AppState(QObject):
         if view == "circuit" and (self.bundle is None or self.bundle.circuit is None):
             view = "model"
         if view != self.view:
-            self.view = view
+            self.view = self._chosen["view"] = view
             self.viewChanged.emit(view)
 
     def switch_view(self) -> None:
@@ -141,12 +165,13 @@ class AppState(QObject):
         if baseline == "circuit" and (self.bundle is None or self.bundle.circuit is None):
             baseline = "full"
         if baseline != self.baseline:
-            self.baseline = baseline
+            self.baseline = self._chosen["baseline"] = baseline
             self.baselineChanged.emit(baseline)
 
     def set_threshold(self, value: float) -> None:
+        """The |w| threshold of the view on screen (the other view keeps its own)."""
         if value != self.threshold:
-            self.threshold = float(value)
+            self.thresholds[self.view] = float(value)
             self.thresholdChanged.emit(self.threshold)
 
     def select(self, node: str | None) -> None:

@@ -25,6 +25,7 @@ from app.widgets import theme
 from app.panels.job_box import JobRow, PanelContext, PanelJob, PruneSettings
 
 JOB_NAME = "compare"
+FORM_MIN_WIDTH = 280  # the run, task and settings column: "demo-dense" and "Browse…" side by side
 MODEL_COLORS = {"sparse": theme.ACCENT, "dense": "#ef8354", "dense_matched": theme.GOOD}
 
 
@@ -44,31 +45,7 @@ class CompareView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.sparse_label = QLabel("(no run loaded)")
-        self.sparse_label.setWordWrap(True)
-        self.dense_combo = QComboBox()
-        self.dense_combo.setObjectName("denseRun")
-        self.dense_combo.setEditable(True)
-        self.dense_combo.setToolTip("the dense twin: a run folder, or demo-dense")
-        self.browse_button = QPushButton("Browse…")
-        dense_row = QHBoxLayout()
-        dense_row.addWidget(self.dense_combo, 1)
-        dense_row.addWidget(self.browse_button)
-        self.task_list = QListWidget()
-        self.task_list.setObjectName("compareTasks")
-        self.settings = PruneSettings()
-        self.job = JobRow("Compare")
-        form = QWidget()
-        fbox = QVBoxLayout(form)
-        fbox.setContentsMargins(6, 6, 6, 6)
-        fbox.addWidget(QLabel("Sparse run (the open run):"))
-        fbox.addWidget(self.sparse_label)
-        fbox.addWidget(QLabel("Dense run:"))
-        fbox.addLayout(dense_row)
-        fbox.addWidget(QLabel("Tasks:"))
-        fbox.addWidget(self.task_list, 1)
-        fbox.addWidget(self.settings)
-        fbox.addWidget(self.job)
+        form = self._build_form()
         self.plot = pg.PlotWidget(background=theme.BG)
         self.plot.setObjectName("comparePlot")
         self.plot.setLogMode(x=True, y=False)
@@ -76,6 +53,7 @@ class CompareView(QWidget):
         self.plot.setLabel("left", "held-out task loss")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.legend = self.plot.addLegend(offset=(-10, 10))
+        self._show_axes(False)  # no 0-1 axes before there is a result to plot
         self.curves: dict[tuple[str, str], pg.PlotDataItem] = {}
         self.table = QTableWidget(0, 0)
         self.table.setObjectName("compareTable")
@@ -92,10 +70,44 @@ class CompareView(QWidget):
         split.addWidget(form)
         split.addWidget(self.plot)
         split.addWidget(results)
-        split.setSizes([260, 520, 420])
+        split.setChildrenCollapsible(False)
+        split.setSizes([FORM_MIN_WIDTH, 520, 420])
+        for i, stretch in enumerate((0, 3, 2)):  # extra width goes to the plot and the table
+            split.setStretchFactor(i, stretch)
         box = QVBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
         box.addWidget(split)
+
+    def _build_form(self) -> QWidget:
+        """The left column: the sparse run, the dense run (combo and Browse…), the tasks, the pruning
+        settings and the job row; never narrower than :data:`FORM_MIN_WIDTH`."""
+        self.sparse_label = QLabel("(no run loaded)")
+        self.sparse_label.setWordWrap(True)
+        self.dense_combo = QComboBox()
+        self.dense_combo.setObjectName("denseRun")
+        self.dense_combo.setEditable(True)
+        self.dense_combo.setToolTip("the dense twin: a run folder, or demo-dense")
+        self.dense_combo.setMinimumContentsLength(12)  # "demo-dense" whole, not "mo-dense"
+        self.dense_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.browse_button = QPushButton("Browse…")
+        dense_row = QHBoxLayout()
+        dense_row.addWidget(self.dense_combo, 1)
+        dense_row.addWidget(self.browse_button)
+        self.task_list = QListWidget()
+        self.task_list.setObjectName("compareTasks")
+        self.settings = PruneSettings()
+        self.job = JobRow("Compare")
+        form = QWidget()
+        form.setMinimumWidth(FORM_MIN_WIDTH)
+        fbox = QVBoxLayout(form)
+        fbox.setContentsMargins(6, 6, 6, 6)
+        for part in (QLabel("Sparse run (the open run):"), self.sparse_label, QLabel("Dense run:"), dense_row,
+                     QLabel("Tasks:"), self.task_list, self.settings, self.job):
+            if isinstance(part, QHBoxLayout):
+                fbox.addLayout(part)
+            else:
+                fbox.addWidget(part, 1 if part is self.task_list else 0)
+        return form
 
     # -- inputs ----------------------------------------------------------------------------------
     def set_run(self, run_name: str, run_path: str, tasks: list[str], current: str, dense_default: str | None,
@@ -132,7 +144,13 @@ class CompareView(QWidget):
         self._fill_table(result)
         self._fill_summary(result)
 
+    def _show_axes(self, on: bool) -> None:
+        for axis in ("left", "bottom"):
+            self.plot.getPlotItem().showAxis(axis, on)
+        self.plot.getPlotItem().showGrid(x=on, y=on, alpha=0.2)
+
     def _plot(self, result: dict) -> None:
+        self._show_axes(True)
         self.plot.clear()
         self.legend.clear()
         self.curves = {}

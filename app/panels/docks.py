@@ -20,12 +20,16 @@ from app.widgets import theme
 ROLE_PATH = Qt.ItemDataRole.UserRole
 
 
-def add_dock(window: QMainWindow, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+def add_dock(window: QMainWindow, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea,
+             min_width: int = 0) -> QDockWidget:
     """A dock titled ``title`` holding ``widget``, added to ``window`` in ``area``. ``name`` is its
-    object name, which saving and restoring the window's layout needs."""
+    object name, which saving and restoring the window's layout needs; ``min_width``: the narrowest
+    the dock may be dragged (its widgets stay readable)."""
     dock = QDockWidget(title, window)
     dock.setObjectName(name)
     dock.setWidget(widget)
+    if min_width:
+        dock.setMinimumWidth(min_width)
     window.addDockWidget(area, dock)
     return dock
 

@@ -1,8 +1,8 @@
 """The Formation panel: watch a circuit form over training.
 
 "Prune at every checkpoint" runs ``engine.api.formation`` (the same as ``circuit-engine formation``)
-for the open run and task in the background; a run with fewer than two checkpoints gets the
-engine's message in a dialog at once. The slider then steps through the checkpoints (its label
+for the open run and task in the background; for a run with fewer than two checkpoints the button
+is off and its tooltip gives the engine's reason. The slider then steps through the checkpoints (its label
 names the training step, the validation loss, the full model's task loss and the circuit's size).
 Each position loads the run *at that checkpoint* with that checkpoint's circuit, so the graph's
 weights, the means and the live ablation all belong to that step; a step where the task had not
@@ -118,6 +118,7 @@ class FormationController(PanelJob):
             self._key = key
             n = len(api.run_checkpoints(bundle.run_path))
             self.panel.checkpoints_label.setText(f"{bundle.run_name} has {n} checkpoint{'s' if n != 1 else ''}.")
+            self._allow_start(bundle)
             try:
                 self.summary = api.load_formation(bundle.run_path, bundle.task.name)
             except api.UserError as exc:
@@ -135,6 +136,17 @@ class FormationController(PanelJob):
                 self.panel.step_label.setText(step_text(row))
             if bundle.circuit is not None:
                 self.ctx.state.set_view("circuit")  # a step without a circuit switched to the whole model
+
+    def _allow_start(self, bundle) -> None:
+        """Start only for a run with checkpoints to prune; the tooltip says why not."""
+        from engine import api
+
+        try:
+            api.formation_checkpoints(bundle.run_path)
+        except api.UserError as exc:
+            self.row.set_allowed(False, f"Not for this run: {exc}")
+        else:
+            self.row.set_allowed(True, "Prune the task on screen at every checkpoint of the run")
 
     @Slot()
     def start(self) -> None:

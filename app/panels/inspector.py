@@ -1,5 +1,7 @@
-"""The node inspector: id, editable label, weights in and out (click to jump), top and bottom
-examples from the activation store with per-token heatmaps, task A/B activations and a histogram.
+"""The node inspector: id, editable label, weights in and out (click to jump; the circuit's own
+weights marked ● and bold), top and bottom examples from the activation store with per-token
+heatmaps (each cut to the panel's width around its marked peak token, peaks in one column, redrawn
+when the panel is resized), task A/B activations and a histogram.
 
 Without an activation store the examples tab offers a button that records one in the background;
 the panel fills in when it is ready (the window's controller owns the job and calls :meth:`set_store`).
@@ -12,17 +14,19 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHeaderView, QLabel, QLineEdit, QPushButton,
                                QSplitter, QStackedWidget, QTableWidget, QTableWidgetItem, QTabWidget,
                                QTextBrowser, QVBoxLayout, QWidget)
 
 from app.widgets import theme
 from engine.scene.layout import KINDS
-from app.panels.token_html import examples_html
+from app.panels.token_html import PREFIX_CHARS, examples_html
 
-MAX_EDGES = 60
+MAX_EDGES = 60  # rows per table besides the circuit's own weights (always listed)
 N_EXAMPLES = 8
-WINDOW = 14
+WINDOW = 24  # tokens read on each side of a peak; the panel's width decides how many are shown
+IN_CIRCUIT = "● "  # marks a circuit weight in the Weights tab
 
 
 def _edge_table(title: str) -> QTableWidget:
@@ -60,6 +64,9 @@ class InspectorView(QWidget):
         self.state = state
         self.store = None
         self.node: str | None = None
+        self._examples: tuple | None = None  # (top, bottom, scale) of the node shown, redrawn on resize
+        self._chars = 0  # the characters per example line they were drawn with
+        self._circuit_edges: tuple[object, frozenset[str]] = (None, frozenset())  # (bundle, its circuit's weights)
         header = self._build_header()
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_examples(), "Examples")
@@ -115,15 +122,25 @@ class InspectorView(QWidget):
         self.example_stack.addWidget(self.no_store)
         return self.example_stack
 
-    def _build_weights(self) -> QSplitter:
-        """The weights in and out of the node (click a row to jump to the other node)."""
+    def _build_weights(self) -> QWidget:
+        """The weights in and out of the node (click a row to jump to the other node); a line above
+        says which are the circuit's."""
         self.in_table, self.out_table = _edge_table("from (in)"), _edge_table("to (out)")
         for t in (self.in_table, self.out_table):
             t.cellClicked.connect(self._on_edge_clicked)
+        self.weights_note = QLabel("")
+        self.weights_note.setObjectName("weightsNote")
+        self.weights_note.setWordWrap(True)
+        self.weights_note.setStyleSheet(f"color: {theme.MUTED};")
         edges = QSplitter(Qt.Orientation.Vertical)
         edges.addWidget(self.in_table)
         edges.addWidget(self.out_table)
-        return edges
+        page = QWidget()
+        box = QVBoxLayout(page)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addWidget(self.weights_note)
+        box.addWidget(edges, 1)
+        return page
 
     def _build_activations(self) -> QWidget:
         """The task's A/B activations and the histogram over recorded tokens."""
@@ -184,6 +201,8 @@ class InspectorView(QWidget):
             self.stats.setText("")
             for t in (self.in_table, self.out_table):
                 t.setRowCount(0)
+            self.weights_note.setText("")
+            self._examples = None
             self.examples.setHtml("")
             self.task_plot.clear()
             self.hist_plot.clear()
@@ -216,20 +235,48 @@ class InspectorView(QWidget):
             f" · {int(np.sum(g.dst == n))} weights in, {int(np.sum(g.src == n))} out"
             + (" · in circuit" if in_c else (" · not in circuit" if b.circuit is not None else "")))
 
+    def circuit_edges(self) -> frozenset[str]:
+        """The ids (``SRC->DST``) of the shown circuit's weights (empty without a circuit)."""
+        b = self.state.bundle
+        if self._circuit_edges[0] is not b:
+            cg = b.circuit_graph if b is not None else None
+            ids = frozenset(cg.edge_id(e) for e in range(cg.n_edges)) if cg is not None else frozenset()
+            self._circuit_edges = (b, ids)
+        return self._circuit_edges[1]
+
     def _fill_edges(self) -> None:
         g = self.state.bundle.model_graph
         n = g.index[self.node]
+        ours = self.circuit_edges()
+        marked = []
         for table, sel, other in ((self.in_table, g.dst == n, g.src), (self.out_table, g.src == n, g.dst)):
             idx = np.flatnonzero(sel)
-            idx = idx[np.argsort(-np.abs(g.weight[idx]), kind="stable")][:MAX_EDGES]
+            idx = idx[np.argsort(-np.abs(g.weight[idx]), kind="stable")]
+            in_c = np.array([g.edge_id(e) in ours for e in idx], bool) if ours else np.zeros(len(idx), bool)
+            keep = in_c | (np.arange(len(idx)) < MAX_EDGES)  # the strongest, and every circuit weight
+            idx, in_c = idx[keep], in_c[keep]
+            marked.append(int(in_c.sum()))
             table.setRowCount(len(idx))
-            for r, e in enumerate(idx):
-                w = float(g.weight[e])
-                name = QTableWidgetItem(g.ids[other[e]])
-                val = QTableWidgetItem(f"{w:+.4f}")
-                val.setForeground(theme.weight_color(w > 0, 255))
-                table.setItem(r, 0, name)
-                table.setItem(r, 1, val)
+            for r, (e, c) in enumerate(zip(idx, in_c)):
+                self._edge_row(table, r, g.ids[other[e]], float(g.weight[e]), bool(c))
+        self.weights_note.setText(
+            f"{IN_CIRCUIT}bold: the circuit's weights ({marked[0]} in, {marked[1]} out)" if ours
+            else "No circuit for this task: every weight of the model is listed.")
+
+    @staticmethod
+    def _edge_row(table: QTableWidget, row: int, node: str, w: float, in_circuit: bool) -> None:
+        name = QTableWidgetItem(node)  # the node id only: a click jumps to it
+        val = QTableWidgetItem(f"{IN_CIRCUIT if in_circuit else ''}{w:+.4f}")
+        val.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        val.setForeground(theme.weight_color(w > 0, 255))
+        for item in (name, val):
+            if in_circuit:
+                font = item.font()
+                font.setBold(True)
+                item.setFont(font)
+                item.setToolTip("a weight of the circuit")
+        table.setItem(row, 0, name)
+        table.setItem(row, 1, val)
 
     def _fill_examples(self) -> None:
         if self.store is None:
@@ -243,9 +290,29 @@ class InspectorView(QWidget):
             self.examples.setHtml(f"<p>Cannot read examples: {exc}</p>")
             return
         vals = [abs(float(v)) for ex in top + bottom for v in ex.values]
-        scale = max(vals) if vals and max(vals) > 0 else 1.0
-        self.examples.setHtml(examples_html(f"Top {len(top)} activations", top, scale)
-                              + examples_html(f"Bottom {len(bottom)} activations", bottom, scale))
+        self._examples = (top, bottom, max(vals) if vals and max(vals) > 0 else 1.0)
+        self._draw_examples()
+
+    def example_chars(self) -> int:
+        """How many characters of tokens fit on one example line of the panel."""
+        font = self.examples.document().defaultFont()
+        char = max(1, QFontMetrics(font).horizontalAdvance("M"))
+        margin = 2 * int(self.examples.document().documentMargin()) + 4
+        bar = self.examples.verticalScrollBar()
+        width = self.examples.viewport().width() - (0 if bar.isVisible() else bar.sizeHint().width())
+        return max(8, (width - margin) // char - PREFIX_CHARS - 1)
+
+    def _draw_examples(self) -> None:
+        top, bottom, scale = self._examples
+        self._chars = chars = self.example_chars()
+        self.examples.setHtml(examples_html(f"Top {len(top)} activations", top, scale, chars)
+                              + examples_html(f"Bottom {len(bottom)} activations", bottom, scale, chars))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        """Examples are cut to the panel's width: draw them again when it changes."""
+        super().resizeEvent(event)
+        if self._examples is not None and self.example_chars() != self._chars:
+            self._draw_examples()
 
     def _fill_task_plot(self) -> None:
         b, node = self.state.bundle, self.node

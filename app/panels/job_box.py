@@ -106,6 +106,7 @@ class JobRow(QWidget):
         self.progress.setValue(0)
         self.progress.setTextVisible(True)
         self.progress.setFormat("idle")
+        self._allowed, self._busy = True, False  # Start: usable for the open run; some job runs
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setStyleSheet(f"color: {theme.MUTED};")
@@ -119,14 +120,6 @@ class JobRow(QWidget):
         box.addWidget(self.progress)
         box.addWidget(self.status)
 
-    def set_busy(self, ours: bool, any_job: bool) -> None:
-        """``ours``: this panel's job runs (Cancel on); ``any_job``: some job runs (Start off)."""
-        self.start_button.setEnabled(not any_job)
-        self.cancel_button.setEnabled(ours)
-        if ours:
-            self.progress.setValue(0)
-            self.progress.setFormat("starting… %p%")
-
     def show_event(self, event: Any) -> None:
         frac = getattr(event, "fraction", None)
         if frac is not None:
@@ -139,6 +132,22 @@ class JobRow(QWidget):
         self.progress.setValue(1000 if done else 0)
         self.progress.setFormat("done" if done else "idle")
         self.status.setText(text)
+
+    def set_allowed(self, allowed: bool, reason: str = "") -> None:
+        """Whether Start can be used at all (``reason``: its tooltip when not, else ``reason`` is
+        the tooltip too); a running job keeps it off either way."""
+        self._allowed = allowed
+        self.start_button.setToolTip(reason)
+        self.start_button.setEnabled(allowed and not self._busy)
+
+    def set_busy(self, ours: bool, any_job: bool) -> None:
+        """``ours``: this panel's job runs (Cancel on); ``any_job``: some job runs (Start off)."""
+        self._busy = any_job
+        self.start_button.setEnabled(not any_job and self._allowed)
+        self.cancel_button.setEnabled(ours)
+        if ours:
+            self.progress.setValue(0)
+            self.progress.setFormat("starting… %p%")
 
 
 @dataclass(frozen=True)
@@ -157,15 +166,26 @@ class PanelContext:
 class PanelJob(QObject):
     """Runs one panel's background job (``name``) through the window's JobController and keeps the
     panel's :class:`JobRow` in step with every job of the window (Start is off while any job runs).
-    Subclasses implement :meth:`on_outcome`."""
+    Subclasses implement :meth:`on_outcome`. The row's last message belongs to the run it was about:
+    opening another run clears it (unless this panel's job still runs)."""
 
     def __init__(self, ctx: PanelContext, name: str, row: JobRow, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.ctx, self.name, self.row = ctx, name, row
+        self._run_path = None  # the run the row's message is about
         ctx.jobs.started.connect(self._on_started)
         ctx.jobs.progress.connect(self._on_progress)
         ctx.jobs.finished.connect(self._on_finished)
+        ctx.state.bundleChanged.connect(self._on_run)
         row.cancelClicked.connect(self.cancel)
+
+    @Slot(object)
+    def _on_run(self, bundle) -> None:
+        run = bundle.run_path if bundle is not None else None
+        if run != self._run_path:
+            self._run_path = run
+            if self.ctx.jobs.running != self.name:
+                self.row.finish("", False)
 
     def run_job(self, factory) -> bool:
         """Start ``factory()`` (an engine generator) as this panel's job; a dialog if one runs."""

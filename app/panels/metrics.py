@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QListWidget, QSplitter, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QListWidget,
+                               QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app.widgets import theme
 from engine.ablation.modes import PRUNE_MODES
@@ -59,7 +59,45 @@ def pair_means(logit_diff: np.ndarray) -> np.ndarray:
     return d[: len(d) // 2 * 2].reshape(-1, 2).mean(axis=1)
 
 
+FAITH_TIP = ("Task loss with the circuit alone (sufficiency: should stay low), with only the circuit ablated "
+             "(necessity: should be high), and with random node sets of the same size ablated (should stay low), "
+             "under mean and zero ablation.")
+VERDICT_WORDS = {"faithful": ("faithful", theme.GOOD), "not_faithful": ("not faithful", theme.BAD),
+                 "not_a_circuit": ("not a circuit", theme.BAD)}
+
+
+def _faith_cell(values: dict, key: str) -> str:
+    """One number of the faithfulness table; the random baseline with its spread and set count, or why
+    there is none."""
+    v = values.get(key)
+    if key == "random_loss_mean":
+        if v is None:
+            why = values.get("random_unavailable", "not computed")
+            return f"<span title='{why}'>unavailable</span>"
+        return f"{v:.3f} ± {values.get('random_loss_std', 0.0):.3f}"
+    return "—" if v is None else f"{v:.3f}"
+
+
+def verdict_html(verdict: dict | None) -> str:
+    """The verdict in one coloured word, then its reasons (the first two; all in the tooltip)."""
+    if not verdict:
+        return ""
+    word, color = VERDICT_WORDS.get(verdict.get("verdict"), (str(verdict.get("verdict")), theme.MUTED))
+    reasons = verdict.get("reasons", [])
+    shown = "".join(f"<br><span style='color:{theme.MUTED}'>· {r}</span>" for r in reasons[:2])
+    more = f"<br><span style='color:{theme.MUTED}'>· {len(reasons) - 2} more (tooltip)</span>" if len(reasons) > 2 else ""
+    return f"<b style='color:{color}'>verdict: {word}</b>{shown}{more}"
+
+
+PAIR_CHOICES = (24, 64, 200)  # held-out pairs the table can use (200: the faithfulness checks' count)
+
+
 class MetricsView(QWidget):
+    """See the module docstring. ``pairsRequested(n)``: the user asked for the metrics on n held-out
+    pairs (the window loads the task again with that many)."""
+
+    pairsRequested = Signal(int)
+
     def __init__(self, state, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
@@ -91,25 +129,27 @@ class MetricsView(QWidget):
         self.faith.setObjectName("faithfulness")
         self.faith.setWordWrap(True)
         self.faith.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.faith.setToolTip("Task loss with the circuit alone (sufficiency: should stay low), with only the "
-                              "circuit ablated (necessity: should be high), and with a random node set of the "
-                              "same size ablated (should stay low), under mean and zero ablation.")
+        self.faith.setToolTip(FAITH_TIP)
         self.history = QListWidget()
         self.history.setObjectName("historyList")
-        self.history.setMinimumHeight(24)
+        self.history.setMinimumHeight(24)  # the splitter gives it more room by default (setSizes below)
         self.history.setWordWrap(True)
         self.history.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.setSpacing(4)
         layout.addWidget(self.table)
-        layout.addWidget(self.info)
+        self.pairs_combo = self._pairs_combo()
+        info_row = QHBoxLayout()
+        info_row.addWidget(self.info, 1)
+        info_row.addWidget(self.pairs_combo, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(info_row)
         self.split = QSplitter(Qt.Orientation.Vertical)  # shrinks gracefully on small screens
         self.split.setChildrenCollapsible(False)
         self.split.addWidget(self.bars)
         self.split.addWidget(self.faith)
         self.split.addWidget(self._box("History", self.history))
-        self.split.setSizes([200, 110, 80])
+        self.split.setSizes([170, 150, 110])
         for i, stretch in enumerate((3, 0, 1)):  # the bar chart takes what the others leave
             self.split.setStretchFactor(i, stretch)
         layout.addWidget(self.split, 1)
@@ -118,6 +158,16 @@ class MetricsView(QWidget):
         state.baselineChanged.connect(self._refresh)
         state.historyChanged.connect(self._on_history)
         state.pairChanged.connect(self._on_pair)
+
+    def _pairs_combo(self) -> QComboBox:
+        combo = QComboBox()
+        combo.setObjectName("pairsCombo")
+        for n in PAIR_CHOICES:
+            combo.addItem(f"{n} pairs", n)
+        combo.setToolTip("Held-out pairs behind the table, the bars and live ablation (more pairs: steadier "
+                         "numbers, slower clicks). The Faithfulness checks state their own count.")
+        combo.activated.connect(self._on_pairs_chosen)
+        return combo
 
     @staticmethod
     def _box(title: str, *widgets: QWidget) -> QWidget:
@@ -133,6 +183,11 @@ class MetricsView(QWidget):
     # -- state -> widgets ----------------------------------------------------------------------
     @Slot(object)
     def _on_bundle(self, bundle) -> None:
+        if bundle is not None:
+            n = len(bundle.task_view.pairs)
+            if self.pairs_combo.findData(n) < 0:
+                self.pairs_combo.addItem(f"{n} pairs", n)
+            self.pairs_combo.setCurrentIndex(self.pairs_combo.findData(n))
         self._fill_faithfulness(bundle)
         self._refresh()
         self._on_pair(self.state.pair)
@@ -165,14 +220,15 @@ class MetricsView(QWidget):
             if ref is not None:
                 dl, da = res.loss - ref.loss, res.accuracy - ref.accuracy
                 t.setItem(r, 1, _item(f"{dl:+.4f}", theme.BAD if dl > 1e-6 else theme.GOOD if dl < -1e-6 else None))
-                t.setItem(r, 3, _item(f"{da:+.1%}", theme.BAD if da < 0 else theme.GOOD if da > 0 else None))
+                t.setItem(r, 3, _item(f"{100 * da:+.1f} pp", theme.BAD if da < 0 else theme.GOOD if da > 0 else None))
+        pairs = f"on {counted(len(b.task_view.pairs), 'held-out pair')} of {b.task.name}"
         if ev is not None:
             req = ev.request
             what = "circuit" if req.baseline == "circuit" else "full model"
             self.info.setText(f"now = {what} + {counted(len(req.nodes), 'node')}, {counted(len(req.edges), 'weight')} ablated "
-                              f"({req.mode}); Δ vs {what}")
+                              f"({req.mode}); Δ vs {what}, Δ acc in percentage points; {pairs}")
         else:
-            self.info.setText("evaluating…")
+            self.info.setText(f"evaluating… ({pairs})")
         self._draw_bars(base, now)
 
     def _draw_bars(self, base, now) -> None:
@@ -189,37 +245,47 @@ class MetricsView(QWidget):
         self.bars.setXRange(-0.8, len(b) - 0.2, padding=0)
 
     def _fill_faithfulness(self, bundle) -> None:
-        """A compact table: sufficiency / necessity / random baseline losses, mean and zero ablation."""
+        """A compact table: sufficiency / necessity / random baseline losses, mean and zero ablation,
+        and the circuit's verdict with its reasons."""
         circuit = bundle.circuit if bundle is not None else None
         faith = (circuit.metrics.get("faithfulness") if circuit is not None else None) or {}
         muted = theme.MUTED
         if circuit is None:
             self.faith.setText(f"<b>Faithfulness</b> <span style='color:{muted}'>— no circuit for this task yet</span>")
             return
+        reasons = (bundle.verdict or {}).get("reasons", [])
+        self.faith.setToolTip(FAITH_TIP + ("\n\nVerdict:\n" + "\n".join(f"· {r}" for r in reasons) if reasons else ""))
         if not faith:
             self.faith.setText(f"<b>Faithfulness</b> <span style='color:{muted}'>not computed for this circuit "
-                               f"(Circuits &gt; Prune a task… computes it with every circuit)</span>")
+                               f"(Circuits &gt; Prune a task… computes it with every circuit)</span><br>"
+                               + verdict_html(bundle.verdict))
             return
         cells = []
         for key, name in FAITH_ROWS:
             row = [f"<td>{name}</td>"]
             for mode in PRUNE_MODES:
-                values = faith.get(mode, {})
-                v = values.get(key)
-                std = values.get("random_loss_std") if key == "random_loss_mean" else None
-                text = "—" if v is None else f"{v:.3f}" + (f" ± {std:.3f}" if std is not None else "")
-                row.append(f"<td align='right'>&nbsp;&nbsp;{text}</td>")
+                row.append(f"<td align='right'>&nbsp;&nbsp;{_faith_cell(faith.get(mode, {}), key)}</td>")
             cells.append("<tr>" + "".join(row) + "</tr>")
-        full = faith.get("mean", {}).get("full_loss")
-        target = circuit.metrics.get("target_loss")
-        note = "; ".join(p for p in (f"full model {full:.3f}" if full is not None else "",
+        mean = faith.get("mean", {})
+        full, target = mean.get("full_loss"), circuit.metrics.get("target_loss")
+        n_pairs = mean.get("n_pairs") or circuit.settings.get("val_pairs")
+        note = "; ".join(p for p in (f"{n_pairs} held-out pairs" if n_pairs else "",
+                                     f"full model {full:.3f}" if full is not None else "",
                                      f"target ≤ {target}" if target is not None else "") if p)
         self.faith.setText(
             f"<b>Faithfulness</b> <span style='color:{muted}'>(task loss{'; ' + note if note else ''})</span>"
             f"<table cellspacing='0' cellpadding='1'><tr><td></td><td align='right' style='color:{muted}'>mean abl."
             f"</td><td align='right' style='color:{muted}'>zero abl.</td></tr>{''.join(cells)}</table>"
-            f"<span style='color:{muted}'>faithful: sufficiency low, necessity high, random low</span>")
+            + verdict_html(bundle.verdict))
+        # the table and the verdict word always show; its reasons wrap below (all of them in the tooltip)
         self.faith.setMinimumHeight(int(6.6 * self.faith.fontMetrics().lineSpacing()))
+
+    @Slot(int)
+    def _on_pairs_chosen(self, index: int) -> None:
+        b, n = self.state.bundle, int(self.pairs_combo.itemData(index))
+        if b is not None and n != len(b.task_view.pairs):
+            self.info.setText(f"loading {n} held-out pairs…")
+            self.pairsRequested.emit(n)
 
     @Slot(object)
     def _on_history(self, history) -> None:

@@ -1,6 +1,9 @@
 """Token windows as HTML with a per-token heatmap (monospace, whitespace kept and made visible).
 
-Knows nothing about Qt widgets or the engine: it formats ``(tokens, values, center)`` triples.
+Given a line width in characters, each window is cut to fit it with its peak token (the example's
+``center``) at the middle column, like a concordance: the peaks of all examples stand one above the
+other, marked (bold, underlined, white), and nothing runs off the panel's edge. Knows nothing about
+Qt widgets or the engine: it formats ``(tokens, values, center)`` triples.
 """
 
 from __future__ import annotations
@@ -22,25 +25,53 @@ def _mix(t: float, positive: bool) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
+PREFIX_CHARS = len("+99.999 │ ")  # the value column before each window
+
+
+def shown(tok: str) -> str:
+    """A token as displayed: newline and tab made visible, an empty token as ∅."""
+    return tok.replace("\n", NEWLINE).replace("\t", TAB) or "∅"
+
+
+def fit_window(tokens, center: int, width: int) -> tuple[int, int, int]:
+    """``(first, stop, pad)``: the tokens ``tokens[first:stop]`` around ``center`` that fit in ``width``
+    characters when the centre token starts at column ``(width - len(centre)) // 2``, and the spaces
+    (``pad``) before the first one that put it there."""
+    col = max(0, (width - len(shown(tokens[center]))) // 2)
+    first, used = center, 0
+    while first > 0 and used + len(shown(tokens[first - 1])) <= col:
+        first -= 1
+        used += len(shown(tokens[first]))
+    stop, end = center + 1, col + len(shown(tokens[center]))
+    while stop < len(tokens) and end + len(shown(tokens[stop])) <= width:
+        end += len(shown(tokens[stop]))
+        stop += 1
+    return first, stop, col - used
+
+
 def token_span(tok: str, value: float, scale: float, center: bool) -> str:
-    text = html.escape(tok.replace("\n", NEWLINE).replace("\t", TAB)) or "∅"
+    text = html.escape(shown(tok))
     style = f"background-color:{_mix(abs(value) / scale, value >= 0)};"
-    if center:
-        style += "font-weight:bold; text-decoration: underline;"
+    if center:  # the peak: bold, underlined and bright, whatever its shade
+        style += f"font-weight:bold; text-decoration: underline; color:{theme.SELECTED};"
     return f'<span style="{style}" title="{value:+.3f}">{text}</span>'
 
 
-def examples_html(title: str, examples, scale: float | None = None) -> str:
-    """One line per example: its value, then its token window, each token shaded by the node's value."""
+def example_line(ex, scale: float, width: int | None = None) -> str:
+    """One example: its value, then its token window (cut to ``width`` characters around the peak)."""
+    first, stop, pad = fit_window(ex.tokens, ex.center, width) if width else (0, len(ex.tokens), 0)
+    spans = "".join(token_span(ex.tokens[i], float(ex.values[i]), scale, i == ex.center) for i in range(first, stop))
+    return f"<span style='color:{theme.MUTED}'>{ex.value:+7.3f} │ </span>{' ' * pad}{spans}"
+
+
+def examples_html(title: str, examples, scale: float | None = None, width: int | None = None) -> str:
+    """One line per example: its value, then its token window, each token shaded by the node's value.
+    ``width``: characters a window may take (None: whole windows, unaligned)."""
     if not examples:
         return f"<p><b>{html.escape(title)}</b><br><span style='color:{theme.MUTED}'>none</span></p>"
     if scale is None:
         scale = max(float(np.max(np.abs(ex.values))) for ex in examples) or 1.0
-    rows = []
-    for ex in examples:
-        spans = "".join(token_span(t, float(v), scale, i == ex.center)
-                        for i, (t, v) in enumerate(zip(ex.tokens, ex.values)))
-        rows.append(f"<span style='color:{theme.MUTED}'>{ex.value:+7.3f} │ </span>{spans}")
+    rows = [example_line(ex, scale, width) for ex in examples]
     body = "<br>".join(rows)
     return (f"<p style='margin-bottom:2px'><b>{html.escape(title)}</b></p>"
             f"<pre style='margin-top:0; white-space: pre;'>{body}</pre>")

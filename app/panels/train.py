@@ -9,6 +9,12 @@ be resumed or a busy job controller become dialogs. A cancelled run keeps a chec
 completed step and Resume continues it; Resume on a finished run trains on to a higher Steps value.
 When a job leaves a model behind, the run joins the run browser and "Open in graph" opens it.
 
+The form is the user's: typing an output path never changes it, not even on the way through an
+existing run's folder (``/tmp/runs/tiny`` while typing ``/tmp/runs/tiny2``). A run's config is put
+into the form only on an explicit choice: "Load its config", choosing the folder with the "…"
+picker, or Resume (which trains that run's own config to the form's Steps). Start trains exactly
+the config the form shows.
+
 ``engine.api`` (and with it torch) is imported the first time the panel is shown, never at start-up,
 so the window still paints before the engine loads. Knows nothing about the graph or ablations.
 """
@@ -54,17 +60,22 @@ class TrainPanel(QWidget):
         self._auto_output = ""
         self._config_ok = False
         self._folder = None  # TrainStatus of the output folder
-        self._shown_run: Path | None = None  # the run whose stored config the form shows
+        self._shown_run: Path | None = None  # the run whose logged curves are shown
+        self._base = None  # the RunConfig loaded by "Load its config" (fields the form lacks), or None
         self.run_dir: Path | None = None  # the folder the current (or last) job trains
         self.form = ConfigForm()
         self.form.changed.connect(self._on_form_changed)
         self.form.presetChosen.connect(self.apply_preset)
+        self.form.outputChosen.connect(self._on_output_chosen)
         self.start_button = self._button("Start", "startTrain", self.start, "Train a new run into the output folder")
         self.cancel_button = self._button("Cancel", "cancelTrain", self.cancel,
                                           "Stop after the current step; a checkpoint is kept and Resume continues")
         self.resume_button = self._button("Resume", "resumeTrain", self.resume,
-                                          "Continue the run in the output folder from its last checkpoint")
+                                          "Continue the run in the output folder from its last checkpoint, "
+                                          "with its own config and the form's Steps (the form shows it)")
         self.open_button = self._button("Open in graph", "openTrained", self.open_run, "Open the trained run")
+        self.load_button = self._button("Load its config", "loadRunConfig", self.load_run_config,
+                                        "Fill the form with the config of the run in the output folder")
         self.progress = QProgressBar()
         self.progress.setObjectName("trainProgress")
         self.progress.setRange(0, 1000)
@@ -93,7 +104,7 @@ class TrainPanel(QWidget):
         box.setContentsMargins(6, 6, 6, 6)
         box.addWidget(self.form)
         row = QHBoxLayout()
-        for b in (self.start_button, self.cancel_button, self.resume_button, self.open_button):
+        for b in (self.start_button, self.cancel_button, self.resume_button, self.load_button, self.open_button):
             row.addWidget(b)
         box.addLayout(row)
         box.addWidget(self.progress)
@@ -132,6 +143,7 @@ class TrainPanel(QWidget):
 
     @Slot(str)
     def apply_preset(self, name: str) -> None:
+        self._base = None
         values = config_values(self._api.preset(name))
         current = self.form.output.text().strip()
         if not current or current == self._auto_output:  # replace only an output we suggested
@@ -140,8 +152,8 @@ class TrainPanel(QWidget):
 
     def config(self):
         """The validated RunConfig of the form (UserError with the engine's message)."""
-        return self._api.run_config_from_dict(config_patch(self.form.values()),
-                                              base=self._api.preset(self.form.preset.currentText()))
+        base = self._base if self._base is not None else self._api.preset(self.form.preset.currentText())
+        return self._api.run_config_from_dict(config_patch(self.form.values()), base=base)
 
     def output_dir(self) -> Path | None:
         text = self.form.values()["output"]
@@ -176,23 +188,48 @@ class TrainPanel(QWidget):
             return
         if self.jobs.running == TRAIN_JOB:
             return
-        if st.has_run and st.run_dir != self._shown_run:  # show the run's own config (and Steps)
-            self._shown_run = st.run_dir
+        # The curves follow the output folder; the form never does (see the module docstring).
+        if st.has_run and st.run_dir != self._shown_run:
             self._show_history(out, st.steps_done)
-            if st.config.preset in self._api.preset_names():
-                self.form.set_presets(self._api.preset_names(), st.config.preset)
-            self.form.set_values(config_values(st.config))  # re-enters here once, with _shown_run set
-            return
-        if not st.has_run:  # the curves show the output folder's run, and there is none
+        elif not st.has_run:
             self.curves.reset()
         self._shown_run = st.run_dir if st.has_run else None
         if st.has_run:
             more = (f" To train it further, set Steps above {st.total_steps:,} and press Resume."
-                    if st.complete else " Resume continues it from there.")
+                    if st.complete else " Resume continues it from there (with its own config).")
             self._set_status(f"{out} holds a run at step {st.steps_done:,} of {st.total_steps:,}"
-                             f"{' (finished)' if st.complete else ''}.{more}")
+                             f"{' (finished)' if st.complete else ''}.{more} Load its config puts that "
+                             "run's settings into the form.")
         else:
             self._set_status(f"Start trains a new run into {out}.")
+
+    @Slot()
+    def load_run_config(self) -> None:
+        """Fill the form with the config of the run in the output folder (an explicit choice: the
+        form is never filled from a folder by itself); the output path stays."""
+        self.ensure_ready()
+        out = self.output_dir()
+        try:
+            st = self._api.train_status(out) if out is not None else None
+        except self._api.UserError as exc:
+            self._report("Cannot load the run's config", str(exc))
+            return
+        if st is None or not st.has_run:
+            self._report("No run in the output folder", f"{out or 'The output folder'} holds no run whose "
+                         "config could be loaded. Type or choose (…) the folder of a run first.")
+            return
+        if st.config.preset in self._api.preset_names():
+            self.form.set_presets(self._api.preset_names(), st.config.preset)
+        self.form.set_values(config_values(st.config))
+        self._base = st.config  # what the form does not show (n_ctx, batch size, ...) comes from the run
+        self._set_status(f"The form shows the config of {out} (step {st.steps_done:,} of {st.total_steps:,}). "
+                         "Edit it and choose another output folder to train a new run, or Resume this one.")
+
+    @Slot()
+    def _on_output_chosen(self) -> None:
+        """An output folder chosen with the picker: a run there is an explicit choice of its config."""
+        if self._folder is not None and self._folder.has_run:
+            self.load_run_config()
 
     def _show_history(self, out: Path, steps_done: int) -> None:
         """Draw the curves a run has logged so far (up to its last checkpoint, where Resume restarts)."""
@@ -219,6 +256,7 @@ class TrainPanel(QWidget):
         self.resume_button.setEnabled(idle and has_run)
         self.cancel_button.setEnabled(training)
         self.open_button.setEnabled(not training and self._folder is not None and self._folder.has_model)
+        self.load_button.setEnabled(not training and has_run)
         if not idle and not training:
             self.start_button.setToolTip(f"Wait for the running job ({self.jobs.running}) to end")
         else:
@@ -273,6 +311,7 @@ class TrainPanel(QWidget):
         if st.config.preset in api.preset_names():
             self.form.set_presets(api.preset_names(), st.config.preset)
         self.form.set_values(values)
+        self._base = st.config
         self._show_history(out, st.steps_done)
         tasks = api.DEFAULT_MONITOR_TASKS
         self._launch(out, lambda: api.train(out, resume=True, steps=steps, task_eval=tasks),

@@ -78,6 +78,13 @@ class CurveBuffer:
         self._n, self.stride, self._acc, self.received = 0, 1, [0.0, 0.0, 0], 0
 
 
+def _show_axes(plot: pg.PlotItem, on: bool) -> None:
+    """A plot's axes and grid: shown once it has something to draw."""
+    for axis in ("left", "bottom"):
+        plot.showAxis(axis, on)
+    plot.showGrid(x=on, y=on, alpha=0.15)
+
+
 class TrainCurves(pg.GraphicsLayoutWidget):
     """Four small plots (loss, task losses, density, lr) against the training step."""
 
@@ -89,13 +96,13 @@ class TrainCurves(pg.GraphicsLayoutWidget):
         self.legends: dict[str, pg.LegendItem] = {}
         for i, (name, title) in enumerate(PLOTS.items()):
             plot = self.addPlot(row=i // 2, col=i % 2, title=f"<span style='color:{theme.MUTED}'>{title}</span>")
-            plot.showGrid(x=True, y=True, alpha=0.15)
             plot.setLabel("bottom", "step")
             for axis in ("left", "bottom"):
                 plot.getAxis(axis).setTextPen(pg.mkPen(theme.MUTED))
             if name in ("loss", "tasks", "density"):
                 self.legends[name] = plot.addLegend(offset=(-6, 6), labelTextColor=theme.MUTED)
             self.plots[name] = plot
+            _show_axes(plot, False)  # no 0-1 axes until the plot has a curve
         self.buffers: dict[str, CurveBuffer] = {}
         self.items: dict[str, pg.PlotDataItem] = {}
         self._dirty: set[str] = set()
@@ -115,6 +122,7 @@ class TrainCurves(pg.GraphicsLayoutWidget):
             item = pg.PlotDataItem(pen=pen, name=label, symbol="o" if dashed else None, symbolSize=4,
                                    symbolBrush=PALETTE[n_in_plot % len(PALETTE)], symbolPen=None)
             self.plots[plot].addItem(item)
+            _show_axes(self.plots[plot], True)
             self.items[key] = item
         return buf
 
@@ -165,6 +173,8 @@ class TrainCurves(pg.GraphicsLayoutWidget):
                 legend.removeItem(item)
         self.items.clear()
         self.buffers.clear()
+        for plot in self.plots.values():
+            _show_axes(plot, False)
 
     @property
     def pending(self) -> bool:

@@ -75,10 +75,12 @@ def default_output(preset: str, home: Path = RUNS_HOME) -> Path:
 
 
 class ConfigForm(QWidget):
-    """Editable training settings; emits ``changed`` on every edit and ``presetChosen`` on a preset."""
+    """Editable training settings; emits ``changed`` on every edit, ``presetChosen`` on a preset and
+    ``outputChosen`` when the output folder was chosen with its picker (not typed)."""
 
     changed = Signal()
     presetChosen = Signal(str)
+    outputChosen = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -153,6 +155,8 @@ class ConfigForm(QWidget):
         chosen = dialogs.ask_folder(self, title, str(Path(start).expanduser().parent if edit is self.output else start))
         if chosen is not None:
             edit.setText(str(chosen))
+            if edit is self.output:
+                self.outputChosen.emit()
 
     # -- values ------------------------------------------------------------------------------------
     def set_presets(self, names: list[str], current: str) -> None:

@@ -12,6 +12,9 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
+#: How long an error stays in the status bar (ms): the dialog or the Log dock keeps the details.
+STATUS_ERROR_MS = 10_000
+
 
 def show_error(parent: QWidget | None, title: str, text: str) -> None:
     """Show a modal error box with ``title`` and ``text``; returns when the user closes it."""

@@ -3,12 +3,13 @@
 Shortcuts: Ctrl+O open session, Ctrl+S save session (a session is the document: run, circuit and the
 view), Ctrl+Shift+O open run folder, Ctrl+E export the view, Ctrl+T train a model, Ctrl+Q quit, F fit view,
 / find node, A toggle ablation of the selected node, Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y) undo / redo
-ablation, Esc clear ablations (back to the baseline), V switch circuit / whole model.
+ablation, Esc clear ablations (back to the baseline), V switch circuit / whole model. View > Reset layout
+puts the docks back where they are at the first start.
 
 :class:`WindowActions` builds the actions from :class:`Commands` (what each one calls; Undo, Redo and
-Clear call the state) and keeps Undo, Redo and Clear enabled as the state allows: it subscribes to
-the state's ``ablationChanged``. The graph toolbar is :mod:`app.window.toolbar`. Knows nothing about
-the engine.
+Clear call the state) and keeps Undo, Redo, Clear and Toggle enabled as the state allows: it
+subscribes to the state's ``ablationChanged`` and ``selectionChanged`` (Toggle needs a selected
+node). The graph toolbar is :mod:`app.window.toolbar`. Knows nothing about the engine.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Commands:
     record: Command
     train: Command
     import_openai: Command
+    reset_layout: Command
 
 
 def _action(window: QMainWindow, text: str, slot, shortcut=None, tip: str = "") -> QAction:
@@ -84,6 +86,8 @@ class WindowActions(QObject):
         self.redo = _action(window, "&Redo ablation", state.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
         self.clear = _action(window, "&Clear ablations", state.clear_ablation, "Esc", "Back to the baseline")
         self.switch_view = _action(window, "Switch circuit / whole &model", c.switch_view, "V")
+        self.reset_layout = _action(window, "Reset &layout", c.reset_layout,
+                                    tip="Put the docks and the window back as they were at the first start")
         # File menu: background jobs
         self.record = _action(window, "&Record activation store", c.record)
         self.train = _action(window, "&Train a model…", c.train, "Ctrl+T", "Open the Training panel")
@@ -92,6 +96,8 @@ class WindowActions(QObject):
             "tokenizer and circuits"))
         self.view_menu = self._build_menus(window)
         state.ablationChanged.connect(self._on_ablation)
+        state.selectionChanged.connect(self._on_selection)
+        self._on_selection(state.selected)
 
     def _build_menus(self, window: QMainWindow) -> QMenu:
         """The File, Ablation and View menus; returns the View menu."""
@@ -103,8 +109,8 @@ class WindowActions(QObject):
         for a in (self.toggle, self.undo, self.redo, self.clear):
             edit.addAction(a)
         view_menu = window.menuBar().addMenu("&View")
-        for a in (self.fit, self.find, self.switch_view):
-            view_menu.addAction(a)
+        for a in (self.fit, self.find, self.switch_view, None, self.reset_layout):
+            view_menu.addSeparator() if a is None else view_menu.addAction(a)
         view_menu.addSeparator()
         return view_menu
 
@@ -113,3 +119,9 @@ class WindowActions(QObject):
         self.undo.setEnabled(self._state.can_undo())
         self.redo.setEnabled(self._state.can_redo())
         self.clear.setEnabled(bool(ablation.nodes or ablation.edges))
+
+    @Slot(object)
+    def _on_selection(self, node) -> None:
+        self.toggle.setEnabled(node is not None)
+        self.toggle.setStatusTip("Ablate or restore the selected node" if node is not None
+                                 else "Select a node first (click it, or press / to find one)")

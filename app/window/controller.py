@@ -17,11 +17,12 @@ worker has loaded it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
+import numpy as np
 from PySide6.QtCore import QObject, Slot
 
+from engine.scene.bundle import save_labels
 from engine.scene.snapshot import counted
 
 RECORD_TOKENS = 50_000  # pretraining tokens the "Record activation store" button records
@@ -44,8 +45,10 @@ class WindowController(QObject):
         self._report = report_error
         self._reload_run = reload_run
         self._deterministic = deterministic
+        self._last_result = None  # the previous evaluation shown (a step with no effect is said so)
         self.store = None  # the run's open ActivationStore (the inspector reads it), or None
         state.evaluationChanged.connect(self.on_evaluation)
+        state.bundleChanged.connect(self._forget_result)
         state.labelsChanged.connect(self.save_labels)
         service.evalFailed.connect(self.on_eval_failed)
         inspector.recordRequested.connect(self.record_store)
@@ -57,11 +60,20 @@ class WindowController(QObject):
     @Slot(object)
     def on_evaluation(self, evaluation) -> None:
         r, request = evaluation.result, evaluation.request
+        previous, self._last_result = self._last_result, r
         timing = "" if self._deterministic else f" · {evaluation.latency_ms:.0f} ms click-to-metric"
+        same = (request.action and previous is not None and len(previous.logit_diff) == len(r.logit_diff)
+                and float(np.max(np.abs(np.asarray(previous.logit_diff) - np.asarray(r.logit_diff)), initial=0.0)) < 1e-7)
+        effect = f" · no effect: no logit of the {len(r.logit_diff)} prompts moved" if same else ""
         self._status(f"loss {r.loss:.4f}, accuracy {r.accuracy:.1%} ({counted(len(request.nodes), 'node')}, "
-                     f"{counted(len(request.edges), 'weight')} ablated, {request.mode}){timing}")
+                     f"{counted(len(request.edges), 'weight')} ablated, {request.mode}){effect}{timing}")
         if request.action:
-            self._log_panel.log(f"{request.action}: loss {r.loss:.6f}, accuracy {r.accuracy:.4f}")
+            self._log_panel.log(f"{request.action}: loss {r.loss:.6f}, accuracy {r.accuracy:.4f}"
+                                + (" (no effect: no logit moved)" if same else ""))
+
+    @Slot(object)
+    def _forget_result(self, _bundle) -> None:
+        self._last_result = None
 
     @Slot(object)
     def on_eval_failed(self, failed) -> None:
@@ -97,8 +109,7 @@ class WindowController(QObject):
         if b is None or dict(b.labels) == labels:
             return
         try:
-            b.derived.mkdir(parents=True, exist_ok=True)
-            (b.derived / "labels.json").write_text(json.dumps(labels, indent=1, sort_keys=True), encoding="utf-8")
+            save_labels(b.derived, labels)  # atomic; a damaged labels.json is kept beside it
         except OSError as exc:
             self._log_panel.log(f"cannot save labels to {b.derived}: {exc}")
 

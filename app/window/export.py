@@ -42,6 +42,7 @@ def export_view(w, fmt: str, out: Path | str, scale: float = 1.0) -> list[Path] 
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
 
+    from app.widgets import dialogs
     from engine import api
 
     w.statusBar().showMessage(f"Exporting the view as {fmt}…")
@@ -55,7 +56,7 @@ def export_view(w, fmt: str, out: Path | str, scale: float = 1.0) -> list[Path] 
     finally:
         QApplication.restoreOverrideCursor()
     if error:
-        w.statusBar().showMessage("Export failed; nothing was written.")
+        w.statusBar().showMessage("Export failed; nothing was written.", dialogs.STATUS_ERROR_MS)
         w.report_error("Cannot export", f"{error}.\n\nNothing was written. Choose another folder or file name "
                        "(File > Export view…, Ctrl+E).")
         return None

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from app.widgets import dialogs
 from engine.scene.bundle import SetupSpec
 from engine.scene.session import Session
 
@@ -28,7 +29,7 @@ class RunLoader(QObject):
 
     ready = Signal()
 
-    def __init__(self, *, state, service, view, log_panel, show_status: Callable[[str], None],
+    def __init__(self, *, state, service, view, log_panel, show_status: Callable[..., None],
                  report_error: Callable[[str, str], None], held: Callable[[], bool],
                  show_bundle: Callable[[object, Session | None], None], session: Session | None = None,
                  parent: QObject | None = None) -> None:
@@ -90,7 +91,7 @@ class RunLoader(QObject):
             self._ready_sent = True
             self.ready.emit()
             return
-        self._status(f"Could not open {Path(failed.request.run).name}")
+        self._status(f"Could not open {Path(failed.request.run).name}", dialogs.STATUS_ERROR_MS)
         b = self._state.bundle
         same_run = b is not None and failed.request.run == str(b.run_path)
         self._report("Cannot load task" if same_run else "Cannot open run", failed.message)

@@ -2,7 +2,8 @@
 
 Docks: Runs (bundled demo, recent runs, open folder, the run's config), Tasks, Metrics, Node
 inspector and Log (with progress), and, from :mod:`app.panels.train` and :mod:`app.window.tools`,
-Training, Pruning, Formation and Compare. Layout, geometry and recent runs persist in QSettings.
+Training, Pruning, Formation and Compare. Layout, geometry and recent runs persist in QSettings;
+View > Reset layout goes back to the first-start layout.
 
 :class:`MainWindow` owns every part (each created in its ``__init__``) and wires them: the parts get what they
 need passed in, never the window. The state (:class:`app.model.state.AppState`) is the single source
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
@@ -44,7 +45,7 @@ from app.window.actions import Commands, WindowActions
 from app.window.controller import WindowController
 from app.window.importing import OpenAIImport
 from app.window.loading import RunLoader
-from app.window.runs import (BUNDLED, RecentRuns, RunDirError, read_run_config, restore_layout,
+from app.window.runs import (BUNDLED, RecentRuns, RunDirError, fit_to_screen, read_run_config, restore_layout,
                              save_layout)
 from app.window.runs import app_settings
 from app.window.toolbar import GraphToolbar
@@ -108,6 +109,7 @@ class MainWindow(QMainWindow):
         self._error_handler = error_handler
         self._deterministic = deterministic
         self._painted = False  # the first paint has happened (a load waits for it)
+        self._first_state = QByteArray()  # the docks as at the first start (View > Reset layout)
         # The run on screen: its folder and config (shown before the engine has looked at the run);
         # where File > Export… starts (empty: where runs are opened)
         self.run_dir: Path | None = None
@@ -158,10 +160,10 @@ class MainWindow(QMainWindow):
         if os.environ.get(LOG_ENV):  # scripts and the real-window test read what the Log dock says
             self.log_panel.mirror = Path(os.environ[LOG_ENV])
         left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
-        docks = (add_dock(self, "Runs", "runDock", self.runs, left),
-                 add_dock(self, "Tasks", "taskDock", self.tasks, left),
-                 add_dock(self, "Metrics", "metricsDock", self.metrics, right),
-                 add_dock(self, "Node inspector", "inspectorDock", self.inspector, right),
+        docks = (add_dock(self, "Runs", "runDock", self.runs, left, min_width=180),
+                 add_dock(self, "Tasks", "taskDock", self.tasks, left, min_width=180),
+                 add_dock(self, "Metrics", "metricsDock", self.metrics, right, min_width=280),
+                 add_dock(self, "Node inspector", "inspectorDock", self.inspector, right, min_width=280),
                  add_dock(self, "Log", "logDock", self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea))
         self.setCorner(Qt.Corner.BottomLeftCorner, left)
         self.setCorner(Qt.Corner.BottomRightCorner, right)
@@ -174,7 +176,7 @@ class MainWindow(QMainWindow):
             task_file=self.open_task_file_dialog, quit=self.close, fit=self.view.fit,
             find=lambda: self.toolbar.focus_find(), toggle=self.toggle_selected, switch_view=self.state.switch_view,
             record=self.controller.record_store, train=self.show_train_panel,
-            import_openai=self.importer.ask_and_start))
+            import_openai=self.importer.ask_and_start, reset_layout=self.reset_layout))
         for dock in (self.runs_dock, self.tasks_dock, self.metrics_dock, self.inspector_dock, self.log_dock):
             actions.view_menu.addAction(dock.toggleViewAction())
         return actions
@@ -194,6 +196,7 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.loader.ready.connect(self.ready)
+        self.metrics.pairsRequested.connect(self.reload_run)
         self.runs.runActivated.connect(self._on_run_activated)
         self.runs.openFolderRequested.connect(self.open_run_dialog)
         self.tasks.taskActivated.connect(self._on_task_activated)
@@ -201,17 +204,30 @@ class MainWindow(QMainWindow):
 
     def _start_up(self, run_dir: Path | str | None) -> None:
         self.statusBar().showMessage("No run loaded. File > Open run folder... (Ctrl+Shift+O) opens one.")
-        self.resize(1400, 900)
-        # The first-start layout (once every dock exists: later docks would squeeze earlier ones)
-        self.resizeDocks([self.runs_dock, self.metrics_dock], [260, 440], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.runs_dock, self.tasks_dock], [420, 380], Qt.Orientation.Vertical)
-        self.resizeDocks([self.metrics_dock, self.inspector_dock], [430, 370], Qt.Orientation.Vertical)
-        self.resizeDocks([self.log_dock], [105], Qt.Orientation.Vertical)
+        self._first_layout()  # once every dock exists: later docks would squeeze earlier ones
+        self._first_state = self.saveState()
         self.refresh_runs()
         if self._persist:
             restore_layout(self)
         if run_dir is not None:
             self.load_run(run_dir)
+
+    def _first_layout(self) -> None:
+        """The first-start window size (within the screen, for a real window) and dock sizes."""
+        self.resize(1400, 900)
+        if self._persist:
+            fit_to_screen(self)
+        self.resizeDocks([self.runs_dock, self.metrics_dock], [260, 440], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.runs_dock, self.tasks_dock], [420, 380], Qt.Orientation.Vertical)
+        self.resizeDocks([self.metrics_dock, self.inspector_dock], [430, 370], Qt.Orientation.Vertical)
+        self.resizeDocks([self.log_dock], [105], Qt.Orientation.Vertical)
+
+    @Slot()
+    def reset_layout(self) -> None:
+        """View > Reset layout: every dock where, and as large as, it is at the first start."""
+        self.restoreState(self._first_state)
+        self.train_dock.setProperty("placed", False)  # shown again as at first: floating, centred
+        self._first_layout()
 
     @property
     def store(self):
@@ -230,7 +246,7 @@ class MainWindow(QMainWindow):
             try:
                 config = read_run_config(path)
             except RunDirError as exc:
-                self.statusBar().showMessage(f"Could not open {path}")
+                self.statusBar().showMessage(f"Could not open {path}", dialogs.STATUS_ERROR_MS)
                 session = self.loader.take_session()  # it must not apply to a later run
                 self.report_error(*(("Cannot open run", str(exc)) if session is None
                                     else session_view.missing_run_message(session, str(exc))))
@@ -261,15 +277,16 @@ class MainWindow(QMainWindow):
         self.loader.start(SetupSpec(run=str(b.run_path), task=task, task_file=task_file, circuit=circuit,
                                     checkpoint=checkpoint, layout_nodes=layout_nodes))
 
-    def reload_run(self) -> None:
-        """Load the shown run again (after recording its activation store); what is on screen comes
-        back as a session."""
+    def reload_run(self, n_pairs: int | None = None) -> None:
+        """Load the shown run again (after recording its activation store, or with ``n_pairs`` held-out
+        pairs behind the metrics); what is on screen comes back as a session."""
         b = self.state.bundle
         if b is None:
             return
         self.loader.pending_session = self.current_session()
         self.loader.start(SetupSpec(run=str(b.run_path), task=None if b.spec.task_file else b.task.name,
-                                    task_file=b.spec.task_file, circuit=b.spec.circuit, n_pairs=b.spec.n_pairs))
+                                    task_file=b.spec.task_file, circuit=b.spec.circuit,
+                                    n_pairs=n_pairs or b.spec.n_pairs))
 
     def open_session(self, session: Session) -> bool:
         """Load the session's run (or, without one, its task in the current run) and restore the view

@@ -83,18 +83,21 @@ class RecentRuns:
         return str(value) if value else str(Path.home())
 
 
+def fit_to_screen(window: QMainWindow) -> None:
+    """Shrink the window into 90% of its screen (if it is larger)."""
+    screen = window.screen()
+    if screen is not None:
+        avail = screen.availableGeometry()
+        window.resize(min(window.width(), int(avail.width() * 0.9)), min(window.height(), int(avail.height() * 0.9)))
+
+
 def restore_layout(window: QMainWindow) -> None:
-    """Put back the window's saved geometry and dock layout; without saved geometry, fit the window
-    into 90% of its screen."""
+    """Put back the window's saved geometry and dock layout (without saved ones the window keeps its
+    first-start layout)."""
     settings = app_settings()
     geometry = settings.value("main_window/geometry")
     if isinstance(geometry, QByteArray) and not geometry.isEmpty():
         window.restoreGeometry(geometry)
-    else:
-        screen = window.screen()
-        if screen is not None:
-            avail = screen.availableGeometry()
-            window.resize(min(window.width(), int(avail.width() * 0.9)), min(window.height(), int(avail.height() * 0.9)))
     state = settings.value("main_window/state")
     if isinstance(state, QByteArray) and not state.isEmpty():
         window.restoreState(state)

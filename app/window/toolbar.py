@@ -4,7 +4,8 @@ Undo / Redo / Reset / Fit and the find box.
 :class:`GraphToolbar` is a view of :class:`app.model.state.AppState`: it follows the state's view,
 mode, baseline and threshold (without echoing them back) and changes the state when the user uses a
 widget. The slider is the share of weights hidden; it is turned into a |w| threshold of the graph on
-screen, again whenever the view changes. Choosing resample ablation without an activation store is
+screen. Each view keeps its own threshold (:class:`app.model.state.AppState`): switching the view
+moves the slider to that view's share. Choosing resample ablation without an activation store is
 refused with a dialog. Knows nothing about the engine or threads.
 """
 
@@ -17,6 +18,7 @@ from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QSizePolicy, QSlider, QToolBar, QWidget
 
+from app.widgets import dialogs
 from engine.ablation.modes import BASELINES, MODES
 
 MODE_TIPS = {"mean": "replace the node by its mean over pretraining text",
@@ -33,7 +35,7 @@ class GraphToolbar(QToolBar):
     status bar; ``focus_graph()``: give the graph the keyboard focus (after find)."""
 
     def __init__(self, state, edit_actions: Sequence[QAction], report_error: Callable[[str, str], None],
-                 show_status: Callable[[str], None], focus_graph: Callable[[], None],
+                 show_status: Callable[..., None], focus_graph: Callable[[], None],
                  parent: QWidget | None = None) -> None:
         super().__init__("Graph", parent)
         self.setObjectName("graphToolbar")
@@ -119,7 +121,7 @@ class GraphToolbar(QToolBar):
         b = self._state.bundle
         self.circuit_view_action.setEnabled(b is not None and b.circuit is not None)
         (self.circuit_view_action if view == "circuit" else self.model_view_action).setChecked(True)
-        self._on_threshold_slider(self.threshold_slider.value())  # the same share of the new graph
+        self._show_threshold()  # this view's own threshold, not the other view's share
 
     @Slot(str)
     def _on_mode(self, mode: str) -> None:
@@ -148,7 +150,13 @@ class GraphToolbar(QToolBar):
         """Set the exact |w| threshold and move the slider to the matching share without re-deriving
         the threshold from it (a restored session shows its own value)."""
         self._state.set_threshold(threshold)
-        weights = np.abs(self._state.graph.weight)
+        self._show_threshold()
+
+    def _show_threshold(self) -> None:
+        """Move the slider to the share the state's threshold hides in the graph on screen (without
+        re-deriving the threshold from it) and update the label."""
+        graph, threshold = self._state.graph, self._state.threshold
+        weights = np.abs(graph.weight) if graph is not None else np.zeros(0)
         share = int(round(100 * float(np.mean(weights < threshold)))) if len(weights) and threshold > 0 else 0
         self.threshold_slider.blockSignals(True)
         self.threshold_slider.setValue(min(share, self.threshold_slider.maximum()))
@@ -203,7 +211,7 @@ class GraphToolbar(QToolBar):
             hit = next((n for n in s.graph.ids if low in n.lower()), None) or \
                 next((n for n in model.ids if low in n.lower()), None)
         if hit is None:
-            self._status(f"No node matches {text!r} (ids look like blocks.0.mlp.neuron:12)")
+            self._status(f"No node matches {text!r} (ids look like blocks.0.mlp.neuron:12)", dialogs.STATUS_ERROR_MS)
             return
         if hit not in s.graph.index:
             s.set_view("model")

@@ -42,8 +42,8 @@ def install(window: QMainWindow, ctx: PanelContext, *, tasks_dock: QDockWidget, 
     ``view_menu``."""
     left, bottom = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.BottomDockWidgetArea
     prune_panel, formation_panel, compare_view = PrunePanel(), FormationPanel(), CompareView()
-    prune_dock = add_dock(window, "Pruning", "pruneDock", scrolled(prune_panel), left)
-    formation_dock = add_dock(window, "Formation", "formationDock", scrolled(formation_panel), left)
+    prune_dock = add_dock(window, "Pruning", "pruneDock", scrolled(prune_panel), left, min_width=180)
+    formation_dock = add_dock(window, "Formation", "formationDock", scrolled(formation_panel), left, min_width=180)
     compare_dock = add_dock(window, "Compare", "compareDock", scrolled(compare_view), bottom)
     window.tabifyDockWidget(tasks_dock, prune_dock)
     window.tabifyDockWidget(prune_dock, formation_dock)

@@ -10,6 +10,7 @@ Knows nothing about pruning, files other than its cache, or Qt.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Generator
 
@@ -18,16 +19,18 @@ import torch
 from safetensors.torch import save_file
 
 from engine.checkpoint import load_tensors
+from engine.errors import UserError
 from engine.fileio import atomic_write
 from engine.jobs import run_to_end
 from engine.model import GPT
 from engine.paths import derived_dir
 from engine.runs import LoadedRun, run_tokenizer
-from engine.sites import all_sites, intervene
+from engine.sites import all_sites, intervene, site_width
 
 log = logging.getLogger(__name__)
 
 MEANS_FILE = "means.safetensors"
+OTHER_MODEL = "they belong to another model"
 
 
 def site_means(model: GPT, batches: list[np.ndarray]) -> dict[str, torch.Tensor]:
@@ -73,6 +76,35 @@ def means_path(run: LoadedRun) -> Path:
     return own if own.exists() else derived_dir(run.path) / MEANS_FILE
 
 
+def read_cached_means(path: Path, run: LoadedRun) -> tuple[dict[str, torch.Tensor] | None, str]:
+    """(the means cached at ``path``, "") when they belong to this exact model and hold a finite
+    float vector of the right width for every site, else (None, why not): a damaged, foreign or
+    stale cache is recomputed, never used and never a crash."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "pt") as fh:
+            meta = fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        return None, f"not a readable safetensors file: {exc}"
+    if meta.get("model_hash") != run.model_hash:
+        return None, OTHER_MODEL
+    try:
+        cached = load_tensors(path)
+    except UserError as exc:
+        return None, str(exc)
+    for site in all_sites(run.config.model, final=True):
+        v = cached.get(site)
+        width = site_width(run.config.model, site)
+        if v is None:
+            return None, f"no means for {site} (written before it was a site?)"
+        if not v.is_floating_point() or tuple(v.shape) != (width,):
+            return None, f"{site} has {str(v.dtype).replace('torch.', '')} values of shape {tuple(v.shape)}, not ({width},)"
+        if not bool(torch.isfinite(v).all()):
+            return None, f"{site} holds NaN or infinite values"
+    return {k: v.float() for k, v in cached.items()}, ""
+
+
 def load_or_compute_means(run: LoadedRun, n_tokens: int = 200_000, batch_size: int = 32) -> dict[str, torch.Tensor]:
     """Cached means of this exact model, computing (and caching) them when missing or stale."""
     return run_to_end(means_steps(run, n_tokens, batch_size))
@@ -83,17 +115,13 @@ def means_steps(run: LoadedRun, n_tokens: int = 200_000, batch_size: int = 32
     """:func:`load_or_compute_means` as a generator: while computing, yields (batches done, batches)
     after every batch (nothing when the cache is fresh). Closing it stops without caching."""
     path = means_path(run)
-    if path.exists():
-        from safetensors import safe_open
-        with safe_open(str(path), "pt") as fh:
-            meta = fh.metadata() or {}
-        if meta.get("model_hash") == run.model_hash:
-            cached = load_tensors(path)
-            if set(all_sites(run.config.model, final=True)) <= set(cached):
-                return cached
-            log.info("means at %s lack some sites (written before final_resid was one); recomputing", path)
-        else:
-            log.info("means at %s belong to another model; recomputing", path)
+    if os.path.lexists(path):
+        cached, why = read_cached_means(path, run)
+        if cached is not None:
+            return cached
+        stale = why == OTHER_MODEL  # a retrained model: expected, not damage
+        log.log(logging.INFO if stale else logging.WARNING, "ablation means at %s are not usable (%s); "
+                "recomputing them", path, why)
     from engine.train.data import prepare_data  # late import: reading the corpus is only needed here
 
     _, data, _ = prepare_data(run.config, run_tokenizer(run))
@@ -111,7 +139,11 @@ def means_steps(run: LoadedRun, n_tokens: int = 200_000, batch_size: int = 32
         yield done, n_batches
     out = means_path(run) if run.checkpoint is not None else derived_dir(run.path) / MEANS_FILE
     meta = {"model_hash": run.model_hash, "n_tokens": str(n_batches * batch_size * T)}
-    atomic_write(out, lambda tmp: save_file({k: v.contiguous() for k, v in means.items()}, str(tmp), metadata=meta))
+    try:
+        atomic_write(out, lambda tmp: save_file({k: v.contiguous() for k, v in means.items()}, str(tmp), metadata=meta))
+    except OSError as exc:  # e.g. a folder in the cache's place: use the means, say why they are not kept
+        log.warning("cannot cache the ablation means at %s (%s); they are computed again next time", out,
+                    exc.strerror or exc)
     return means
 
 

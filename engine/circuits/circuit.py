@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from engine.errors import UserError
-from engine.fileio import atomic_write, atomic_write_json, read_json
+from engine.fileio import atomic_write, atomic_write_json, check_name, read_json
 from engine.model import GPT
 from engine.sites import NodeId, SITE_KINDS, all_sites, parse_site, site_name, site_width
 
@@ -198,8 +198,10 @@ def load_circuit(path: Path, model: GPT | None = None, model_hash: str | None = 
     try:
         nodes = tuple(NodeId.parse(n) for n in data["nodes"])
         edges = data["edges"]
-        es = EdgeSet(tuple(e[0] for e in edges), tuple(e[1] for e in edges),
+        es = EdgeSet(tuple(_text(e[0]) for e in edges), tuple(_text(e[1]) for e in edges),
                      np.array([float(e[2]) for e in edges], dtype=np.float32))
+        if not np.isfinite(es.weight).all():
+            raise ValueError("an edge weight is not a finite number")
         circ = Circuit(task=str(data["task"]), nodes=nodes, edges=es, model_hash=str(data.get("model_hash", "")),
                        run=str(data.get("run", "")), name=str(data.get("name", Path(path).stem)),
                        metrics=dict(data.get("metrics", {})), settings=dict(data.get("settings", {})),
@@ -207,7 +209,7 @@ def load_circuit(path: Path, model: GPT | None = None, model_hash: str | None = 
                        sites=tuple(str(s) for s in data.get("sites", ())))
         for s in circ.sites:
             parse_site(s)
-    except (KeyError, TypeError, IndexError, ValueError) as exc:
+    except (KeyError, TypeError, IndexError, ValueError, AttributeError, OverflowError) as exc:
         raise UserError(f"{path} is not a valid circuit file ({type(exc).__name__}: {exc})") from None
     if model is not None:
         for n in nodes:
@@ -223,12 +225,25 @@ def load_circuit(path: Path, model: GPT | None = None, model_hash: str | None = 
     return circ
 
 
-def all_nodes(model: GPT) -> list[NodeId]:
-    return [NodeId(s, i) for s in all_sites(model.cfg) for i in range(site_width(model.cfg, s))]
+def all_nodes(model: GPT, final: bool = False) -> list[NodeId]:
+    """Every node of the block sites (with ``final``, and of final_resid)."""
+    return [NodeId(s, i) for s in all_sites(model.cfg, final=final) for i in range(site_width(model.cfg, s))]
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a node id string, got {value!r}")
+    return value
+
+
+def _number(value: Any) -> float | None:
+    """A metric as a float when it is a number, else None (a damaged file's strings never reach a format)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def circuit_dir(derived: Path, task: str) -> Path:
-    return Path(derived) / "circuits" / task
+    """``<derived>/circuits/<task>``; a task name that is not one folder name is a UserError."""
+    return Path(derived) / "circuits" / check_name(task, "task name")
 
 
 def list_circuits(*roots: Path) -> list[Path]:
@@ -262,8 +277,9 @@ def index_circuits(*roots: Path) -> list[CircuitEntry]:
             c = load_circuit(path)
         except UserError:
             continue
-        out.append(CircuitEntry(path, c.task, path.stem, c.n_nodes, c.n_edges, c.metrics.get("circuit_loss"),
-                                c.metrics.get("target_loss"), c.settings.get("task_file")))
+        task_file = c.settings.get("task_file")
+        out.append(CircuitEntry(path, c.task, path.stem, c.n_nodes, c.n_edges, _number(c.metrics.get("circuit_loss")),
+                                _number(c.metrics.get("target_loss")), task_file if isinstance(task_file, str) else None))
     return out
 
 

@@ -17,8 +17,11 @@ from engine.errors import UserError
 
 def cmd_compare(args: argparse.Namespace) -> dict[str, Any]:
     from engine.cli.main import _drive, _prune_config
+    from engine.fileio import check_output_file
     from engine.pruning.compare import compare
 
+    if args.csv is not None:
+        check_output_file(args.csv, "CSV file (--csv)")  # before any pruning, not after it
     result = _drive(compare(args.sparse_run, args.dense_run, args.tasks, _prune_config(args), csv_path=args.csv,
                             matched=not args.same_steps_only))
     if args.json:

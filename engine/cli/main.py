@@ -23,6 +23,10 @@ from engine.errors import UserError
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # `--token` is not `--tokens`: a typo must not pass as an option
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one line, exit 2 (argparse's default prints usage first)
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
@@ -52,12 +56,13 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any] | None:
 
     out = Path(args.out)
     cfg = None
-    if not args.resume or args.preset or args.dense or args.steps or args.corpus or args.tokenizer \
-            or args.config or args.set:
-        cfg = make_config(args.preset or "tiny", dense=args.dense, steps=args.steps, corpus=args.corpus,
-                          tokenizer=args.tokenizer, device=None, config_file=args.config, overrides=args.set)
+    if not args.resume or args.preset or args.dense or args.corpus or args.tokenizer or args.config or args.set:
+        cfg = make_config(args.preset or "tiny", dense=args.dense, steps=None if args.resume else args.steps,
+                          corpus=args.corpus, tokenizer=args.tokenizer, device=None, config_file=args.config,
+                          overrides=args.set)
     with launch(args.dist_timeout, args.mask_check_every) as dist:  # torchrun: join the group
-        gen = train(out, cfg, resume=args.resume, device=args.device, dist=dist)
+        gen = train(out, cfg, resume=args.resume, device=args.device, dist=dist,
+                    steps=args.steps if args.resume else None)
         last_print = 0.0
         result = None
         try:
@@ -141,6 +146,10 @@ def _print_eval(result: dict[str, Any]) -> None:
 def _prune_config(args: argparse.Namespace):
     from engine.pruning.prune import PruneConfig
 
+    if not (math.isfinite(args.target_loss) and args.target_loss > 0):
+        raise UserError(f"--target-loss must be a finite number above 0, got {args.target_loss}")
+    if not all(math.isfinite(k) for k in args.k_coefs or []):
+        raise UserError(f"--k-coefs must be finite numbers, got {' '.join(map(str, args.k_coefs))}")
     kw: dict[str, Any] = {"target_loss": args.target_loss, "ablation": args.ablation,
                           "frozen_norm": args.frozen_norm, "calibrate": args.calibrate}
     if args.steps:
@@ -153,10 +162,13 @@ def _prune_config(args: argparse.Namespace):
 
 
 def cmd_prune(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.fileio import check_name
     from engine.pruning.job import prune_run
 
     if bool(args.task) == bool(args.task_file):
         raise UserError("give exactly one of --task NAME or --task-file FILE")
+    if args.name is not None:
+        check_name(args.name, "circuit name (--name)")
     circuit, path = _drive(prune_run(args.run, args.task, args.task_file, _prune_config(args), name=args.name))
     m = circuit.metrics
     out = {"task": circuit.task, "circuit": str(path), "nodes": circuit.n_nodes, "edges": circuit.n_edges,
@@ -168,7 +180,24 @@ def cmd_prune(args: argparse.Namespace) -> dict[str, Any]:
         f = m["faithfulness"]
         out.update({"sufficiency_loss": f["mean"]["sufficiency_loss"], "necessity_loss": f["mean"]["necessity_loss"],
                     "random_loss": f["mean"]["random_loss_mean"], "faithfulness": f})
+    v = m.get("verdict") or {}
+    out.update({"verdict": v.get("verdict"), "warnings": v.get("warnings", []), "reasons": v.get("reasons", []),
+                "n_pairs": m.get("n_pairs"), "no_ops_dropped": m.get("no_ops_dropped"),
+                "convergence": m.get("convergence")})
     return out
+
+
+def _print_prune(r: dict[str, Any]) -> None:
+    pairs = f" on {r['n_pairs']} held-out pairs" if r.get("n_pairs") else ""
+    print(f"{r['task']}: {r['nodes']} nodes, {r['edges']} edges, held-out loss {r['circuit_loss']:.4f}{pairs} "
+          f"(full model {r['full_loss']:.4f}, target {r['target_loss']}) -> {r['circuit']}")
+    dropped = r.get("no_ops_dropped")
+    if dropped:
+        print(f"dropped {len(dropped)} node(s) whose ablation changed no held-out logit: {', '.join(dropped[:6])}"
+              + (" ..." if len(dropped) > 6 else ""))
+    print(f"verdict: {r['verdict']}")
+    for reason in r.get("reasons", []):
+        print(f"  - {reason}")
 
 
 def cmd_faithfulness(args: argparse.Namespace) -> dict[str, Any]:
@@ -178,12 +207,18 @@ def cmd_faithfulness(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _print_faith(r: dict[str, Any]) -> None:
-    print(f"circuit {r['circuit']}  task {r['task']}: {r['nodes']} nodes, {r['edges']} edges")
-    print(f"{'ablation':<8} {'full':>8} {'sufficiency':>12} {'necessity':>10} {'random':>14}")
+    print(f"circuit {r['circuit']}  task {r['task']}: {r['nodes']} nodes, {r['edges']} edges; "
+          f"task loss on {r['mean'].get('n_pairs', '?')} held-out pairs")
+    print(f"{'ablation':<8} {'full':>8} {'sufficiency':>12} {'necessity':>10} {'random same-size sets':>24}")
     for mode in PRUNE_MODES:
         f = r[mode]
-        print(f"{mode:<8} {f['full_loss']:>8.4f} {f['sufficiency_loss']:>12.4f} {f['necessity_loss']:>10.4f} "
-              f"{f['random_loss_mean']:>8.4f}±{f['random_loss_std']:.3f}")
+        rand = ("unavailable" if f["random_loss_mean"] is None else
+                f"{f['random_loss_mean']:.4f}±{f['random_loss_std']:.3f} ({f['n_random']} sets)")
+        print(f"{mode:<8} {f['full_loss']:>8.4f} {f['sufficiency_loss']:>12.4f} {f['necessity_loss']:>10.4f} {rand:>24}")
+    if r.get("verdict"):
+        print(f"verdict: {r['verdict']['verdict']}")
+        for reason in r["verdict"]["reasons"]:
+            print(f"  - {reason}")
 
 
 def cmd_ablate(args: argparse.Namespace) -> dict[str, Any]:
@@ -348,7 +383,7 @@ def _add_circuits(sub) -> None:
     pr.add_argument("--task-file", type=Path, help="a user task file (JSON)")
     pr.add_argument("--name", help="file name of the circuit (default: the ablation mode)")
     prune_options(pr)
-    pr.set_defaults(func=cmd_prune)
+    pr.set_defaults(func=cmd_prune, printer=_print_prune)
 
     fa = sub.add_parser("faithfulness", help="sufficiency, necessity and random baselines of a circuit")
     fa.add_argument("run")
@@ -416,11 +451,14 @@ def main(argv: list[str] | None = None) -> int:
         result = args.func(args)
     except UserError as exc:
         if not getattr(exc, "reported_elsewhere", False):  # an error rank 0 already reports
-            _err(f"error: {_rank_prefix()}{exc}")
+            _err(f"error: {_rank_prefix()}{' '.join(str(exc).splitlines())}")  # one line, always
         return 2
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except MemoryError:
+        _err("error: ran out of memory; use smaller sizes (fewer tokens, pairs or steps, a smaller model or batch)")
+        return 2
     if result is None:  # a torchrun rank other than 0: rank 0 reports
         return 0
     if getattr(args, "json", False):

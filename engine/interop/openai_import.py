@@ -27,7 +27,7 @@ from engine.checkpoint import MODEL_FILE, model_state
 from engine.config import DataConfig, ModelConfig, RunConfig, SparsityConfig
 from engine.data.tokenizer import save_tokenizer
 from engine.errors import UserError
-from engine.fileio import atomic_write_json, read_json
+from engine.fileio import atomic_write_json, file_mode, read_json
 from engine.interop.openai_format import (CONFIG_FILE, WEIGHTS_FILE, TensorSpec, model_config, normalize_config,
                                           tensor_specs)
 from engine.interop.openai_circuits import import_viz_circuits, viz_files
@@ -168,6 +168,7 @@ def _write_run(out: Path, cfg: RunConfig, tensors: dict[str, torch.Tensor], tok:
     def write(tmp: Path) -> None:
         atomic_write_json(tmp / RUN_CONFIG_FILE, cfg.to_dict())
         save_file(tensors, str(tmp / MODEL_FILE), metadata={"format": "circuit-inspector/model", "source": "openai"})
+        os.chmod(tmp / MODEL_FILE, file_mode())  # safetensors writes 0600; the run's JSON files are 0644
         if tok is not None:
             save_tokenizer(tok, tmp / TOKENIZER_FILE)
         atomic_write_json(tmp / STATUS_FILE, status)

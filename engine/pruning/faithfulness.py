@@ -3,12 +3,14 @@
 * sufficiency: held-out loss with every node outside the circuit ablated (should stay <= target);
 * necessity: loss with only the circuit's nodes ablated (should be large: the task breaks);
 * random baseline: mean loss over random same-size node sets outside the circuit, ablated
-  (should be small: ablating that many arbitrary nodes hardly matters);
+  (should be small: ablating that many arbitrary nodes hardly matters); unavailable (None, with the
+  reason) when fewer than 10 distinct sets of the circuit's size lie outside it;
 each under mean and zero ablation. Knows nothing about files or Qt.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Generator
 
@@ -22,6 +24,7 @@ from engine.circuits.library import find_circuit, task_of_circuit
 from engine.jobs import run_to_end
 from engine.model import GPT
 from engine.pruning.prune import Evaluator, PruneEvent, TaskBatch
+from engine.pruning.verdict import MIN_RANDOM_SETS, distinct_sets
 from engine.runs import load_run
 from engine.tasks.evaluate import task_data
 
@@ -41,9 +44,16 @@ def faithfulness_steps(model: GPT, circuit: Circuit, val_enc, means: dict[str, t
     batch = TaskBatch(val_enc, device)
     means = {s: v.to(device) for s, v in means.items()}
     in_circuit = circuit.node_set()
-    outside = [n for n in all_nodes(model) if n not in in_circuit]
+    sites = set(circuit.pruned_sites(model.cfg))
+    outside = [n for n in all_nodes(model, final=True) if n.site in sites and n not in in_circuit]
     rng = np.random.default_rng(seed)
-    k = min(len(in_circuit), len(outside))
+    k = len(in_circuit)
+    n_sets = distinct_sets(len(outside), k)
+    unavailable = None
+    if n_sets < MIN_RANDOM_SETS:  # no honest random baseline of the circuit's size exists
+        unavailable = (f"only {len(outside):,} nodes lie outside the circuit's {k:,}: {n_sets} distinct same-size "
+                       f"sets, at least {MIN_RANDOM_SETS} needed")
+        n_random = 0
     random_sets = [[outside[i] for i in rng.choice(len(outside), size=k, replace=False)] for _ in range(n_random)]
     zeros = {s: torch.zeros_like(v) for s, v in means.items()}
     total = 2 * (3 + n_random)
@@ -65,8 +75,10 @@ def faithfulness_steps(model: GPT, circuit: Circuit, val_enc, means: dict[str, t
             "full_loss": full["loss"], "full_accuracy": full["accuracy"],
             "sufficiency_loss": suff["loss"], "sufficiency_accuracy": suff["accuracy"],
             "necessity_loss": nec["loss"], "necessity_accuracy": nec["accuracy"],
-            "random_loss_mean": float(np.mean(rand)), "random_loss_std": float(np.std(rand)),
-            "n_random": n_random,
+            "random_loss_mean": float(np.mean(rand)) if rand else None,
+            "random_loss_std": float(np.std(rand)) if rand else None,
+            "n_random": n_random, "n_pairs": int(len(val_enc.target)) // 2,
+            **({"random_unavailable": unavailable} if unavailable else {}),
         }
     return out
 
@@ -81,5 +93,8 @@ def faithfulness_report(run_dir: Path | str, circuit_spec: str, n_pairs: int = 2
     enc = task_data(run, task, n_pairs, "val", int(circuit.settings.get("seed", 0)))
     faith = faithfulness(run.model, circuit, enc, load_means(run, "mean"),
                          frozen_norm=bool(circuit.settings.get("frozen_norm", False)))
+    from engine.pruning.job import with_verdict
+
+    judged = with_verdict(run.model, replace(circuit, metrics={**circuit.metrics, "faithfulness": faith}))
     return {"circuit": str(path), "task": circuit.task, "nodes": circuit.n_nodes, "edges": circuit.n_edges,
-            "target_loss": circuit.metrics.get("target_loss"), **faith}
+            "target_loss": circuit.metrics.get("target_loss"), **faith, "verdict": judged.metrics["verdict"]}

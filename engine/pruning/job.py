@@ -100,8 +100,23 @@ def finish_circuit(run: LoadedRun, circuit, val_enc, means, cfg, out: Path, *, t
         faith = yield from rescaled(faithfulness_steps(run.model, circuit, val_enc, means,
                                                        frozen_norm=cfg.frozen_norm), start, 1.0)
         circuit = dc_replace(circuit, metrics={**circuit.metrics, "faithfulness": faith})
+    circuit = with_verdict(run.model, circuit)
     circuit.save(out)
     return circuit, Path(out)
+
+
+def with_verdict(model, circuit):
+    """The circuit with its verdict (engine.pruning.verdict) in its metrics."""
+    from dataclasses import replace as dc_replace
+
+    from engine.circuits.circuit import all_nodes
+    from engine.pruning.verdict import verdict
+
+    sites = set(circuit.pruned_sites(model.cfg))
+    total = sum(1 for n in all_nodes(model, final=True) if n.site in sites)
+    v = verdict(circuit.n_nodes, total, circuit.metrics.get("faithfulness"), circuit.metrics.get("target_loss"),
+                circuit.metrics.get("convergence"), circuit.settings.get("ablation", "mean"))
+    return dc_replace(circuit, metrics={**circuit.metrics, "verdict": v})
 
 
 def _means_events(run: LoadedRun):

@@ -29,12 +29,13 @@ from typing import Any, Callable, Generator
 import numpy as np
 import torch
 
-from engine.ablation.core import (frozen_norm_hooks, last_logits, mask_hooks, metrics_from_logits,
-                                  record_norm_scales)
+from engine.ablation.core import (frozen_norm_hooks, group_nodes, keep_masks_from_nodes, last_logits, mask_hooks,
+                                  metrics_from_logits, record_norm_scales)
 from engine.circuits.circuit import Circuit, make_circuit, weight_edges
 from engine.errors import UserError
 from engine.model import GPT
 from engine.sites import NodeId, all_sites, site_width
+from engine.pruning.refine import MAX_NO_OP_CHECK, drop_no_ops, mask_convergence
 from engine.tasks.lookup import two_way_loss
 
 
@@ -256,10 +257,10 @@ def sweep_draws(cfg: PruneConfig, n_pairs: int) -> list[tuple[int, list[int]]]:
 
 
 def _learn_masks(model: GPT, values, train: TaskBatch, cfg: PruneConfig, k_coef: float,
-                 draws: tuple[int, list[int]], progress: Callable[[float], float] = float
-                 ) -> Generator[PruneEvent, None, dict[str, torch.Tensor]]:
+                 draws: tuple[int, list[int]], progress: Callable[[float], float] = float,
+                 trace: list[float] | None = None) -> Generator[PruneEvent, None, dict[str, torch.Tensor]]:
     """Train the mask logits for one k_coef with its random draws (``draws``, see :func:`sweep_draws`);
-    ``progress`` maps this stretch's own fraction done to the job's."""
+    ``progress`` maps this stretch's own fraction done to the job's; ``trace`` gets every step's task loss."""
     seed, starts = draws
     gen = torch.Generator().manual_seed(seed)
     taus = {s: (0.1 + 0.01 * torch.randn(site_width(model.cfg, s), generator=gen)).to(model_device(model))
@@ -279,6 +280,8 @@ def _learn_masks(model: GPT, values, train: TaskBatch, cfg: PruneConfig, k_coef:
         task_loss = two_way_loss(last_logits(model, tokens, lengths, hooks), target, foil).mean()
         n_active = sum(g.sum() for g in gates.values())
         (task_loss + k_coef * n_active).backward()
+        if trace is not None:
+            trace.append(float(task_loss.detach()))
         torch.nn.utils.clip_grad_norm_(list(taus.values()), cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -402,20 +405,22 @@ def sweep_one(prep: Prepared, cfg: PruneConfig, index: int
     def share(lo: float, hi: float) -> Callable[[float], float]:
         return lambda f: SWEEP_SHARE * (index + lo + (hi - lo) * f) / n_k
 
+    trace: list[float] = []
     taus = yield from _learn_masks(model, prep.values, prep.train, cfg, k_coef,
-                                   sweep_draws(cfg, prep.train.n_pairs)[index], share(0.0, LEARN_SHARE))
+                                   sweep_draws(cfg, prep.train.n_pairs)[index], share(0.0, LEARN_SHARE), trace)
+    convergence = mask_convergence(taus, trace)
     order, n_pos = ranking(taus)
     n, loss, _ = yield from _bisect(model, ev, order, n_pos, cfg.target_loss, k_coef, share(LEARN_SHARE, 1.0))
     done = SWEEP_SHARE * (index + 1) / n_k
     if n is None:
         yield PruneEvent("candidate", k_coef=k_coef, loss=loss, message=f"k_coef {k_coef:g}: no passing circuit",
                          fraction=done)
-        return {"k_coef": k_coef, "passed": False, "loss": loss}, taus
+        return {"k_coef": k_coef, "passed": False, "loss": loss, "convergence": convergence}, taus
     n_edges = len(weight_edges(model, [NodeId(s, i) for s, i in order[:n]]))
     yield PruneEvent("candidate", k_coef=k_coef, loss=loss, n_active=n,
                      message=f"k_coef {k_coef:g}: {n} nodes, {n_edges} edges, held-out loss {loss:.4f}", fraction=done)
     return {"k_coef": k_coef, "passed": True, "nodes": n, "edges": n_edges, "loss": loss,
-            "active_after_training": n_pos}, taus
+            "active_after_training": n_pos, "convergence": convergence}, taus
 
 
 def finish(prep: Prepared, cfg: PruneConfig, results: list[tuple[dict[str, Any], dict[str, torch.Tensor]]], *,
@@ -433,25 +438,46 @@ def finish(prep: Prepared, cfg: PruneConfig, results: list[tuple[dict[str, Any],
     if best is None:
         return PruneResult(None, tuple(candidates), full["loss"], False)
     cand, order = best[0], ranking(best[1])[0]
-    keep = _ranked_masks(model, order, cand["nodes"])
-    result = ev.run(keep)
+    nodes, dropped = yield from _without_no_ops(model, ev, [NodeId(s, i) for s, i in order[: cand["nodes"]]])
+    result = ev.run(keep_masks_from_nodes(model, kept=group_nodes(nodes)))
     metrics: dict[str, Any] = {
         "full_loss": full["loss"], "full_accuracy": full["accuracy"], "circuit_loss": result["loss"],
         "circuit_accuracy": result["accuracy"], "target_loss": cfg.target_loss, "k_coef": cand["k_coef"],
-        "candidates": candidates, "seconds": None,
+        "candidates": candidates, "seconds": None, "convergence": cand.get("convergence"),
+        "no_ops_dropped": None if dropped is None else [str(n) for n in dropped],
+        "n_pairs": int(len(ev.target)) // 2,
     }
     metrics["curve"] = yield from _curve(model, ev, order)
     if cfg.calibrate:
+        keep = keep_masks_from_nodes(model, kept=group_nodes(nodes))
         scale, cal_loss = _calibrate(keep, Evaluator(model, prep.values, prep.train, cfg.frozen_norm), ev)
         metrics.update({"calibrated_loss": cal_loss, "calibration_scale": scale})
     metrics["seconds"] = round(time.perf_counter() - t0, 2)
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}
-    circuit = make_circuit(model, task_name, [NodeId(s, i) for s, i in order[: cand["nodes"]]], model_hash,
+    circuit = make_circuit(model, task_name, nodes, model_hash,
                            run=run, name=f"{cfg.ablation}{'-frozen-norm' if cfg.frozen_norm else ''}",
                            metrics=metrics, settings=settings)
     yield PruneEvent("done", message=f"{circuit.n_nodes} nodes, {circuit.n_edges} edges, held-out loss "
                                      f"{result['loss']:.4f} in {metrics['seconds']:.1f}s", fraction=1.0)
     return PruneResult(circuit, tuple(candidates), full["loss"], True)
+
+
+def _without_no_ops(model: GPT, ev: Evaluator, nodes: list[NodeId]):
+    """Generator: the nodes without those whose ablation changes no held-out logit (see
+    engine.pruning.refine); returns (nodes, dropped), dropped None when the circuit is too large to check."""
+    if len(nodes) > MAX_NO_OP_CHECK:
+        return nodes, None
+    gen = drop_no_ops(nodes, lambda ns: keep_masks_from_nodes(model, kept=group_nodes(ns)), ev.logits)
+    last = 0.0
+    while True:
+        try:
+            k = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        now = time.perf_counter()
+        if now - last > EMIT_INTERVAL_S:
+            last = now
+            yield PruneEvent("refine", k, len(nodes), fraction=SWEEP_SHARE, message="")
 
 
 def prune(model: GPT, values: dict[str, torch.Tensor], train_enc, val_enc, cfg: PruneConfig, *,

@@ -10,12 +10,16 @@ Handles a run without circuits (whole-model view, ``circuit`` is None), without 
 ``SetupSpec.checkpoint`` the run is loaded at that training step: the model graph, the circuit's
 weights, the means and the Ablator all come from that checkpoint (circuit formation), and the
 activation store (recorded from the final model) is not used.
+
+Another task of the same run is quick (well under a second on the demo): the worker's
+:class:`RunCache` keeps the model, its graph, the ablation means and the resample pool read from the
+activation store (the slow part: a second or more per load); only the task is encoded again, with its
+Ablator and baselines.
 Used by the window (in its worker thread) and by ``circuit-engine export``. Knows nothing about Qt.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +31,7 @@ from engine.scene.layout import GraphData, ModelShape, build_graph
 
 DEFAULT_TASK = "single_double_quote"
 LABELS_FILE = "labels.json"
+DAMAGED_SUFFIX = ".damaged"
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,7 @@ class Bundle:
     labels: dict
     notes: tuple[str, ...]
     resample: bool = False  # the Ablator has recorded activations for resample ablation
+    verdict: dict | None = None  # the circuit's verdict (engine.pruning.verdict), from its file or its numbers
 
     @property
     def shape(self) -> ModelShape:
@@ -103,13 +109,34 @@ class Bundle:
 
 
 class RunCache:
-    """The worker's memory of the last run it loaded (reused when only the task changes)."""
+    """The worker's memory of the last run it loaded (reused when only the task changes): the run,
+    its whole-model graph, its means (numpy for the view, torch for the Ablator) and its resample
+    pool, which is kept while the activation store file is unchanged."""
 
     def __init__(self) -> None:
         self.key: tuple[str, float, int | None] | None = None
         self.run: Any = None
         self.model_graph: GraphData | None = None
         self.means: dict | None = None
+        self.ablation_means: dict | None = None  # site -> torch tensor, what ablated nodes take
+        self.pool_key: tuple | None = None  # (store path, mtime, size, model hash) the pool was read from
+        self.pool: Any = None  # site -> (n, width) tensor of recorded activations, or None
+
+    def resample_pool(self, run) -> Any:
+        """The run's resample pool (:func:`engine.ablation.setup.resample_pool`), read again only when
+        the store file (or the model) changed."""
+        from engine.ablation.setup import resample_pool
+        from engine.store.activations import default_store_path
+
+        path = default_store_path(run.path)
+        try:
+            st = path.stat()
+            key = (str(path), st.st_mtime_ns, st.st_size, run.model_hash)
+        except OSError:
+            key = (str(path), None, None, run.model_hash)
+        if key != self.pool_key:
+            self.pool, self.pool_key = resample_pool(run), key
+        return self.pool
 
 
 def _pick_task(spec: SetupSpec, tasks: list[TaskInfo]):
@@ -127,22 +154,50 @@ def _pick_task(spec: SetupSpec, tasks: list[TaskInfo]):
     return get_task((with_circuit or names)[0])
 
 
-def load_labels(derived: Path, circuit) -> dict[str, str]:
-    """Node labels: the circuit's own, overridden by the user's (``<derived>/labels.json``)."""
+def load_labels(derived: Path, circuit, notes: list[str] | None = None) -> dict[str, str]:
+    """Node labels: the circuit's own, overridden by the user's (``<derived>/labels.json``). An
+    unreadable labels file is left as it is, with a note in ``notes`` saying so."""
+    from engine.errors import UserError
+    from engine.fileio import read_json
+
     labels = dict(circuit.labels) if circuit is not None else {}
     path = Path(derived) / LABELS_FILE
+    if not path.exists():
+        return labels
     try:
-        data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-        labels.update({str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {})
-    except (OSError, ValueError):
-        pass
+        data = read_json(path, what="labels file")
+        if not isinstance(data, dict):
+            raise UserError(f"labels file {path} is not a JSON object {{node id: label}}")
+    except UserError as exc:
+        if notes is not None:
+            notes.append(f"{exc}; your labels there are not shown (saving labels keeps that file as "
+                         f"{LABELS_FILE}{DAMAGED_SUFFIX})")
+        return labels
+    labels.update({str(k): str(v) for k, v in data.items()})
     return labels
+
+
+def save_labels(derived: Path, labels: dict[str, str]) -> Path:
+    """Write the user's labels to ``<derived>/labels.json`` atomically; an existing file that does not
+    read as labels is kept, renamed to ``labels.json.damaged``, rather than overwritten."""
+    from engine.errors import UserError
+    from engine.fileio import atomic_write_json, read_json
+
+    path = Path(derived) / LABELS_FILE
+    if path.exists():
+        try:
+            if not isinstance(read_json(path, what="labels file"), dict):
+                raise UserError("not an object")
+        except UserError:
+            path.replace(path.with_name(LABELS_FILE + DAMAGED_SUFFIX))
+    atomic_write_json(path, {str(k): str(v) for k, v in sorted(labels.items())})
+    return path
 
 
 def _load_run(spec: SetupSpec, cache: RunCache, notes: list[str]):
     """The run (reused from ``cache`` while its folder, config and checkpoint are the same), its
     whole-model graph and node means."""
-    from engine.ablation.means import node_means
+    from engine.ablation.means import load_means
     from engine.circuits.circuit import weight_edges
     from engine.paths import resolve_run
     from engine.runs import load_run
@@ -152,14 +207,15 @@ def _load_run(spec: SetupSpec, cache: RunCache, notes: list[str]):
     key = (str(Path(run_dir).resolve()), config_file.stat().st_mtime if config_file.exists() else 0.0,
            spec.checkpoint)
     if cache.key != key:
-        cache.key, cache.run, cache.model_graph, cache.means = None, None, None, None
+        cache.key, cache.run, cache.model_graph, cache.means, cache.ablation_means = None, None, None, None, None
         run = load_run(run_dir, checkpoint=spec.checkpoint)
         edges = weight_edges(run.model)
         cache.model_graph = build_graph(ModelShape.from_config(run.config.model), None, edges.src, edges.dst,
                                         edges.weight)
         notes.append(f"loaded {run.path} ({cache.model_graph.n_nodes:,} nodes, "
                      f"{cache.model_graph.n_edges:,} nonzero weights)")
-        cache.means = node_means(run)
+        cache.ablation_means = load_means(run, "mean")
+        cache.means = {site: v.float().numpy().copy() for site, v in cache.ablation_means.items()}  # node_means
         cache.run, cache.key = run, key
     return cache.run
 
@@ -197,8 +253,9 @@ def _task_view(run, task, enc) -> TaskView:
 def load_bundle(spec: SetupSpec, cache: RunCache) -> tuple[Bundle, Any]:
     """Load (or reuse) the run, pick the task and its circuit, build the layouts, the Ablator and
     the baseline metrics. Raises engine UserError for anything the user can fix."""
-    from engine.ablation.setup import run_ablator
+    from engine.ablation.ablator import Ablator
     from engine.paths import derived_dir
+    from engine.tasks.evaluate import task_data
     from engine.store.activations import default_store_path
 
     notes: list[str] = []
@@ -210,7 +267,10 @@ def load_bundle(spec: SetupSpec, cache: RunCache) -> tuple[Bundle, Any]:
         circuit_graph = build_graph(cache.model_graph.shape, [str(n) for n in circuit.nodes],
                                     circuit.edges.src, circuit.edges.dst, circuit.edges.weight,
                                     layout_ids=spec.layout_nodes)
-    ablator, enc = run_ablator(run, task, circuit, n_pairs=spec.n_pairs)
+    # engine.ablation.setup.run_ablator, with the means and the resample pool from the cache
+    enc = task_data(run, task, spec.n_pairs, "val", 0)
+    ablator = Ablator(run.model, enc, cache.ablation_means, circuit=circuit,
+                      resample_pool=cache.resample_pool(run), seed=0)
     view = _task_view(run, task, enc)
     full = ablator.evaluate((), (), "mean", "full")
     circ_result = ablator.evaluate((), (), "mean", "circuit") if circuit is not None else None
@@ -227,7 +287,21 @@ def load_bundle(spec: SetupSpec, cache: RunCache) -> tuple[Bundle, Any]:
         circuit_path=circuit_path, model_graph=cache.model_graph, circuit_graph=circuit_graph,
         task_view=view, means=cache.means, full=full, circuit_result=circ_result,
         store_path=store if store.exists() and spec.checkpoint is None else None,  # recorded from the final model
-        labels=load_labels(derived, circuit),
+        labels=load_labels(derived, circuit, notes),
         notes=tuple(notes + [f"ready in {time.perf_counter() - t0:.2f} s"]),
-        resample=getattr(ablator, "resample", None) is not None)
+        resample=getattr(ablator, "resample", None) is not None,
+        verdict=_verdict(run, circuit))
     return bundle, ablator
+
+
+def _verdict(run, circuit) -> dict | None:
+    """The circuit's verdict: stored with it, or judged now from its numbers (older circuit files)."""
+    if circuit is None:
+        return None
+    if isinstance(circuit.metrics.get("verdict"), dict):
+        return circuit.metrics["verdict"]
+    from engine.pruning.job import with_verdict
+
+    judged = with_verdict(run.model, circuit).metrics["verdict"]
+    return {**judged, "reasons": judged["reasons"] + ["(judged when loaded: the file predates verdicts; its mask "
+                                                      "convergence was not recorded)"]}

@@ -31,13 +31,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.ablation.modes import BASELINES, MODES
+from engine.errors import UserError
+from engine.fileio import read_json
 from engine.scene.layout import VIEWS
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 
 
-class SessionError(ValueError):
+#: Largest coordinate a view range may have (layout units are tens to thousands).
+MAX_VIEW_COORD = 1e9
+
+
+class SessionError(UserError, ValueError):
     """A session file that cannot be used; the message says why."""
 
 
@@ -83,9 +89,27 @@ def _view_range(value) -> tuple[float, float, float, float] | None:
     if not isinstance(value, list) or len(value) != 4:
         raise ValueError("view_range must be a list [x0, x1, y0, y1]")
     x0, x1, y0, y1 = (float(v) for v in value)
-    if not all(math.isfinite(v) for v in (x0, x1, y0, y1)) or x1 <= x0 or y1 <= y0:
-        raise ValueError("view_range must be finite with x0 < x1 and y0 < y1")
+    if not all(abs(v) <= MAX_VIEW_COORD for v in (x0, x1, y0, y1)) or x1 <= x0 or y1 <= y0:
+        raise ValueError(f"view_range must be numbers within +-{MAX_VIEW_COORD:g} with x0 < x1 and y0 < y1")
     return x0, x1, y0, y1
+
+
+def _strings(value, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ValueError(f"{key} must be a list of strings")
+    return tuple(str(v) for v in value)
+
+
+def _pair(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
+        raise ValueError(f"pair must be a whole number >= 0, got {value!r}")
+    return int(value)
+
+
+def _threshold(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"threshold must be a finite number, got {value!r}")
+    return float(value)
 
 
 def _labels(value) -> dict[str, str]:
@@ -97,13 +121,9 @@ def _labels(value) -> dict[str, str]:
 def read_session(path: Path | str) -> Session:
     path = Path(path).expanduser()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SessionError(f"session file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SessionError(f"cannot read session file {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise SessionError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        data = read_json(path, what="session file")
+    except UserError as exc:
+        raise SessionError(str(exc)) from None
     if not isinstance(data, dict) or data.get("kind") != "session":
         raise SessionError(f"{path} is not a session file (expected a JSON object with \"kind\": \"session\")")
     if data.get("schema_version", SCHEMA_VERSION) not in READABLE_VERSIONS:
@@ -121,13 +141,13 @@ def read_session(path: Path | str) -> Session:
             circuit=_opt_str(data, "circuit"),
             view=data.get("view", "circuit"), mode=data.get("mode", "mean"),
             baseline=data.get("baseline", "circuit"),
-            ablated_nodes=tuple(str(n) for n in data.get("ablated_nodes", [])),
-            ablated_edges=tuple(str(e) for e in data.get("ablated_edges", [])),
+            ablated_nodes=_strings(data.get("ablated_nodes", []), "ablated_nodes"),
+            ablated_edges=_strings(data.get("ablated_edges", []), "ablated_edges"),
             labels=_labels(data.get("labels", {})),
             selected=_opt_str(data, "selected"),
-            pair=int(data.get("pair", 0)), threshold=float(data.get("threshold", 0.0)),
+            pair=_pair(data.get("pair", 0)), threshold=_threshold(data.get("threshold", 0.0)),
             view_range=_view_range(data.get("view_range")), source=str(path))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise SessionError(f"{path}: bad value ({exc})") from None
 
 

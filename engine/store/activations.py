@@ -166,9 +166,9 @@ class ActivationStore:
                 raise UserError(f"activation store {self.path} is closed")
             try:
                 yield self._fh
-            except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
-                raise UserError(f"activation store {self.path} is damaged ({what}: {exc}); record it again "
-                                f"with `circuit-engine record RUN`") from None
+            except (OSError, KeyError, ValueError, RuntimeError, TypeError, IndexError, AttributeError) as exc:
+                raise UserError(f"activation store {self.path} is damaged ({what}: {' '.join(str(exc).split())}); "
+                                f"record it again with `circuit-engine record RUN`") from None
 
     def _load(self) -> None:
         with self._reading("reading its header and index tables") as f:
@@ -180,7 +180,7 @@ class ActivationStore:
                 raise UserError(f"activation store {self.path} has schema version {version}; this program "
                                 f"reads versions 1..{SCHEMA_VERSION} (upgrade circuit-inspector)")
             self.schema_version = version  # v1 is the first version; later ones migrate v1 layouts here
-            status = f["status"][:]
+            status = _array(f["status"], "status", (3,), "iu")
             self.complete = bool(attrs["complete"]) and bool(status[STATUS_COMPLETE])
             if not self.complete and not self._allow_incomplete:
                 raise UserError(f"activation store {self.path} is incomplete (its recording was cancelled, "
@@ -195,21 +195,31 @@ class ActivationStore:
             self.quantile_levels = tuple(float(q) for q in attrs["quantile_levels"])
             self.n_examples = int(status[STATUS_ROWS])
             self.vocab: list[str] = [str(s) for s in _strings(f["vocab"][:])]
-            self.tokens = np.asarray(f["tokens"][: self.n_examples], dtype=np.int32)  # (N, T)
-            if self.tokens.shape[0] < self.n_examples:
-                raise ValueError("fewer token rows than the status says")
+            if not 0 <= self.n_examples <= f["tokens"].shape[0] or self.seq_len < 1 or self.top_k < 1:
+                raise ValueError(f"status says {self.n_examples} rows, the tokens table has {f['tokens'].shape[0]}")
+            tokens = _array(f["tokens"], "tokens", (None, self.seq_len), "iu", rows=self.n_examples)
+            if tokens.size and not (0 <= tokens.min() and tokens.max() < len(self.vocab)):
+                raise ValueError(f"token ids outside the vocabulary of {len(self.vocab)}")
+            self.tokens = tokens.astype(np.int32)  # (N, T)
             self.tokens.setflags(write=False)
             self._tables = {s: self._read_site(f, s) for s in self.sites}
 
     def _read_site(self, f: h5py.File, site: str) -> _SiteTables:
-        width = int(f["sites"][site].shape[2])
-        done = self.complete
+        """One site's index tables, each checked for its shape and dtype (ValueError if wrong)."""
+        acts = f["sites"][site]
+        if acts.ndim != 3 or acts.shape[1] != self.seq_len or acts.shape[0] < self.n_examples:
+            raise ValueError(f"sites/{site} has shape {acts.shape}, not (>= {self.n_examples}, {self.seq_len}, width)")
+        width, done = int(acts.shape[2]), self.complete
+        top, bottom = (_entries(f["topk"][site][k], f"topk/{site}/{k}", (width, None)) for k in ("max", "min"))
+        if top.shape[1] < 1 or bottom.shape[1] < 1:
+            raise ValueError(f"topk/{site} tables are empty")
+        levels = len(self.quantile_levels)
         return _SiteTables(
-            width=width, top=f["topk"][site]["max"][:], bottom=f["topk"][site]["min"][:],
-            means=np.asarray(f["means"][site][:], dtype=np.float32),
-            counts=f["hist"][site]["counts"][:] if done else None,
-            hist_range=f["hist"][site]["range"][:] if done else None,
-            quantiles=f["quantiles"][site][:] if done else None)
+            width=width, top=top, bottom=bottom,
+            means=_array(f["means"][site], f"means/{site}", (width,), "f").astype(np.float32),
+            counts=_array(f["hist"][site]["counts"], f"hist/{site}/counts", (width, None), "iu") if done else None,
+            hist_range=_array(f["hist"][site]["range"], f"hist/{site}/range", (width, 2), "f") if done else None,
+            quantiles=_entries(f["quantiles"][site], f"quantiles/{site}", (width, levels, None)) if done else None)
 
     # ------------------------------------------------------------------ properties
 
@@ -329,6 +339,8 @@ class ActivationStore:
         if acts is None:
             with self._reading(f"reading task {task}") as f:
                 acts = np.asarray(f["tasks"][task]["sites"][node.site][:], dtype=np.float32)  # (2P, width)
+                if acts.ndim != 2 or acts.shape[0] % 2 or acts.shape[1] != self.site_width(node.site):
+                    raise ValueError(f"tasks/{task}/sites/{node.site} has shape {acts.shape}")
             self._task_cache[key] = acts
         col = acts[:, node.index]
         return col[0::2].copy(), col[1::2].copy()
@@ -365,6 +377,27 @@ def hist_edges(lo: float, hi: float, bins: int) -> np.ndarray:
     return lo + (hi - lo) * np.arange(bins + 1, dtype=np.float64) / bins
 
 
+def _array(ds: Any, name: str, shape: tuple[int | None, ...], kinds: str, rows: int | None = None) -> np.ndarray:
+    """A dataset read whole (or its first ``rows``), checked: ``shape`` (None = any length there) and a
+    dtype kind in ``kinds`` ('f' float, 'i'/'u' integer); a ValueError naming it otherwise."""
+    if not isinstance(ds, h5py.Dataset):
+        raise ValueError(f"{name} is not a dataset")
+    ok = len(ds.shape) == len(shape) and all(want is None or got == want for got, want in zip(ds.shape, shape))
+    if not ok or ds.dtype.kind not in kinds:
+        raise ValueError(f"{name} is {ds.dtype} of shape {ds.shape}, expected shape "
+                         f"{tuple('*' if d is None else d for d in shape)}")
+    return ds[:rows] if rows is not None else ds[()]
+
+
+def _entries(ds: Any, name: str, shape: tuple[int | None, ...]) -> np.ndarray:
+    """A table of (example, position, value) entries (ENTRY_DTYPE), checked like :func:`_array`."""
+    if not isinstance(ds, h5py.Dataset) or ds.dtype.names != ENTRY_DTYPE.names:
+        raise ValueError(f"{name} is not a table of (example, position, value) entries")
+    if len(ds.shape) != len(shape) or any(want is not None and got != want for got, want in zip(ds.shape, shape)):
+        raise ValueError(f"{name} has shape {ds.shape}, expected {tuple('*' if d is None else d for d in shape)}")
+    return np.asarray(ds[()], dtype=ENTRY_DTYPE)
+
+
 def _strings(values: Any) -> list[str]:
     return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in np.atleast_1d(values)]
 
@@ -373,6 +406,8 @@ def _open_h5(path: Path) -> h5py.File:
     """Open for reading. A finished file opens normally (HDF5 then checks that it is not truncated);
     a file that a recorder holds open for writing (or left so when it was killed) is flagged "open for
     write" and opens in SWMR read mode instead."""
+    if path.is_dir():
+        raise UserError(f"activation store {path} is a folder, not a file; give the store file itself")
     try:
         try:
             return h5py.File(path, "r", rdcc_nbytes=READ_CACHE_BYTES)
@@ -388,5 +423,5 @@ def _open_h5(path: Path) -> h5py.File:
         if "unable to lock file" in text:
             raise UserError(f"activation store {path} is being created by another process; open it again "
                             f"in a moment") from None
-        raise UserError(f"{path} is not a readable HDF5 activation store ({exc}); record one with "
-                        f"`circuit-engine record RUN`") from None
+        raise UserError(f"{path} is not a readable HDF5 activation store ({' '.join(str(exc).split())}); "
+                        f"record one with `circuit-engine record RUN`") from None

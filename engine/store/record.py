@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from engine.errors import UserError
+from engine.fileio import check_free_space, check_output_file
 from engine.runs import LoadedRun, load_run, run_tokenizer
 from engine.sites import all_sites, intervene, site_width
 from engine.store.activations import (ENTRY_DTYPE, FORMAT, HIST_BINS, PARTIAL_SUFFIX, QUANTILE_LEVELS, SCHEMA_VERSION,
@@ -429,12 +430,14 @@ def record_store(run: LoadedRun | str | Path, out: Path | str | None = None, n_t
     """
     _validate(n_tokens, batch_size, top_k, n_pairs)
     run = run if isinstance(run, LoadedRun) else load_run(run)
-    out = _store_path(run, out)
+    out = check_output_file(_store_path(run, out), "activation store", create_folder=out is None)
     cfg = run.config.model
     T, sites = cfg.n_ctx, all_sites(cfg)
     widths = {s: site_width(cfg, s) for s in sites}
     n_rows = max(1, math.ceil(n_tokens / T))
     total = n_rows * T
+    check_free_space(out, total * (2 * sum(widths.values()) + 4), f"recording {total:,} tokens",
+                     "record fewer tokens (--tokens) or choose another --out")
     device = next(run.model.parameters()).device
     if tasks:
         yield RecordEvent("tasks", 0, total, message=f"recording {len(tasks)} task(s), {n_pairs} pairs each")

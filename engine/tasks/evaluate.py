@@ -12,7 +12,7 @@ from engine.config import load_run_config
 from engine.runs import CONFIG_FILE, LoadedRun, check_run_dir, load_run, load_run_tokenizer, run_tokenizer
 from engine.tasks.files import load_task_file
 from engine.tasks.lookup import encode_task, get_task, last_logits, list_tasks, resolve_task, task_metrics
-from engine.tasks.types import EncodedTask, Task
+from engine.tasks.types import MAX_TASK_PAIRS, EncodedTask, Task
 
 
 def resolve_task_arg(task: str | None, task_file: str | Path | None) -> Task:
@@ -47,5 +47,5 @@ def check_task_file(run_dir: Path | str, task_file: Path | str) -> Task:
     tok = load_run_tokenizer(run_dir)
     n_ctx = load_run_config(run_dir / CONFIG_FILE).model.n_ctx
     for split in ("train", "val"):
-        encode_task(tok, task.pairs(split, 1_000_000), n_ctx, task.name)
+        encode_task(tok, task.pairs(split, MAX_TASK_PAIRS), n_ctx, task.name)
     return task

@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import random
 import string
+import sys
 from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
-from engine.fileio import read_json
+from engine.fileio import check_name, read_json
 from engine.tasks.builtin import BUILTIN_TASKS
 from engine.tasks.types import MAX_TEMPLATE_PAIRS, MIN_FILE_PAIRS, Task, TaskPair
 
@@ -151,6 +152,9 @@ def _expand_templates(data: dict[str, Any], src: str) -> list[tuple[TaskPair, st
     templates, slots = _template_inputs(data, src)
     parsed = [_parse_template(t, ti, slots, src) for ti, t in enumerate(templates)]
     total = sum(p[3] for p in parsed)
+    if total > sys.maxsize:
+        raise UserError(f"{src}: its templates expand to {total:.3e} pairs; at most {MAX_TEMPLATE_PAIRS} are used, "
+                        f"so give the slots fewer values")
     if total > MAX_TEMPLATE_PAIRS:
         chosen = sorted(random.Random(0).sample(range(total), MAX_TEMPLATE_PAIRS))
     else:
@@ -186,6 +190,10 @@ def load_task_file(path: Path) -> Task:
         raise UserError(f"{src} is missing the field 'name' (the task's name)")
     if not isinstance(name, str) or not name.strip():
         raise UserError(f"{src}: 'name' must be a non-empty string")
+    try:
+        check_name(name, "task name")
+    except UserError as exc:
+        raise UserError(f"{src}: {exc}") from None
     if name in BUILTIN_TASKS:
         raise UserError(f"{src}: the name {name!r} is a built-in task; give your task another name")
     description = data.get("description", "")

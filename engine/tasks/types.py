@@ -17,6 +17,8 @@ MAX_PROMPT_CHARS = 100
 MAX_TEMPLATE_PAIRS = 5000
 #: Fewest pairs a task file may have.
 MIN_FILE_PAIRS = 8
+#: Most pairs drawn from a task at once (held-out evaluation rarely needs more than a few hundred).
+MAX_TASK_PAIRS = 20_000
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ class Task:
             raise UserError(f"unknown task split {split!r}; valid splits: {', '.join(SPLITS)}")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise UserError(f"the number of task pairs must be a whole number >= 0, got {n!r}")
+        if n > MAX_TASK_PAIRS:
+            raise UserError(f"{n:,} task pairs asked for; at most {MAX_TASK_PAIRS:,} are drawn at once "
+                            f"(a few hundred held-out pairs measure a task well)")
         if n == 0:
             return []
         return list(self.make_pairs(split, int(n), int(seed)))

@@ -34,21 +34,22 @@ from typing import Any, Generator, Iterator
 import numpy as np
 import torch
 
-from engine.checkpoint import CKPT_DIR, list_checkpoints, parse_tensors, restore_checkpoint, save_checkpoint
+from engine.checkpoint import CKPT_DIR, parse_tensors, restore_checkpoint, save_checkpoint
 from engine.config import RunConfig, run_config_from_dict
 from engine.data.corpus import CorpusStats, TokenData
 from engine.train.distributed import SINGLE, DistContext, from_main, resolve_device, verify_masks, wrap_ddp
 from engine.errors import UserError
-from engine.fileio import atomic_write_json, atomic_write_text
+from engine.fileio import atomic_write_json
 from engine.jobs import run_to_end  # noqa: F401  (re-exported: the CLI and tests drive jobs with it)
 from engine.model import GPT
-from engine.runs import CONFIG_FILE, LOG_FILE, STATUS_FILE, TOKENIZER_FILE
+from engine.runs import CONFIG_FILE, LOG_FILE, STATUS_FILE, TOKENIZER_FILE, number
 from engine.sparsity import WeightSparsifier, densities
 from engine.data.tokenizer import load_tokenizer
 from engine.train.data import Setup, decode_setup, encode_setup, setup_steps
 from engine.train.data import prepare_data  # noqa: F401  (re-exported)
 from engine.train.monitor import DEFAULT_MONITOR_PAIRS, MonitorTask, prepare_monitor, task_loss
-from engine.train.setup import check_output_dir
+from engine.train.resume import clean_stale_temps, resume_point, trim_log
+from engine.train.setup import check_output_dir, check_training_fits
 
 log = logging.getLogger(__name__)
 
@@ -238,22 +239,25 @@ def _evaluation(trainer: Trainer, batches: list[np.ndarray], monitor: list[Monit
 
 
 def _start_run(run_dir: Path, cfg: RunConfig | None, resume: bool, steps: int | None):
-    """Validate the folder state; returns (cfg, tokenizer or None, checkpoint or None)."""
+    """Validate the folder state and, on resume, choose the checkpoint (nothing in the run changes
+    before that; engine.train.resume); returns (cfg, tokenizer or None, checkpoint or None, notes)."""
     if cfg is None and not resume:
         raise UserError("no config given for a new run")
     status = check_output_dir(run_dir, resume, steps)
     if not resume:
-        return cfg.validate(), None, None
+        return cfg.validate(), None, None, ()
     stored = status.config
     if cfg is not None and cfg != stored:
         raise UserError(f"--resume continues {run_dir} with its stored config; drop the config options "
                         f"or train into a new --out folder")
+    point = resume_point(run_dir, stored)
+    tokenizer = load_tokenizer(run_dir / TOKENIZER_FILE)
+    clean_stale_temps(run_dir)
     if steps is not None and steps != stored.train.steps:
         # Continuing to another total: the lr schedule and the annealing are laid out on the new one.
         stored = replace(stored, train=replace(stored.train, steps=steps)).validate()
         atomic_write_json(run_dir / CONFIG_FILE, stored.to_dict())
-    cks = list_checkpoints(run_dir)
-    return stored, load_tokenizer(run_dir / TOKENIZER_FILE), (cks[-1] if cks else None)
+    return stored, tokenizer, point.checkpoint, point.notes
 
 
 def _begin(run_dir: Path, cfg: RunConfig | None, resume: bool, device: str | None, steps: int | None,
@@ -263,15 +267,18 @@ def _begin(run_dir: Path, cfg: RunConfig | None, resume: bool, device: str | Non
 
     def start():
         started = _start_run(run_dir, cfg, resume, steps)
-        resolve_device(device or started[0].train.device, dist)  # fail before reading the corpus
+        dev = resolve_device(device or started[0].train.device, dist)  # fail before reading the corpus
         if started[0].train.batch_size % dist.world_size:
             raise UserError(f"train.batch_size ({started[0].train.batch_size}) must be a multiple of the number "
                             f"of processes ({dist.world_size}): every rank trains an equal slice of the batch")
+        check_training_fits(started[0], dev, dist.world_size)
         return started
 
-    first_cfg, tokenizer, ckpt = from_main(dist, start, lambda r: ({"config": r[0].to_dict()}, {}),
-                                           lambda h, _: (run_config_from_dict(h["config"]), None, None))
+    first_cfg, tokenizer, ckpt, notes = from_main(dist, start, lambda r: ({"config": r[0].to_dict()}, {}),
+                                                  lambda h, _: (run_config_from_dict(h["config"]), None, None, ()))
     total = first_cfg.train.steps
+    for note in notes:
+        yield TrainEvent("setup", 0, total, message=note)
     yield TrainEvent("setup", 0, total, message="reading corpus and building tokenizer")
     phases = setup_steps(run_dir, first_cfg, tokenizer, ckpt, resume)
     if dist.active:
@@ -328,11 +335,14 @@ class _Run:
                  status: dict[str, Any], start: int, saved: int, val_loss: float | None) -> None:
         self.run_dir, self.cfg, self.trainer, self.dist, self.total = run_dir, cfg, trainer, dist, total
         self.status = status
-        self.done = start
+        self.start = self.done = start
         self.saved = saved
         self.val_loss = val_loss
         self.cancelled = True
         self.logfh = open(run_dir / LOG_FILE, "a", encoding="utf-8") if dist.is_main else None
+        # The log as it was: entries past ``start`` are dropped only once a new checkpoint exists.
+        size = (run_dir / LOG_FILE).stat().st_size if self.logfh is not None else 0
+        self.log_mark = size or None
         self.log_every = max(1, total // 500)
 
     def checkpoint(self, step: int) -> None:
@@ -344,6 +354,11 @@ class _Run:
                             keep=cfg.train.keep_checkpoints)
             atomic_write_json(self.run_dir / STATUS_FILE, {**self.status, "steps_done": step, "total_steps": total,
                                                            "val_loss": self.val_loss, "complete": step >= total})
+            if self.log_mark is not None:  # resumed: now that new state is written, drop the redone entries
+                self.logfh.close()
+                trim_log(self.run_dir, self.start, self.log_mark)
+                self.log_mark = None
+                self.logfh = open(self.run_dir / LOG_FILE, "a", encoding="utf-8")
         self.saved = step
 
     def event(self, kind: str, step: int, **kw) -> TrainEvent:
@@ -428,14 +443,12 @@ def train(run_dir: Path, cfg: RunConfig | None = None, resume: bool = False, dev
 
     trainer = Trainer(cfg, resolve_device(device or cfg.train.device, dist), dist)
     start = yield from _restore(run_dir, setup, trainer, dist, total)
-    if dist.is_main:
-        _trim_log(run_dir, start)
     B, rank, world = cfg.train.batch_size, dist.rank, dist.world_size
     val_batches = [data.batch(i, B, "val", rank, world) for i in range(cfg.train.eval_batches)]
     status = {"corpus": stats.__dict__, "tokenizer": setup.tokenizer_kind, "device": str(trainer.device),
               "world_size": world}
     run = _Run(run_dir, cfg, trainer, dist, total, status, start, saved=start if setup.ckpt is not None else -1,
-               val_loss=setup.ckpt_meta.get("val_loss") if setup.ckpt_meta else None)
+               val_loss=number(setup.ckpt_meta.get("val_loss")) if setup.ckpt_meta else None)
     try:
         if start == 0 and total > 0:
             task_losses = yield from run.evaluate(val_batches, monitor, 0)
@@ -449,18 +462,3 @@ def train(run_dir: Path, cfg: RunConfig | None = None, resume: bool = False, dev
     finally:
         run.close()
     return TrainResult(run_dir, run.done, total, run.val_loss, run.cancelled, stats)
-
-
-def _trim_log(run_dir: Path, start: int) -> None:
-    """On resume, drop log entries past the checkpoint we resume from (they will be redone)."""
-    path = run_dir / LOG_FILE
-    if not path.exists():
-        return
-    keep = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            if json.loads(line).get("step", 0) <= start:
-                keep.append(line)
-        except json.JSONDecodeError:
-            continue
-    atomic_write_text(path, "".join(k + "\n" for k in keep))

@@ -13,9 +13,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from engine.checkpoint import MODEL_FILE, list_checkpoints
 from engine.config import RunConfig, load_run_config
 from engine.errors import UserError
+from engine.model import check_fits, model_bytes
 from engine.runs import CONFIG_FILE
 
 
@@ -86,3 +89,23 @@ def _check_writable(folder: Path, run_dir: Path) -> None:
     except OSError as exc:
         raise UserError(f"cannot write to {folder} ({exc.strerror or exc}); choose an output folder you "
                         f"can write to") from None
+
+
+def training_bytes(cfg: RunConfig, world_size: int = 1) -> tuple[int, int]:
+    """(parameters, a rough lower bound of the bytes one process needs to train ``cfg``): weights,
+    gradients and two Adam moments, one batch's activations (attention scores and logits included)
+    and the validation batches."""
+    n, size = model_bytes(cfg.model)
+    m, t = cfg.model, cfg.train
+    B, T = max(1, t.batch_size // max(1, world_size)), m.n_ctx
+    per_token = m.n_layer * (16 * m.d_resid + 4 * m.d_mlp + 3 * m.n_head * T) + 3 * m.vocab_size
+    return n, 4 * size + 4 * B * T * per_token + 8 * t.eval_batches * t.batch_size * (T + 1)
+
+
+def check_training_fits(cfg: RunConfig, device: torch.device | str, world_size: int = 1) -> None:
+    """UserError, before the corpus is read, when training ``cfg`` cannot fit on ``device``."""
+    n, need = training_bytes(cfg, world_size)
+    check_fits(need, device, f"training this model ({n:,} parameters, batch {cfg.train.batch_size} x "
+                             f"{cfg.model.n_ctx} tokens)",
+               "choose a smaller model (model.d_model, model.d_mlp, model.n_layer, model.n_ctx) or a smaller "
+               "batch (train.batch_size, train.eval_batches)")

@@ -47,6 +47,50 @@ def test_inspector_fills_from_a_real_tiny_store(qtbot, open_window, tiny_run_wit
     assert errors == []
 
 
+def test_examples_fit_the_panel_with_the_peak_centred_and_marked(qtbot, open_window, tiny_run_with_store: Path,
+                                                                 errors) -> None:
+    from app.panels.inspector import N_EXAMPLES, WINDOW
+    from app.panels.token_html import PREFIX_CHARS, shown
+
+    win = open_window(tiny_run_with_store)
+    insp = win.inspector
+    node = "blocks.0.mlp.neuron:5"
+    for width in (900, 420):  # a wide and a narrow panel: redrawn on resize
+        win.resizeDocks([win.inspector_dock], [width], Qt.Orientation.Horizontal)
+        win.state.select(node if win.state.selected != node else None)
+        win.state.select(node)
+        qtbot.waitUntil(lambda: insp.example_chars() == insp._chars, timeout=5000)
+        chars = insp.example_chars()
+        top = win.store.top_examples(node, k=N_EXAMPLES, window=WINDOW)
+        lines = [ln for ln in insp.examples.toPlainText().splitlines() if "│" in ln][:len(top)]
+        col = PREFIX_CHARS
+        for ex, line in zip(top, lines):
+            peak = shown(ex.tokens[ex.center])
+            at = col + max(0, (chars - len(peak)) // 2)
+            assert len(line) <= col + chars, (width, line)  # nothing runs off the edge
+            assert line[at:at + len(peak)] == peak, (width, line)  # the peak in the middle column
+        assert insp.examples.toHtml().count("text-decoration: underline") >= len(top)  # every peak marked
+    assert errors == []
+
+
+def test_weights_tab_marks_the_circuits_weights(qtbot, open_window, tiny_run: Path, errors) -> None:
+    win = open_window(tiny_run)
+    b, insp = win.state.bundle, win.inspector
+    cg = b.circuit_graph
+    node = max(cg.ids, key=lambda n: int((cg.dst == cg.index[n]).sum()))  # the most circuit weights in
+    win.state.select(node)
+    expected = {cg.ids[cg.src[e]] for e in range(cg.n_edges) if cg.ids[cg.dst[e]] == node}
+    marked = {insp.in_table.item(r, 0).text() for r in range(insp.in_table.rowCount())
+              if insp.in_table.item(r, 1).text().startswith("●")}
+    assert expected and marked == expected
+    assert all(insp.in_table.item(r, 0).font().bold() == (insp.in_table.item(r, 0).text() in expected)
+               for r in range(insp.in_table.rowCount()))
+    assert f"({len(expected)} in," in insp.weights_note.text()
+    insp.in_table.cellClicked.emit(0, 0)  # a marked row still jumps to its node
+    assert win.state.selected == insp.title.text().split("<b>")[1].split("</b>")[0]
+    assert errors == []
+
+
 def test_record_button_fills_the_panel_when_ready(qtbot, open_window, fresh_tiny_run: Path, errors, monkeypatch) -> None:
     monkeypatch.setattr(window_controller, "RECORD_TOKENS", 2000)
     win = open_window(fresh_tiny_run)

@@ -209,3 +209,33 @@ def test_closing_stops_the_workers(qtbot, open_window, tiny_run: Path, errors) -
     win.state.toggle_nodes([win.state.graph.ids[0]])  # a request in flight while closing
     win.close()
     assert win.service._owner.thread is None and not thread.isRunning() and not raster.isRunning()
+
+
+def test_a_click_that_changes_nothing_says_so(qtbot, open_window, tiny_run) -> None:
+    """Toggling a node whose ablation moves no logit (here: one that is already ablated by the
+    circuit baseline, so ablating it again on top changes nothing) is reported as having no effect."""
+    win = open_window(tiny_run)
+    b = win.state.bundle
+    outside = next(n for n in b.model_graph.ids if n not in b.circuit_graph.index and "write" in n)
+    win.state.set_view("model")
+    with qtbot.waitSignal(win.state.evaluationChanged, timeout=LOAD_TIMEOUT_MS):
+        win.state.toggle_nodes([outside])
+    assert "no effect" in win.statusBar().currentMessage()
+    assert "(no effect: no logit moved)" in win.log_panel.text.toPlainText()
+    inside = next(n for n in b.circuit_graph.ids if "write" in n)
+    with qtbot.waitSignal(win.state.evaluationChanged, timeout=LOAD_TIMEOUT_MS):
+        win.state.toggle_nodes([inside])
+    if win.state.evaluation.result.loss != win.state.history[-2].loss:  # a node that matters is not flagged
+        assert "no effect" not in win.statusBar().currentMessage()
+
+
+def test_the_metrics_state_their_pairs_and_can_use_more(qtbot, open_window, tiny_run) -> None:
+    win = open_window(tiny_run)
+    m = win.metrics
+    assert "on 24 held-out pairs" in m.info.text() and m.pairs_combo.currentData() == 24
+    assert m.table.item(1, 3).text().endswith(" pp")  # accuracy deltas are percentage points
+    with qtbot.waitSignal(win.ready, timeout=LOAD_TIMEOUT_MS):
+        m.pairs_combo.setCurrentIndex(m.pairs_combo.findData(64))
+        m.pairs_combo.activated.emit(m.pairs_combo.currentIndex())
+    assert len(win.state.bundle.task_view.pairs) == 64 and "on 64 held-out pairs" in m.info.text()
+    assert m.pairs_combo.currentData() == 64

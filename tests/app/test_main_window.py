@@ -150,7 +150,7 @@ def test_quit_action_closes_window(window: MainWindow, qtbot) -> None:
 def test_geometry_and_docks_persist_in_isolated_settings(qtbot, isolated_qsettings: Path, errors) -> None:
     first = MainWindow()
     qtbot.addWidget(first)
-    first.resize(700, 500)  # the offscreen screen is 800x600 (the docks' minimum height wins)
+    first.resize(760, 500)  # the offscreen screen is 800x600 (the docks' minimum sizes win below that)
     first.show()
     qtbot.waitExposed(first)
     size = (first.width(), first.height())
@@ -162,7 +162,7 @@ def test_geometry_and_docks_persist_in_isolated_settings(qtbot, isolated_qsettin
 
     second = MainWindow()
     qtbot.addWidget(second)
-    assert (second.width(), second.height()) == size and size[0] == 700
+    assert (second.width(), second.height()) == size and size[0] == 760
 
 
 def test_screenshot_mode_does_not_touch_settings(qtbot, errors) -> None:

@@ -256,6 +256,55 @@ def test_invalid_values_show_the_engines_message_next_to_the_form(window: MainWi
     assert form.message.text() == "" and panel.start_button.isEnabled()
 
 
+def _fake_run(folder: Path, steps: int = 150) -> Path:
+    """A run folder as train_status sees it (a config.json; no weights needed): 3 layers, ``steps``."""
+    from engine import api
+    from engine.fileio import atomic_write_json
+
+    folder.mkdir(parents=True)
+    atomic_write_json(folder / "config.json",
+                      api.make_config("tiny", steps=steps, overrides=["model.n_layer=3"]).to_dict())
+    return folder
+
+
+def test_typing_a_path_through_a_run_folder_keeps_the_form(window: MainWindow, corpus: Path, tmp_path: Path,
+                                                           monkeypatch, errors) -> None:
+    """Issue 15.5: typing /runs/tiny2 passes /runs/tiny, a run's folder; the form keeps its edits, Start
+    trains what it shows, and a run's config comes in only on an explicit choice."""
+    from app.widgets import dialogs
+    from engine import api
+
+    tiny = _fake_run(tmp_path / "runs" / "tiny")
+    panel, form = window.train_panel, window.train_panel.form
+    form.set_values({"steps": 3000, "corpus": str(corpus), "output": ""})
+    seen = []
+    target = str(tmp_path / "runs" / "tiny2")
+    for i in range(1, len(target) + 1):  # one edit per key, like typing
+        form.output.setText(target[:i])
+        seen.append((form.output.text(), form.values()["steps"], panel.load_button.isEnabled()))
+    assert all(steps == 3000 for _, steps, _ in seen)  # never filled from the folder on the way
+    assert any(text == str(tiny) and can_load for text, _, can_load in seen)  # "Load its config" offered there
+    assert form.values()["n_layer"] == 2 and panel.status.text().startswith(f"Start trains a new run into {target}")
+    # Start trains exactly what the form shows.
+    started = []
+    monkeypatch.setattr(api, "train", lambda out, cfg=None, **kw: (out, cfg))
+    monkeypatch.setattr(window.jobs, "start", lambda name, factory: started.append(factory()))
+    panel.start_button.click()
+    assert len(started) == 1 and started[0][1].train.steps == 3000 and started[0][1].model.n_layer == 2
+    assert str(started[0][0]) == target
+    # In the run's folder: nothing changes until "Load its config" is pressed.
+    form.output.setText(str(tiny))
+    assert form.values()["steps"] == 3000 and "Load its config" in panel.status.text()
+    panel.load_button.click()
+    assert form.values()["steps"] == 150 and form.values()["n_layer"] == 3 and form.values()["output"] == str(tiny)
+    # Choosing a run's folder with the picker is an explicit choice too.
+    form.set_values({"steps": 3000, "output": str(tmp_path / "elsewhere")})
+    monkeypatch.setattr(dialogs, "ask_folder", lambda parent, title, start="": tiny)
+    form.output.parentWidget().findChild(type(panel.start_button)).click()  # the output's "…" button
+    assert form.values()["output"] == str(tiny) and form.values()["steps"] == 150
+    assert errors == []
+
+
 def test_unusable_output_folder_is_a_dialog(window: MainWindow, corpus: Path, tmp_path: Path, errors) -> None:
     blocker = tmp_path / "a_file"
     blocker.write_text("a file where the output's parent folder should be")

@@ -130,6 +130,20 @@ def test_token_heatmap_keeps_whitespace_and_escapes() -> None:
     assert html.count("background-color") == 3 and "font-weight:bold" in html
 
 
+def test_token_windows_fit_the_width_with_the_peak_in_the_middle() -> None:
+    from app.panels.token_html import fit_window
+
+    tokens = ("ab", "c", "\n", "PEAK", "d", "ef", "g")
+    first, stop, pad = fit_window(tokens, 3, 12)  # the peak starts at column (12 - 4) // 2 = 4
+    assert (first, stop, pad) == (0, 7, 0)  # "ab" "c" "⏎" = 4 characters before it, 4 after
+    first, stop, pad = fit_window(tokens, 3, 8)  # column 2: "c⏎" fits before, only "d" after
+    assert (first, stop, pad) == (1, 5, 0)
+    first, stop, pad = fit_window(tokens, 3, 9)  # column 2 again, room for "d" "ef" after
+    assert (first, stop, pad) == (1, 6, 0)
+    assert fit_window(("x", "LONGER-THAN-WIDTH"), 1, 5) == (1, 2, 0)  # the peak alone
+    assert fit_window(("PEAK", "z"), 0, 10) == (0, 2, 3)  # nothing before it: spaces put it in place
+
+
 def test_edge_layer_vector_then_raster(qtbot) -> None:
     import pyqtgraph as pg
 

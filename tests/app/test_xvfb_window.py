@@ -184,6 +184,48 @@ def test_keyboard_find_toggle_changes_the_metric(xvfb_display: str, tmp_path: Pa
             _stop(app)
 
 
+def test_typing_through_a_run_folder_keeps_the_training_form(xvfb_display: str, tmp_path: Path) -> None:
+    """Issue 15.5 like a person: Steps is 3000, then ``.../runs/tiny2`` is typed into "Output run" key by
+    key, passing ``.../runs/tiny``, an existing run's folder (150 steps, 3 layers). The form keeps its
+    edits all the way, and Start would train 3000 steps."""
+    import json
+
+    from engine import api
+    from engine.fileio import atomic_write_json
+
+    tiny = tmp_path / "runs" / "tiny"
+    tiny.mkdir(parents=True)
+    atomic_write_json(tiny / "config.json",
+                      api.make_config("tiny", steps=150, overrides=["model.n_layer=3"]).to_dict())
+    target = str(tmp_path / "runs" / "tiny2")
+    env = dict(os.environ, DISPLAY=xvfb_display, XDG_CONFIG_HOME=str(tmp_path / "config"),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    for name in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY"):
+        env.pop(name, None)
+    app = None
+    try:
+        app = subprocess.Popen([sys.executable, str(Path(__file__).with_name("train_form_driver.py")), target],
+                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines = []
+        while not lines or lines[-1].strip() != "READY":
+            line = app.stdout.readline()
+            assert line, "the app ended before the form was ready:\n" + "".join(lines)
+            lines.append(line)
+        dock = _poll(lambda: _find_window(xvfb_display, "Training"), WINDOW_TIMEOUT_S)
+        assert isinstance(dock, str), "the Training dock did not appear"
+        _x(xvfb_display, "xdotool", "windowfocus", "--sync", dock)
+        _x(xvfb_display, "xdotool", "type", "--delay", "20", target)
+        out, _ = app.communicate(timeout=120)
+        assert app.returncode == 0, "".join(lines) + out
+        report = json.loads(next(line for line in reversed(out.splitlines()) if line.startswith("{")))
+        assert report["output"] == target, report  # every key arrived
+        assert report["steps"] == 3000 and report["n_layer"] == 2 and report["start_steps"] == 3000, report
+        assert set(report["seen"]["steps"]) == {3000}, report  # not even for a moment at the run's 150
+        assert any(str(tiny) in text and "Load its config" in text for text in report["seen"]["status"]), report
+    finally:
+        _stop(app)
+
+
 def _quit_with_ctrl_q(display, window_id: str, app: subprocess.Popen, wait_s: float) -> None:
     """Press Ctrl+Q like a person would; repeat if a press came before the window could take focus."""
     def pressed_and_exited() -> bool:

@@ -62,9 +62,12 @@ def reference(tmp_path_factory, corpus_factory, tiny_config):
 
 
 def _drop_last_checkpoint(run_dir: Path) -> None:
+    """Go back one checkpoint: drop the last one, and model.safetensors with it (a resume never goes
+    below the step the model file holds; engine/train/resume.py)."""
     last = list_checkpoints(run_dir)[-1].weights
     last.unlink()
     last.with_suffix(".json").unlink()
+    (run_dir / "model.safetensors").unlink()
 
 
 def test_two_processes_match_one_process_and_resume_on_one(tmp_path, reference):

@@ -172,3 +172,75 @@ def test_progress_events_cover_sweep_bisection_and_curve():
     # the second k_coef's mask steps start where the first k_coef's share ends
     first_of_second = next(e for e in events if e.kind == "step" and e.k_coef == 1e-2)
     assert first_of_second.fraction > 0.95 * 0.5
+
+
+# -- what pruning says about its own result (issue 15) ----------------------------------------------
+
+
+def test_a_node_that_does_nothing_is_dropped_and_the_logits_stay():
+    """A neuron reading the answer channel but writing nowhere changes no logit: pruning's last pass
+    drops it (a planted no-op next to the planted path), and keeps every node that matters."""
+    from engine.ablation.core import group_nodes, keep_masks_from_nodes
+    from engine.pruning.prune import Evaluator, TaskBatch, _without_no_ops
+
+    model = hand_built_model()
+    with torch.no_grad():
+        model.blocks[0].mlp.c_fc.weight[9, 3] = 2.0  # reads channel 3 like neuron 5; c_proj column 9 stays 0
+    means = means_of(model)
+    ev = Evaluator(model, means, TaskBatch(make_enc(48, 2)))
+    nodes = sorted(EXPECTED) + [NodeId("blocks.0.mlp.neuron", 9)]
+    kept, dropped = run_to_end(_without_no_ops(model, ev, nodes))
+    assert dropped == [NodeId("blocks.0.mlp.neuron", 9)] and set(kept) == EXPECTED
+    before = ev.logits(keep_masks_from_nodes(model, kept=group_nodes(nodes)))
+    after = ev.logits(keep_masks_from_nodes(model, kept=group_nodes(kept)))
+    assert torch.equal(before, after)
+
+
+def test_no_random_baseline_when_no_same_size_set_exists():
+    from engine.circuits.circuit import all_nodes, make_circuit
+
+    model = hand_built_model()
+    nodes = all_nodes(model)[:-3]  # all but 3 nodes: no set of its size lies outside it
+    f = faithfulness(model, make_circuit(model, "toy", nodes, "h"), make_enc(16, 2), means_of(model))
+    for mode in ("mean", "zero"):
+        assert f[mode]["random_loss_mean"] is None and f[mode]["n_random"] == 0
+        assert "3 nodes lie outside" in f[mode]["random_unavailable"] and "0 distinct same-size sets" in \
+            f[mode]["random_unavailable"]
+
+
+def test_verdicts():
+    from engine.pruning.verdict import verdict
+
+    good = {"mean": {"sufficiency_loss": 0.12, "necessity_loss": 0.8, "random_loss_mean": 0.07,
+                     "random_loss_std": 0.01, "n_random": 10}}
+    assert verdict(22, 2816, good, 0.15)["verdict"] == "faithful"
+    big = verdict(2558, 2816, good, 0.15)
+    assert big["verdict"] == "not_a_circuit" and "keeps 2,558 of the model's 2,816 nodes (91%" in big["warnings"][0]
+    stuck = verdict(22, 2816, good, 0.15, {"unmoved_share": 0.6, "steps": 30})
+    assert stuck["verdict"] == "not_a_circuit" and "did not converge: 60%" in stuck["reasons"][0]
+    no_random = {"mean": {**good["mean"], "random_loss_mean": None, "random_loss_std": None,
+                          "random_unavailable": "only 258 nodes lie outside"}}
+    assert verdict(22, 2816, no_random, 0.15)["verdict"] == "not_faithful"
+    weak = {"mean": {**good["mean"], "necessity_loss": 0.09}}
+    r = verdict(22, 2816, weak, 0.15)
+    assert r["verdict"] == "not_faithful" and any("hurts no more than" in w for w in r["warnings"])
+    insufficient = {"mean": {**good["mean"], "sufficiency_loss": 0.3}}
+    assert "not sufficient" in verdict(22, 2816, insufficient, 0.15)["reasons"][0]
+    assert verdict(22, 2816, None, 0.15)["verdict"] == "not_faithful"
+
+
+def test_too_few_mask_steps_are_not_a_circuit_and_enough_are_faithful():
+    from engine.pruning.job import with_verdict
+
+    model = hand_built_model()
+    means = means_of(model)
+    for steps, lr, word in ((3, 3e-3, "not_a_circuit"), (150, 3e-2, "faithful")):  # 3 steps: masks barely move
+        result, _ = run_prune(model, means, PruneConfig(steps=steps, k_coefs=(1e-2,), lr=lr, train_pairs=128,
+                                                        val_pairs=48))
+        c = result.circuit
+        assert c.metrics["convergence"]["steps"] == steps
+        f = faithfulness(model, c, make_enc(48, 2), means)
+        from dataclasses import replace
+
+        judged = with_verdict(model, replace(c, metrics={**c.metrics, "faithfulness": f}))
+        assert judged.metrics["verdict"]["verdict"] == word, judged.metrics["verdict"]
