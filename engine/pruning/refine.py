@@ -42,22 +42,27 @@ def drop_no_ops(nodes: list, keep_masks, logits_fn) -> Generator[int, None, tupl
     """Remove, one at a time, the nodes whose ablation leaves every logit of the circuit unchanged.
 
     ``keep_masks(nodes)`` builds the keep masks of a node list; ``logits_fn(keep)`` evaluates them.
-    Passes over the circuit until one drops nothing. Yields the number of checks so far; returns
+    Re-checks a node only when the circuit changed since its last check, until every kept node
+    was checked against the final circuit. Yields the number of checks so far; returns
     (kept nodes, dropped nodes). Each removal is checked against the current circuit, so the result's
     logits equal the original's within NO_OP_TOL times the number of removals."""
     current = list(nodes)
     reference = logits_fn(keep_masks(current))
     dropped: list = []
-    checked, changed = 0, True
-    while changed:  # dropping one node can make another a no-op (a query whose key went): until none is left
-        changed = False
-        for node in list(current):
+    version, seen = 0, {}  # version: bumped by every drop; seen[node]: the version it was last checked against
+    checked = 0
+    while True:  # dropping one node can make another a no-op (a query whose key went): until none is left
+        stale = [n for n in current if seen.get(n) != version]
+        if not stale:
+            return current, dropped
+        for node in stale:
             trial = [n for n in current if n != node]
             checked += 1
+            seen[node] = version
             if trial:  # never empty a circuit: its verdict says what its last node is worth
                 logits = logits_fn(keep_masks(trial))
                 if float((logits - reference).abs().max()) <= NO_OP_TOL:
-                    current, reference, changed = trial, logits, True
+                    current, reference = trial, logits
                     dropped.append(node)
+                    version += 1
             yield checked
-    return current, dropped
