@@ -30,7 +30,7 @@ import torch
 from engine.circuits.circuit import load_circuit, make_circuit
 from engine.errors import UserError
 from engine.interop.openai_format import FINAL_RESID_HOOK, HOOK_SITES
-from engine.interop.openai_read import check_archive
+from engine.interop.openai_read import safe_torch_load
 from engine.runs import load_run
 from engine.sites import FINAL_RESID, NodeId, all_sites, site_width
 
@@ -52,12 +52,7 @@ def site_of(loc: str, source: str) -> str:
 
 def read_viz(path: Path) -> dict[str, Any]:
     """The file's top-level dict, loaded without unpickling anything but tensors and plain containers."""
-    check_archive(path)
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001  (any failure of a foreign file is the user's to fix)
-        raise UserError(f"{path} is not a circuit file torch.load can read safely "
-                        f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    data = safe_torch_load(path, "an OpenAI circuit file")
     if not isinstance(data, dict) or not isinstance(data.get("circuit_data"), dict):
         raise UserError(f"{path} is not an OpenAI circuit file: no circuit_data dict at its top level")
     return data

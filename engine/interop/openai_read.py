@@ -30,7 +30,7 @@ _UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 def check_archive(path: Path) -> str:
     """The zip's one top-level folder (``archive`` when written through a file object), else UserError."""
     if not path.is_file():
-        raise UserError(f"{path} not found")
+        raise UserError(f"{path} is a folder, not a file" if path.is_dir() else f"{path} not found")
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
@@ -47,21 +47,27 @@ def check_archive(path: Path) -> str:
     return prefix
 
 
-def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a ``torch.save``'d state dict, memory-mapped (nothing else is unpickled)."""
+def safe_torch_load(path: Path, what: str, mmap: bool = False) -> Any:
+    """A ``torch.save``'d file, after the zip check, with ``weights_only=True`` (tensors and plain
+    containers only: nothing else is ever unpickled); any failure is one UserError naming the file
+    and ``what`` it should have been."""
     path = Path(path)
     check_archive(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         found = _UNSUPPORTED_GLOBAL.search(str(exc))
-        what = f" ({found.group(1)})" if found else ""
+        detail = f" ({found.group(1)})" if found else ""
         raise UserError(f"{path} was not loaded: it holds pickled objects other than tensors and plain "
-                        f"containers{what}, which circuit-engine never unpickles; it may be malicious") from None
+                        f"containers{detail}, which circuit-engine never unpickles; it may be malicious") from None
     except Exception as exc:  # a damaged zip member, a truncated storage, a bad pickle stream
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path} could not be read as a PyTorch state dict ({type(exc).__name__}: {first})") from None
-    return _as_tensor_dict(obj, path)
+        raise UserError(f"{path} could not be read as {what} ({type(exc).__name__}: {first})") from None
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a ``torch.save``'d state dict, memory-mapped (nothing else is unpickled)."""
+    return _as_tensor_dict(safe_torch_load(path, "a PyTorch state dict", mmap=True), Path(path))
 
 
 def _as_tensor_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:

@@ -127,7 +127,7 @@ def test_bad_circuit_files_are_one_user_error_and_write_nothing(run_with_circuit
     wrong_range = io.BytesIO()
     torch.save(other, wrong_range)
     cases = [(b"not a zip at all", "not a PyTorch checkpoint"), (truncated, "not a PyTorch checkpoint"),
-             (evil.getvalue(), "torch.load can read safely"), (wrong_range.getvalue(), "out of range")]
+             (evil.getvalue(), "which circuit-engine never unpickles"), (wrong_range.getvalue(), "out of range")]
     for i, (data, match) in enumerate(cases):
         viz = _viz_copy(tmp_path / str(i), data)
         before = sorted(p.name for p in (run_dir / "circuits").rglob("*.json"))
