@@ -79,14 +79,14 @@ def _faith_cell(values: dict, key: str) -> str:
 
 
 def verdict_html(verdict: dict | None) -> str:
-    """The verdict in one coloured word, then its reasons (the first two; all in the tooltip)."""
+    """The verdict in one coloured word, then its first reason (all of them in the tooltip)."""
     if not verdict:
         return ""
     word, color = VERDICT_WORDS.get(verdict.get("verdict"), (str(verdict.get("verdict")), theme.MUTED))
     reasons = verdict.get("reasons", [])
-    shown = "".join(f"<br><span style='color:{theme.MUTED}'>· {r}</span>" for r in reasons[:2])
-    more = f"<br><span style='color:{theme.MUTED}'>· {len(reasons) - 2} more (tooltip)</span>" if len(reasons) > 2 else ""
-    return f"<b style='color:{color}'>verdict: {word}</b>{shown}{more}"
+    shown = "".join(f"<br><span style='color:{theme.MUTED}'>· {r}</span>" for r in reasons[:1])
+    more = f" <span style='color:{theme.MUTED}'>(+{len(reasons) - 1} in the tooltip)</span>" if len(reasons) > 1 else ""
+    return f"<b style='color:{color}'>verdict: {word}</b>{more}{shown}"
 
 
 PAIR_CHOICES = (24, 64, 200)  # held-out pairs the table can use (200: the faithfulness checks' count)
@@ -149,7 +149,7 @@ class MetricsView(QWidget):
         self.split.addWidget(self.bars)
         self.split.addWidget(self.faith)
         self.split.addWidget(self._box("History", self.history))
-        self.split.setSizes([170, 150, 110])
+        self.split.setSizes([220, 130, 80])
         for i, stretch in enumerate((3, 0, 1)):  # the bar chart takes what the others leave
             self.split.setStretchFactor(i, stretch)
         layout.addWidget(self.split, 1)
@@ -221,12 +221,12 @@ class MetricsView(QWidget):
                 dl, da = res.loss - ref.loss, res.accuracy - ref.accuracy
                 t.setItem(r, 1, _item(f"{dl:+.4f}", theme.BAD if dl > 1e-6 else theme.GOOD if dl < -1e-6 else None))
                 t.setItem(r, 3, _item(f"{100 * da:+.1f} pp", theme.BAD if da < 0 else theme.GOOD if da > 0 else None))
-        pairs = f"on {counted(len(b.task_view.pairs), 'held-out pair')} of {b.task.name}"
+        pairs = f"on {counted(len(b.task_view.pairs), 'held-out pair')}"
         if ev is not None:
             req = ev.request
             what = "circuit" if req.baseline == "circuit" else "full model"
             self.info.setText(f"now = {what} + {counted(len(req.nodes), 'node')}, {counted(len(req.edges), 'weight')} ablated "
-                              f"({req.mode}); Δ vs {what}, Δ acc in percentage points; {pairs}")
+                              f"({req.mode}); Δ vs {what}; {pairs}")
         else:
             self.info.setText(f"evaluating… ({pairs})")
         self._draw_bars(base, now)
