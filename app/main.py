@@ -14,6 +14,8 @@ click-to-metric latency (see :mod:`app.bench`).
 Qt is imported only inside :func:`main`, after two checks that turn Qt's hard aborts into a clear
 message and exit status 2: the gui extra (PySide6, pyqtgraph) must be installed, and on Linux there
 must be a display (or ``--screenshot``/``--bench-graph``, which select Qt's offscreen platform).
+A mistake in the arguments is one ``error: ...`` line and exit status 2 (no usage dump); options
+are never abbreviated (:class:`engine.errors.OneLineArgumentParser`, shared with ``circuit-engine``).
 The engine (and torch) is imported by the ablation worker after the window's first paint.
 """
 
@@ -47,7 +49,7 @@ Try one of:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """Parse ``WxH`` (e.g. ``1400x900``) into positive ints; argparse turns errors into usage."""
+    """Parse ``WxH`` (e.g. ``1400x900``) into positive ints; argparse turns errors into one ``error:`` line."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if not match:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 1400x900, got {text!r}")
@@ -58,7 +60,9 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from engine.errors import OneLineArgumentParser  # torch-free: the window still paints first
+
+    parser = OneLineArgumentParser(
         prog="circuit-inspector",
         description="Inspect weight-sparse transformer circuits: open a run folder and explore it.",
         epilog="Headless export of a circuit view (png, svg, graphml, json, csv): circuit-inspector export --help "
@@ -108,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         from app.export.command import main as export_main
 
         return export_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0), or a usage error already printed as one `error:` line (2)
+        return int(exc.code or 0)
     if args.screenshot is not None or args.bench_graph or args.bench_export:
         # Must happen before Qt is imported: the platform is chosen when QApplication starts.
         os.environ["QT_QPA_PLATFORM"] = "offscreen"

@@ -11,7 +11,6 @@ Prints one line (one JSON object with ``--json``); a user error prints ``error: 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -38,18 +37,13 @@ def _gui_app():
     return app
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
-        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse the export options, build the view headless and write it; returns the exit status."""
-    from engine.errors import UserError
+    from engine.errors import OneLineArgumentParser, UserError
     from engine.scene.export import DEFAULT_SIZE, IMAGE_FORMATS, add_export_arguments, check_image_size, check_output
     from engine.scene.headless import describe_export, export_result, headless_snapshot
 
-    parser = _Parser(prog="circuit-inspector export",
+    parser = OneLineArgumentParser(prog="circuit-inspector export",
                      description="Export a circuit view as the app draws it: png, svg, graphml, json or csv.")
     add_export_arguments(parser)
     try:

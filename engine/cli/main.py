@@ -19,16 +19,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from engine.ablation.modes import MODES, PRUNE_MODES
-from engine.errors import UserError
+from engine.errors import OneLineArgumentParser, UserError
 
 
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("allow_abbrev", False)  # `--token` is not `--tokens`: a typo must not pass as an option
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse's default prints usage first)
-        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+_Parser = OneLineArgumentParser  # one `error:` line and exit 2, no abbreviated options
 
 
 def _fmt_event(ev) -> str:

@@ -130,6 +130,34 @@ def test_bad_size_is_a_usage_error(isolated_qsettings: Path) -> None:
     assert "WIDTHxHEIGHT" in proc.stderr
 
 
+@pytest.mark.parametrize("argv, says", [
+    (["--screenshot", "x.png", "--size", "big"], "WIDTHxHEIGHT"),
+    (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["--screen", "x.png"], "unrecognized arguments: --screen"),  # no abbreviated options
+    (["--sess", "s.json"], "unrecognized arguments: --sess"),
+    (["a", "b"], "unrecognized arguments: b"),
+    (["export", "--format", "nope", "--out", "x"], "argument --format: invalid choice"),
+    (["export", "RUN", "--form", "json", "--out", "x"], "the following arguments are required: --format"),
+])
+def test_argument_errors_are_one_error_line_and_exit_2(argv: list[str], says: str, capsys) -> None:
+    """argparse's usage dump is replaced by one ``error:`` line, as in ``circuit-engine``."""
+    from app import main as app_main
+
+    assert app_main.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], captured.err
+    assert "usage:" not in captured.err
+
+
+def test_help_still_prints_usage_and_exits_0(capsys) -> None:
+    from app import main as app_main
+
+    assert app_main.main(["--help"]) == 0
+    assert "usage: circuit-inspector" in capsys.readouterr().out
+
+
 def test_missing_gui_extra_message(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     """Without PySide6/pyqtgraph importable, main() says which extra to install and returns 2."""
     from app import main as app_main
