@@ -4,17 +4,20 @@
 before the worker has loaded anything), raising :class:`RunDirError` with a message that says what to
 do. :class:`RecentRuns` keeps the recently opened runs and the last folder in QSettings (nothing, for
 a window that does not persist its settings); :func:`restore_layout` and :func:`save_layout` keep the
-window's geometry and docks. Knows nothing about threads or the engine.
+window's geometry and docks. ``config.json`` is read by the engine's hardened JSON reader (through
+:func:`engine.scene.bundle.read_config_json`, which imports no torch). Knows nothing about threads.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 from PySide6.QtWidgets import QMainWindow
+
+from engine.errors import UserError
+from engine.scene.bundle import read_config_json
 
 SETTINGS_ORG = "CircuitInspector"
 SETTINGS_APP = "CircuitInspector"
@@ -44,12 +47,9 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
         raise RunDirError(f"{run_dir} has no {CONFIG_FILE}, so it is not a run folder. "
                           "Choose a folder created by training (File > Train a model…, or circuit-engine train).")
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"Cannot read {config_path}: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise RunDirError(f"{config_path} is not valid JSON (line {exc.lineno}, column "
-                          f"{exc.colno}: {exc.msg}).") from exc
+        config = read_config_json(config_path)  # the engine's hardened reader: encoding, depth, size
+    except UserError as exc:
+        raise RunDirError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
     if not isinstance(config, dict):
         raise RunDirError(f"{config_path} must hold a JSON object, not a {type(config).__name__}.")
     return config

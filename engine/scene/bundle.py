@@ -154,6 +154,15 @@ def _pick_task(spec: SetupSpec, tasks: list[TaskInfo]):
     return get_task((with_circuit or names)[0])
 
 
+def read_config_json(config_file: Path) -> Any:
+    """A run's ``config.json`` as parsed JSON, through the hardened reader (size, nesting depth and
+    encoding limits; a folder in its place): the window shows it in the Runs dock before the worker has
+    loaded anything. Any problem is a UserError naming the file."""
+    from engine.fileio import read_json
+
+    return read_json(Path(config_file), what="run config")
+
+
 def load_labels(derived: Path, circuit, notes: list[str] | None = None) -> dict[str, str]:
     """Node labels: the circuit's own, overridden by the user's (``<derived>/labels.json``). An
     unreadable labels file is left as it is, with a note in ``notes`` saying so."""

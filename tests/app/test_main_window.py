@@ -82,7 +82,8 @@ def test_config_shows_at_once_and_an_unloadable_run_is_reported(window: MainWind
     assert window.state.bundle is None
 
 
-@pytest.mark.parametrize("problem", ["missing", "no_config", "bad_json", "not_object", "a_file"])
+@pytest.mark.parametrize("problem", ["missing", "no_config", "bad_json", "not_object", "a_file", "not_utf8",
+                                     "deep", "config_folder"])
 def test_bad_run_dir_reports_error_and_window_survives(
     window: MainWindow, config_only_run: Path, tmp_path: Path, errors, problem: str, qtbot
 ) -> None:
@@ -97,11 +98,19 @@ def test_bad_run_dir_reports_error_and_window_survives(
     elif problem == "a_file":
         bad = tmp_path / "file.txt"
         bad.write_text("x", encoding="utf-8")
+    elif problem == "not_utf8":  # read by the engine's hardened reader: a dialog, not a traceback
+        (bad / "config.json").write_bytes(b'{"model": "\xff\xfe"}')
+    elif problem == "deep":
+        (bad / "config.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    elif problem == "config_folder":
+        (bad / "config.json").mkdir()
 
     assert window.load_run(bad) is False
     assert len(errors) == 1
     title, text = errors[0]
     assert title == "Cannot open run" and str(bad) in text
+    said = {"not_utf8": "not UTF-8", "deep": "nests arrays or objects", "bad_json": "not valid JSON"}
+    assert said.get(problem, "") in text
     assert window.isVisible()
     assert "Could not open" in window.statusBar().currentMessage()
 
