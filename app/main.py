@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         from engine.scene.session import SessionError, read_session
 
         try:
-            session = read_session(args.session)
+            session = read_session(args.session, drop_invalid=True)  # the window says what it left out
         except SessionError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
@@ -285,7 +285,8 @@ def _screenshot(run: str | None, out: Path, size: tuple[int, int], session=None)
     app = make_app()
     errors: list[str] = []
     window = MainWindow(persist_settings=False, session=session, deterministic=True,
-                        error_handler=lambda _parent, title, text: errors.append(f"{title}: {text}"))
+                        error_handler=lambda _parent, title, text: errors.append(f"{title}: {text}"),
+                        warning_handler=lambda _parent, _title, text: print(f"warning: {text}", file=sys.stderr))
     window.resize(*size)
     shot = _Screenshot(app, window, out, errors)
     if run is not None and not window.load_run(run, task=session.task if session else None,

@@ -21,6 +21,11 @@ def show_error(parent: QWidget | None, title: str, text: str) -> None:
     QMessageBox.critical(parent, title, text)
 
 
+def show_warning(parent: QWidget | None, title: str, text: str) -> None:
+    """Show a modal warning box (something was done, but not all of it); returns when it is closed."""
+    QMessageBox.warning(parent, title, text)
+
+
 def ask_run_dir(parent: QWidget | None, start_dir: str = "") -> Path | None:
     """Ask the user for a run folder; return it, or ``None`` if the dialog was cancelled."""
     chosen = QFileDialog.getExistingDirectory(parent, "Open run folder", start_dir)

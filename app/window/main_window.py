@@ -84,7 +84,8 @@ class MainWindow(QMainWindow):
     ``run_dir``: a run folder or alias (``demo``) to open once the window has painted.
     ``persist_settings``: restore geometry/docks/recent runs now and save them on close; off for
     screenshots. ``error_handler(parent, title, text)``: for errors the user caused (default:
-    :func:`app.widgets.dialogs.show_error`, looked up at call time). ``session``: a
+    :func:`app.widgets.dialogs.show_error`, looked up at call time); ``warning_handler``: the same for
+    warnings (default: :func:`app.widgets.dialogs.show_warning`). ``session``: a
     :class:`engine.scene.session.Session` applied when its run is loaded. ``deterministic``: leave timings
     out of what is drawn (screenshots).
 
@@ -96,7 +97,8 @@ class MainWindow(QMainWindow):
 
     def __init__(self, run_dir: Path | str | None = None, *, persist_settings: bool = True,
                  error_handler: ErrorHandler | None = None, session: Session | None = None,
-                 deterministic: bool = False, parent: QWidget | None = None) -> None:
+                 deterministic: bool = False, warning_handler: ErrorHandler | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         gc_guard.install()  # cyclic GC in the GUI thread only (see app.workers.gc_guard)
         _LIVE_WINDOWS.add(self)
@@ -107,6 +109,7 @@ class MainWindow(QMainWindow):
         self._persist = persist_settings
         self._recent = RecentRuns(persist_settings)  # recent runs and where file dialogs start
         self._error_handler = error_handler
+        self._warning_handler = warning_handler
         self._deterministic = deterministic
         self._painted = False  # the first paint has happened (a load waits for it)
         self._first_state = QByteArray()  # the docks as at the first start (View > Reset layout)
@@ -322,10 +325,18 @@ class MainWindow(QMainWindow):
         self.log_panel.set_progress("idle", 0.0, self.jobs.running is not None)
         self.statusBar().showMessage(f"Loaded {bundle.run_name}, task {bundle.task.name}. Click a node to ablate it.")
         if session is not None:
-            session_view.apply(session, self.state, self.view, self.toolbar, self.log_panel.log)
+            dropped = session_view.apply(session, self.state, self.view, self.toolbar, self.log_panel.log)
+            if dropped:
+                self.report_warning("Session partly restored", session_view.dropped_message(session, dropped))
 
     def report_error(self, title: str, text: str) -> None:
         handler = self._error_handler or dialogs.show_error
+        handler(self, title, text)
+
+    def report_warning(self, title: str, text: str) -> None:
+        """Something was done, but not all of it: a warning box (the Log dock has the details)."""
+        self.statusBar().showMessage(text, dialogs.STATUS_ERROR_MS)
+        handler = self._warning_handler or dialogs.show_warning
         handler(self, title, text)
 
     # -- settings ------------------------------------------------------------------------------

@@ -7,7 +7,10 @@ every node label, the selected node and pair, the |w| threshold and the range th
 was waiting for arrives), so that saving, opening a new window and loading gives the identical view.
 :func:`ask_session` and :func:`save_session_dialog` are File > Open / Save session;
 ``MainWindow.open_session`` starts the load, and a session whose run cannot be opened gives a dialog
-that says what to do (:func:`missing_run_message`) while the window keeps what it shows.
+that says what to do (:func:`missing_run_message`) while the window keeps what it shows. A session
+that only partly fits (an unknown node, ``pair`` 1e9 or -3, ``threshold`` NaN, ``view_range`` 1e308)
+is restored without those parts, and the window says in one sentence what was left out
+(:func:`dropped_message`).
 
 Knows nothing about the engine; every dialog goes through :mod:`app.widgets.dialogs` (tests replace it).
 """
@@ -60,36 +63,71 @@ def _circuit_ref(b) -> str | None:
         return str(path)
 
 
-def apply(session: Session, state, view, toolbar, log: Callable[[str], None]) -> None:
+def apply(session: Session, state, view, toolbar, log: Callable[[str], None]) -> list[str]:
     """Restore ``session`` on the bundle the state has just been given: the state, the graph ``view``'s
-    range and the ``toolbar``'s |w| slider (:class:`app.window.toolbar.GraphToolbar`). Nodes and weights
-    this model does not have are left out with a ``log`` line (the Log dock)."""
+    range and the ``toolbar``'s |w| slider (:class:`app.window.toolbar.GraphToolbar`). What cannot be
+    used (what reading the file dropped, nodes and weights this model does not have, a pair beyond the
+    task's) is left out, each with a ``log`` line (the Log dock); returns those, for
+    :func:`dropped_message`."""
     s = state
+    dropped = list(session.dropped)
     s.set_view(session.view)
     s.set_baseline(session.baseline)
     if session.mode == "resample" and not s.bundle.resample:
-        log("session: resample ablation needs an activation store; using mean")
+        dropped.append("resample ablation (the run has no activation store; mean is used)")
     else:
         s.set_mode(session.mode)
     graph = s.bundle.model_graph
-    nodes = [n for n in session.ablated_nodes if n in graph.index]
-    for n in sorted(set(session.ablated_nodes) - set(nodes)):
-        log(f"session: unknown node {n} ignored")
-    known = {graph.edge_id(e) for e in range(graph.n_edges)} if session.ablated_edges else set()
-    edges = [e for e in session.ablated_edges if e in known]
-    for e in sorted(set(session.ablated_edges) - set(edges)):
-        log(f"session: {e} is not a nonzero weight of this model; ignored")
+    nodes, edges = _known_ablations(session, graph, dropped)
     s.set_ablation(nodes, edges, "session")
-    s.set_pair(max(0, min(session.pair, len(s.bundle.task_view.pairs) - 1)))
+    n_pairs = len(s.bundle.task_view.pairs)
+    if session.pair >= n_pairs:
+        dropped.append(f"pair {session.pair} (the task has {n_pairs} pairs; the last is shown)")
+    s.set_pair(max(0, min(session.pair, n_pairs - 1)))
+    unlabelled = sorted(n for n in session.labels if n not in graph.index)
+    if unlabelled:
+        dropped.append(f"the labels of {_some('unknown node', unlabelled)}")
     for node, label in sorted(session.labels.items()):
         if node in graph.index:
             s.set_label(node, label)
     toolbar.set_threshold(session.threshold)  # the exact value; the slider follows without re-deriving it
-    if session.selected in graph.index:
+    if session.selected is not None and session.selected not in graph.index:
+        dropped.append(f"the selection of the unknown node {session.selected}")
+    elif session.selected is not None:
         s.select(session.selected)
     if session.view_range is not None:  # last: changing view or selection may move the range
         x0, x1, y0, y1 = session.view_range
         view.vb.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+    for item in dropped:
+        log(f"session: left out {item}")
+    return dropped
+
+
+def _known_ablations(session: Session, graph, dropped: list[str]) -> tuple[list[str], list[str]]:
+    """The session's ablated nodes and weights that ``graph`` has; the others are described in ``dropped``."""
+    nodes = [n for n in session.ablated_nodes if n in graph.index]
+    unknown = sorted(set(session.ablated_nodes) - set(nodes))
+    if unknown:
+        dropped.append(f"the ablation of {_some('unknown node', unknown)}")
+    known = {graph.edge_id(e) for e in range(graph.n_edges)} if session.ablated_edges else set()
+    edges = [e for e in session.ablated_edges if e in known]
+    unknown = sorted(set(session.ablated_edges) - set(edges))
+    if unknown:
+        dropped.append(f"the ablation of {_some('weight', unknown)} that this model does not have")
+    return nodes, edges
+
+
+def _some(noun: str, items: list[str], shown: int = 3) -> str:
+    """'the unknown node a', 'the unknown nodes a, b, c and 4 more'."""
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return f"{noun}{'s' if len(items) > 1 else ''} {', '.join(items[:shown])}{more}"
+
+
+def dropped_message(session: Session, dropped: list[str]) -> str:
+    """One sentence for what :func:`apply` left out of ``session``."""
+    where = Path(session.source).name if session.source else "the session"
+    return (f"Restored {where} except what does not fit this run, which was left out: "
+            f"{'; '.join(dropped)}.")
 
 
 def missing_run_message(session: Session, reason: str) -> tuple[str, str]:
@@ -117,7 +155,7 @@ def ask_session(parent: QWidget, state, fallback_dir: str, report_error: ReportE
     if path is None:
         return None
     try:
-        return read_session(path)
+        return read_session(path, drop_invalid=True)  # what cannot be used is left out, and said so
     except SessionError as exc:
         report_error("Cannot open session", f"{exc}\n\nChoose a file saved with File > Save session… (Ctrl+S).")
         return None

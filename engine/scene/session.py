@@ -16,7 +16,9 @@ relative ``circuit`` is looked up in the run's folder, then its per-user derived
 current folder (the window writes circuits inside the run that way, others as absolute paths).
 Every key but ``kind`` is optional (version 1 files, without ``circuit``, ``labels`` and
 ``view_range``, still load); unknown keys are errors, so a typo does not silently do nothing.
-``view_range`` is [x0, x1, y0, y1] in layout units (engine/scene/layout.py); without it the view fits
+``read_session(path, drop_invalid=True)`` (the window) leaves a value it cannot use at its default
+and lists it in ``Session.dropped`` instead, so that the rest of the view still comes back and the
+window says what was left out. ``view_range`` is [x0, x1, y0, y1] in layout units (engine/scene/layout.py); without it the view fits
 the graph. ``labels`` are merged into the run's labels when the session loads. Knows nothing about
 Qt or models.
 """
@@ -64,10 +66,12 @@ class Session:
     threshold: float = 0.0
     view_range: tuple[float, float, float, float] | None = None
     source: str | None = field(default=None, compare=False)  # the file it was read from (not saved)
+    dropped: tuple[str, ...] = field(default=(), compare=False)  # what reading left out (not saved)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("source")
+        d.pop("dropped")
         d["ablated_nodes"] = list(self.ablated_nodes)
         d["ablated_edges"] = list(self.ablated_edges)
         d["labels"] = dict(sorted(self.labels.items()))
@@ -75,50 +79,99 @@ class Session:
         return {"kind": "session", "schema_version": SCHEMA_VERSION, **d}
 
 
-_ALLOWED = {"view": VIEWS, "mode": MODES, "baseline": BASELINES}
-_KNOWN = set(Session.__dataclass_fields__) - {"source"}
+_KNOWN = set(Session.__dataclass_fields__) - {"source", "dropped"}
 
 
-def _opt_str(data: dict, key: str) -> str | None:
-    return None if data.get(key) is None else str(data[key])
+def _opt_str(value) -> str | None:
+    return None if value is None else str(value)
 
 
 def _view_range(value) -> tuple[float, float, float, float] | None:
     if value is None:
         return None
     if not isinstance(value, list) or len(value) != 4:
-        raise ValueError("view_range must be a list [x0, x1, y0, y1]")
+        raise ValueError("must be a list [x0, x1, y0, y1]")
     x0, x1, y0, y1 = (float(v) for v in value)
     if not all(abs(v) <= MAX_VIEW_COORD for v in (x0, x1, y0, y1)) or x1 <= x0 or y1 <= y0:
-        raise ValueError(f"view_range must be numbers within +-{MAX_VIEW_COORD:g} with x0 < x1 and y0 < y1")
+        raise ValueError(f"must be numbers within +-{MAX_VIEW_COORD:g} with x0 < x1 and y0 < y1")
     return x0, x1, y0, y1
 
 
-def _strings(value, key: str) -> tuple[str, ...]:
+def _strings(value) -> tuple[str, ...]:
     if not isinstance(value, list):
-        raise ValueError(f"{key} must be a list of strings")
+        raise ValueError("must be a list of strings")
     return tuple(str(v) for v in value)
 
 
 def _pair(value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
-        raise ValueError(f"pair must be a whole number >= 0, got {value!r}")
+        raise ValueError("must be a whole number >= 0")
     return int(value)
 
 
 def _threshold(value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"threshold must be a finite number, got {value!r}")
+        raise ValueError("must be a finite number")
     return float(value)
 
 
 def _labels(value) -> dict[str, str]:
     if not isinstance(value, dict):
-        raise ValueError("labels must be an object {node id: label}")
+        raise ValueError("must be an object {node id: label}")
     return {str(k): str(v) for k, v in value.items()}
 
 
-def read_session(path: Path | str) -> Session:
+def _choice(allowed: tuple[str, ...]):
+    def parse(value) -> str:
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value
+    return parse
+
+
+#: How each key is read (a parser raises ValueError with what the value must be) and its default.
+_FIELDS = {
+    "run": (_opt_str, None), "task": (_opt_str, None), "task_file": (_opt_str, None), "circuit": (_opt_str, None),
+    "view": (_choice(VIEWS), "circuit"), "mode": (_choice(MODES), "mean"), "baseline": (_choice(BASELINES), "circuit"),
+    "ablated_nodes": (_strings, ()), "ablated_edges": (_strings, ()), "labels": (_labels, {}),
+    "selected": (_opt_str, None), "pair": (_pair, 0), "threshold": (_threshold, 0.0), "view_range": (_view_range, None),
+}
+
+
+def brief(value, limit: int = 60) -> str:
+    """``value`` as JSON-ish text of at most ``limit`` characters (for messages)."""
+    text = repr(value) if isinstance(value, float) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _read_fields(data: dict, path: Path, dropped: list[str] | None) -> dict:
+    """The Session fields of ``data``. A bad value is a SessionError, or with ``dropped`` a list, left
+    at its default and described there (as is an unknown key)."""
+    unknown = sorted(set(data) - _KNOWN - {"kind", "schema_version"})
+    if unknown and dropped is None:
+        raise SessionError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_KNOWN))}")
+    if unknown:
+        dropped.append(f"the unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
+    fields = {}
+    for key, (parse, default) in _FIELDS.items():
+        if key not in data:
+            fields[key] = dict(default) if isinstance(default, dict) else default
+            continue
+        try:
+            fields[key] = parse(data[key])
+        except (TypeError, ValueError, OverflowError) as exc:
+            if dropped is None:
+                raise SessionError(f"{path}: bad value ({key} {exc}, not {brief(data[key])})") from None
+            dropped.append(f"{key} {brief(data[key])} (it {exc})")
+            fields[key] = dict(default) if isinstance(default, dict) else default
+    return fields
+
+
+def read_session(path: Path | str, drop_invalid: bool = False) -> Session:
+    """Read a session file; any problem is a SessionError. ``drop_invalid`` (the window): a value that
+    cannot be used (``pair`` -3, ``threshold`` NaN, ``view_range`` out of bounds, an unknown key...) is
+    left at its default and described in :attr:`Session.dropped` instead, so the rest still applies; a
+    file that is not a readable session is an error either way."""
     path = Path(path).expanduser()
     try:
         data = read_json(path, what="session file")
@@ -129,26 +182,9 @@ def read_session(path: Path | str) -> Session:
     if data.get("schema_version", SCHEMA_VERSION) not in READABLE_VERSIONS:
         raise SessionError(f"{path}: session schema_version {data.get('schema_version')!r} is not supported "
                            f"(this version reads {', '.join(map(str, READABLE_VERSIONS))})")
-    unknown = set(data) - _KNOWN - {"kind", "schema_version"}
-    if unknown:
-        raise SessionError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KNOWN))}")
-    for key, allowed in _ALLOWED.items():
-        if key in data and data[key] not in allowed:
-            raise SessionError(f"{path}: {key} must be one of {', '.join(allowed)}, not {data[key]!r}")
-    try:
-        return Session(
-            run=_opt_str(data, "run"), task=_opt_str(data, "task"), task_file=_opt_str(data, "task_file"),
-            circuit=_opt_str(data, "circuit"),
-            view=data.get("view", "circuit"), mode=data.get("mode", "mean"),
-            baseline=data.get("baseline", "circuit"),
-            ablated_nodes=_strings(data.get("ablated_nodes", []), "ablated_nodes"),
-            ablated_edges=_strings(data.get("ablated_edges", []), "ablated_edges"),
-            labels=_labels(data.get("labels", {})),
-            selected=_opt_str(data, "selected"),
-            pair=_pair(data.get("pair", 0)), threshold=_threshold(data.get("threshold", 0.0)),
-            view_range=_view_range(data.get("view_range")), source=str(path))
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise SessionError(f"{path}: bad value ({exc})") from None
+    dropped: list[str] | None = [] if drop_invalid else None
+    fields = _read_fields(data, path, dropped)
+    return Session(**fields, source=str(path), dropped=tuple(dropped or ()))
 
 
 def write_session(path: Path | str, session: Session) -> Path:

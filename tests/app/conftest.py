@@ -167,6 +167,16 @@ def open_window(qtbot):
     return _open
 
 
+@pytest.fixture(autouse=True)
+def warnings_shown(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Warning boxes shown during the test, as (title, text); no modal box ever opens."""
+    from app.widgets import dialogs
+
+    calls: list[tuple[str, str]] = []
+    monkeypatch.setattr(dialogs, "show_warning", lambda parent, title, text: calls.append((title, text)))
+    return calls
+
+
 class Questions(list):
     """Yes/no questions the app asked, as (title, text); each is answered with ``answer``."""
 

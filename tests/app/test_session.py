@@ -139,3 +139,51 @@ def test_saving_a_session_where_it_cannot_be_written_is_a_dialog(open_window, fr
     title, text = errors[-1]
     assert title == "Cannot save session" and "Nothing was written" in text
     assert not (tmp_path / "no").exists()
+
+
+def _open_session_file(win, qtbot, monkeypatch, path: Path) -> None:
+    monkeypatch.setattr(dialogs, "ask_open_session", lambda parent, start="": path)
+    with qtbot.waitSignal(win.ready, timeout=LOAD_TIMEOUT_MS):
+        win.menu_actions.open_session.trigger()
+    settle(qtbot, win)
+
+
+def test_a_session_that_partly_fits_is_applied_and_says_what_was_left_out(
+        open_window, fresh_tiny_run: Path, tmp_path: Path, qtbot, monkeypatch, errors, warnings_shown) -> None:
+    win = open_window(fresh_tiny_run)
+    g = win.state.graph
+    path = tmp_path / "partly.json"
+    path.write_text(json.dumps({
+        "kind": "session", "run": str(fresh_tiny_run), "mode": "zero",
+        "ablated_nodes": [g.ids[3], "blocks.7.mlp.neuron:99999"], "ablated_edges": [g.edge_id(0), "x->y"],
+        "selected": "blocks.9.attn.q:1", "pair": 1e9, "labels": {g.ids[4]: "kept", "nope:1": "lost"}}))
+    _open_session_file(win, qtbot, monkeypatch, path)
+    s = win.state
+    assert s.mode == "zero" and s.ablation.nodes == frozenset({g.ids[3]}) and s.ablation.edges == frozenset({g.edge_id(0)})
+    assert s.pair == len(s.bundle.task_view.pairs) - 1 and s.labels[g.ids[4]] == "kept" and "nope:1" not in s.labels
+    assert s.selected is None and errors == []
+    [(title, text)] = warnings_shown
+    assert title == "Session partly restored" and text.startswith("Restored partly.json except")
+    for said in ("blocks.7.mlp.neuron:99999", "x->y", "blocks.9.attn.q:1", "pair 1000000000", "nope:1"):
+        assert said in text, said
+    assert "\n" not in text  # one sentence
+    log = win.log_panel.text.toPlainText()
+    assert "session: left out the ablation of unknown node blocks.7.mlp.neuron:99999" in log  # the details
+
+
+@pytest.mark.parametrize("bad", [{"pair": -3}, {"threshold": float("nan")}, {"view_range": [-1e308, 1e308, -1, 1]},
+                                 {"view_range": [0, 1e308, 0, 1e308]}, {"pair": 1e999}])
+def test_unusable_session_values_are_left_out_not_fatal(open_window, fresh_tiny_run: Path, tmp_path: Path, qtbot,
+                                                      monkeypatch, errors, warnings_shown, bad: dict) -> None:
+    win = open_window(fresh_tiny_run)
+    node = win.state.graph.ids[2]
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps({"kind": "session", "run": str(fresh_tiny_run), "ablated_nodes": [node], **bad}))
+    _open_session_file(win, qtbot, monkeypatch, path)
+    assert win.state.ablation.nodes == frozenset({node}) and errors == []  # the rest was applied
+    [(title, text)] = warnings_shown
+    key = next(iter(bad))
+    assert title == "Session partly restored" and f"{key} " in text and "\n" not in text
+    (x0, x1), (y0, y1) = win.view.vb.viewRange()
+    assert all(np.isfinite([x0, x1, y0, y1])) and max(abs(x0), abs(x1), abs(y0), abs(y1)) < 1e6
+    assert np.isfinite(win.state.threshold) and win.state.pair == 0

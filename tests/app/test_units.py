@@ -119,6 +119,20 @@ def test_session_round_trip_and_errors(tmp_path: Path) -> None:
     assert json.loads(path.read_text())["kind"] == "session"
 
 
+def test_a_session_read_for_the_window_leaves_out_what_it_cannot_use(tmp_path: Path) -> None:
+    path = tmp_path / "odd.json"
+    path.write_text('{"kind": "session", "run": "demo", "mode": "zero", "pair": -3, "threshold": NaN, '
+                    '"view_range": [-1e308, 1e308, 0, 1], "view": "graph", "typo": 1, "ablated_nodes": ["a:1"]}')
+    with pytest.raises(SessionError, match="unknown key"):  # strict by default (circuit-engine export)
+        read_session(path)
+    s = read_session(path, drop_invalid=True)
+    assert (s.run, s.mode, s.ablated_nodes) == ("demo", "zero", ("a:1",))  # what is valid is kept
+    assert (s.pair, s.threshold, s.view_range, s.view) == (0, 0.0, None, "circuit")  # the rest: defaults
+    assert [d.split(" ")[0] for d in s.dropped] == ["the", "view", "pair", "threshold", "view_range"]
+    assert "typo" in s.dropped[0] and "-3" in s.dropped[2] and "nan" in s.dropped[3]
+    assert "dropped" not in s.to_dict()  # never written back
+
+
 def test_token_heatmap_keeps_whitespace_and_escapes() -> None:
     class Ex:
         value, center = 1.5, 1
