@@ -32,7 +32,7 @@ from engine.sites import SITE_KINDS, SITE_LABELS, NodeId, all_sites, parse_site,
 # -- training ------------------------------------------------------------------------------------
 from engine.train.loop import TrainEvent, TrainResult, train
 from engine.train.monitor import DEFAULT_MONITOR_TASKS
-from engine.train.setup import TrainStatus, check_output_dir, train_status
+from engine.train.setup import TrainStatus, check_output_dir, damaged_log_lines, train_status
 
 # -- tasks ---------------------------------------------------------------------------------------
 from engine.tasks.evaluate import check_task_file, eval_tasks, resolve_task_arg, task_data
@@ -75,7 +75,7 @@ __all__ = [
     "UserError", "RunConfig", "make_config", "preset", "preset_names", "run_config_from_dict",
     "derived_dir", "resolve_run", "run_name", "LoadedRun", "load_run", "read_log", "run_checkpoints", "run_info",
     "run_to_end", "SITE_KINDS", "SITE_LABELS", "NodeId", "all_sites", "parse_site", "site_width",
-    "TrainEvent", "TrainResult", "train", "DEFAULT_MONITOR_TASKS", "TrainStatus", "check_output_dir", "train_status",
+    "TrainEvent", "TrainResult", "train", "DEFAULT_MONITOR_TASKS", "TrainStatus", "check_output_dir", "damaged_log_lines", "train_status",
     "check_task_file", "eval_tasks", "resolve_task_arg", "task_data", "load_task_file", "get_task", "list_tasks",
     "Task", "TaskPair",
     "Circuit", "CircuitEntry", "EdgeSet", "list_circuits", "load_circuit", "make_circuit", "weight_edges",

@@ -61,6 +61,7 @@ class TrainPanel(QWidget):
         self._config_ok = False
         self._folder = None  # TrainStatus of the output folder
         self._shown_run: Path | None = None  # the run whose logged curves are shown
+        self._log_note = ""  # what the status says about that run's damaged log lines ("" if none)
         self._base = None  # the RunConfig loaded by "Load its config" (fields the form lacks), or None
         self.run_dir: Path | None = None  # the folder the current (or last) job trains
         self.form = ConfigForm()
@@ -199,7 +200,7 @@ class TrainPanel(QWidget):
                     if st.complete else " Resume continues it from there (with its own config).")
             self._set_status(f"{out} holds a run at step {st.steps_done:,} of {st.total_steps:,}"
                              f"{' (finished)' if st.complete else ''}.{more} Load its config puts that "
-                             "run's settings into the form.")
+                             f"run's settings into the form.{self._log_note}")
         else:
             self._set_status(f"Start trains a new run into {out}.")
 
@@ -234,11 +235,16 @@ class TrainPanel(QWidget):
     def _show_history(self, out: Path, steps_done: int) -> None:
         """Draw the curves a run has logged so far (up to its last checkpoint, where Resume restarts)."""
         self.curves.reset()
+        self._log_note = ""
         try:
             records = self._api.read_log(out)
-        except (OSError, ValueError) as exc:  # unreadable log: no curves, and the status says why
+        except (OSError, ValueError, self._api.UserError) as exc:  # unreadable log: no curves, the status says why
             self._set_status(f"The run's training log cannot be read: {exc}")
             return
+        bad = self._api.damaged_log_lines(out)
+        if bad:  # skipped, and said (the file is left as it is)
+            self._log_note = (f" {bad} damaged line{'s' if bad > 1 else ''} of its train_log.jsonl "
+                              f"{'were' if bad > 1 else 'was'} skipped (the file is kept as it is).")
         for record in records:
             if isinstance(record, dict) and int(record.get("step", 0)) <= steps_done:
                 self.curves.add_log_record(record)

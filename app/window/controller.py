@@ -85,8 +85,9 @@ class WindowController(QObject):
                      failed.message + ("\n\nThe last ablation step was undone." if undone else ""))
 
     # -- the run's files -----------------------------------------------------------------------
-    def open_store(self, bundle) -> None:
-        """Open the run's activation store for the inspector (or explain why there is none)."""
+    def open_store(self, bundle) -> str:
+        """Open the run's activation store for the inspector (or explain why there is none). Returns
+        why a store that exists cannot be used ("" when there is none or it opened)."""
         self.close_store()
         message = ""
         if bundle.store_path is not None:
@@ -95,8 +96,10 @@ class WindowController(QObject):
             try:
                 self.store = api.ActivationStore.open(bundle.store_path, expected_model_hash=bundle.model_hash)
             except api.UserError as exc:
-                message = f"{exc}"
+                message = (f"{exc}. The file is kept; the inspector shows no examples and resample ablation "
+                           f"is off until you record a new store (Record activation store).")
         self._inspector.set_store(self.store, message)
+        return message
 
     def close_store(self) -> None:
         if self.store is not None:

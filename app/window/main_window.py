@@ -110,6 +110,7 @@ class MainWindow(QMainWindow):
         self._recent = RecentRuns(persist_settings)  # recent runs and where file dialogs start
         self._error_handler = error_handler
         self._warning_handler = warning_handler
+        self._problems_told: set[tuple[str, str]] = set()  # (run, damaged-file message) already shown
         self._deterministic = deterministic
         self._painted = False  # the first paint has happened (a load waits for it)
         self._first_state = QByteArray()  # the docks as at the first start (View > Reset layout)
@@ -316,7 +317,7 @@ class MainWindow(QMainWindow):
         self.runs.show_config(bundle.run_path, bundle.config_dict)
         self.tasks.set_tasks(bundle.tasks, bundle.task.name, bundle.task.description)
         self.remember_run(bundle.run_path)
-        self.controller.open_store(bundle)
+        problems = [*bundle.problems, self.controller.open_store(bundle)]
         self.state.set_bundle(bundle)  # its signals ask the ablation service for the first evaluation
         self.refresh_runs()
         self.setWindowTitle(f"{bundle.run_name} · {bundle.task.name} - {self.windowTitle().split(' - ')[-1]}")
@@ -324,10 +325,21 @@ class MainWindow(QMainWindow):
             self.log_panel.log(note)
         self.log_panel.set_progress("idle", 0.0, self.jobs.running is not None)
         self.statusBar().showMessage(f"Loaded {bundle.run_name}, task {bundle.task.name}. Click a node to ablate it.")
+        self._tell_problems(bundle, [p for p in problems if p])
         if session is not None:
             dropped = session_view.apply(session, self.state, self.view, self.toolbar, self.log_panel.log)
             if dropped:
                 self.report_warning("Session partly restored", session_view.dropped_message(session, dropped))
+
+    def _tell_problems(self, bundle, problems: list[str]) -> None:
+        """Damaged files of the run (kept as they are): a warning the first time each is seen (another
+        task of the same run says nothing again), and a Log line."""
+        new = [p for p in problems if (str(bundle.run_path), p) not in self._problems_told]
+        self._problems_told.update((str(bundle.run_path), p) for p in new)
+        for problem in new:
+            self.log_panel.log(f"warning: {problem}")
+        if new:
+            self.report_warning(f"Damaged file{'s' if len(new) > 1 else ''} in {bundle.run_name}", " ".join(new))
 
     def report_error(self, title: str, text: str) -> None:
         handler = self._error_handler or dialogs.show_error

@@ -95,6 +95,7 @@ class Bundle:
     notes: tuple[str, ...]
     resample: bool = False  # the Ablator has recorded activations for resample ablation
     verdict: dict | None = None  # the circuit's verdict (engine.pruning.verdict), from its file or its numbers
+    problems: tuple[str, ...] = ()  # damaged files left aside (and kept): the window says so
 
     @property
     def shape(self) -> ModelShape:
@@ -165,7 +166,7 @@ def read_config_json(config_file: Path) -> Any:
 
 def load_labels(derived: Path, circuit, notes: list[str] | None = None) -> dict[str, str]:
     """Node labels: the circuit's own, overridden by the user's (``<derived>/labels.json``). An
-    unreadable labels file is left as it is, with a note in ``notes`` saying so."""
+    unreadable labels file is left as it is, with a sentence in ``notes`` saying so."""
     from engine.errors import UserError
     from engine.fileio import read_json
 
@@ -179,8 +180,8 @@ def load_labels(derived: Path, circuit, notes: list[str] | None = None) -> dict[
             raise UserError(f"labels file {path} is not a JSON object {{node id: label}}")
     except UserError as exc:
         if notes is not None:
-            notes.append(f"{exc}; your labels there are not shown (saving labels keeps that file as "
-                         f"{LABELS_FILE}{DAMAGED_SUFFIX})")
+            notes.append(f"{exc}. Your labels in it are not shown; the file is kept (the next label you set "
+                         f"moves it aside to {LABELS_FILE}{DAMAGED_SUFFIX}).")
         return labels
     labels.update({str(k): str(v) for k, v in data.items()})
     return labels
@@ -268,6 +269,7 @@ def load_bundle(spec: SetupSpec, cache: RunCache) -> tuple[Bundle, Any]:
     from engine.store.activations import default_store_path
 
     notes: list[str] = []
+    problems: list[str] = []  # damaged files left aside: the window tells the user
     t0 = time.perf_counter()
     run = _load_run(spec, cache, notes)
     tasks, task, circuit_path, circuit = _task_and_circuit(spec, run)
@@ -296,7 +298,7 @@ def load_bundle(spec: SetupSpec, cache: RunCache) -> tuple[Bundle, Any]:
         circuit_path=circuit_path, model_graph=cache.model_graph, circuit_graph=circuit_graph,
         task_view=view, means=cache.means, full=full, circuit_result=circ_result,
         store_path=store if store.exists() and spec.checkpoint is None else None,  # recorded from the final model
-        labels=load_labels(derived, circuit, notes),
+        labels=load_labels(derived, circuit, problems), problems=tuple(problems),
         notes=tuple(notes + [f"ready in {time.perf_counter() - t0:.2f} s"]),
         resample=getattr(ablator, "resample", None) is not None,
         verdict=_verdict(run, circuit))

@@ -4,7 +4,8 @@
 may start in a folder; :func:`engine.train.loop.train` calls it, and the app calls it when Start or Resume
 is pressed so that a bad folder is reported at once. The messages name both the app's buttons and
 the CLI's options. :func:`train_status` says how far the run in a folder got (from its newest
-complete checkpoint). Knows nothing about the training loop or Qt.
+complete checkpoint); :func:`damaged_log_lines` how many lines of its training log cannot be read (the
+readers skip them; the app says so). Knows nothing about the training loop or Qt.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from engine.checkpoint import MODEL_FILE, list_checkpoints
 from engine.config import RunConfig, load_run_config
 from engine.errors import UserError
 from engine.model import check_fits, model_bytes
-from engine.runs import CONFIG_FILE
+from engine.fileio import jsonl_objects
+from engine.runs import CONFIG_FILE, LOG_FILE, read_log
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,24 @@ def train_status(run_dir: Path | str) -> TrainStatus:
     cks = list_checkpoints(run_dir)
     return TrainStatus(run_dir, True, cks[-1].step if cks else 0, cfg.train.steps,
                        (run_dir / MODEL_FILE).is_file(), cfg)
+
+
+def damaged_log_lines(run_dir: Path | str) -> int:
+    """How many lines of the run's ``train_log.jsonl`` are not log entries (bytes that are not UTF-8,
+    not JSON, not an object, a step that is not a number...): :func:`engine.runs.read_log` skips them.
+    A torn last line (no newline: a training killed mid-write) is expected and not counted; an
+    unreadable log (a folder in its place) counts as 0 here, since reading it says why."""
+    path = Path(run_dir).expanduser() / LOG_FILE
+    try:
+        data = path.read_bytes() if path.is_file() else b""
+        good = len(read_log(path.parent))
+    except (OSError, UserError):
+        return 0
+    lines = [line for line in data.split(b"\n") if line.strip()]
+    if lines and not data.endswith(b"\n") and not jsonl_objects(lines[-1]):
+        lines = lines[:-1]
+        good = min(good, len(lines))
+    return max(0, len(lines) - good)
 
 
 def check_output_dir(run_dir: Path | str, resume: bool = False, steps: int | None = None) -> TrainStatus:
