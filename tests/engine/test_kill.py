@@ -1,6 +1,6 @@
-"""kill -9 during ``circuit-engine record`` and ``circuit-engine prune`` (issue 19, "Faults"): the
-artifacts an earlier job wrote are byte-identical afterwards, the run still loads, a rerun of the
-same command succeeds, and no temporary file (``.partial`` store, ``.<name>.<random>.tmp``) survives
+"""kill -9 during ``circuit-engine record``, ``prune`` and ``train`` (issue 19, "Faults"): the
+artifacts an earlier job (or the killed training's own checkpoints) wrote are byte-identical
+afterwards, a rerun of the same command (a resume) succeeds, and no temporary file (``.partial`` store, ``.<name>.<random>.tmp``) survives
 the rerun.
 
 The job runs in a subprocess (``python -m engine.cli``) on a tiny run with random weights (no
@@ -159,3 +159,27 @@ def test_kill_9_during_prune_keeps_the_old_circuit_and_a_rerun_succeeds(run: Pat
     assert load_circuit(circuit).task == TASK and digests(run)[str(circuit.relative_to(run))] != before[
         str(circuit.relative_to(run))]  # the rerun wrote its own circuit
     assert digests(run).items() >= kept.items()  # model, config, tokenizer, means untouched
+
+
+def test_kill_9_during_train_keeps_its_checkpoints_and_a_resume_succeeds(tmp_path: Path, corpus_factory,
+                                                                         capsys) -> None:
+    from engine.train.setup import train_status
+
+    corpus = corpus_factory(tmp_path / "corpus")
+    out = tmp_path / "run"
+
+    def checkpointed(line: str, _where: Path) -> bool:  # a checkpoint is on disk; the next steps are running
+        return line.startswith("step") and "checkpoint" in line
+
+    kill_when(["train", "--preset", "tiny", "--steps", "100000", "--corpus", str(corpus), "--out", str(out),
+               "--set", "train.checkpoint_interval=2", "--print-every", "0"], checkpointed, out)
+    done = train_status(out).steps_done
+    assert done >= 2
+    before = {k: v for k, v in digests(out).items() if k.startswith("checkpoints/step_")}
+    assert before
+    age(leftovers(out))
+    capsys.readouterr()
+    assert main(["train", "--resume", "--steps", str(done + 2), "--out", str(out)]) == 0, capsys.readouterr().err
+    assert leftovers(out) == [] and train_status(out).steps_done == done + 2
+    after = digests(out)
+    assert all(after.get(k) == v for k, v in before.items() if int(k.split("_")[-1].split(".")[0]) <= done)
