@@ -11,7 +11,8 @@ and text and lines stay sharp at 2x and 4x instead of being upscaled.
 The picture follows the view's own styling, taken from the code that draws the view: node colours
 and sizes (``app.widgets.theme``, ``app.graph.items``), edge buckets by sign and |w| quantile with their
 colours, opacity and widths (``app.graph.edges.bucket_pens``), residual links, the selected pair's
-input tokens and target logits with their display-only edges, captions, ablated nodes (hollow and
+input tokens and target logits with their display-only edges, captions (placed by the view's rule,
+``engine.scene.labels``: by priority, never overlapping), ablated nodes (hollow and
 crossed) and weights (dashed, marked), the selection ring, the row names of the left axis and a
 legend, under a title with the header line and the metrics. Only what lies inside the view range
 is drawn (edges are clipped to it).
@@ -26,14 +27,20 @@ import numpy as np
 
 from app.widgets import theme
 from app.graph.edges import LEVELS, QUANTILES, bucket_pens
-from app.graph.items import CAPTION_MAX_NODES, LEGEND_KINDS, NODE_SIZE, caption, visible_token
-from engine.scene.snapshot import ViewSnapshot, caption_above
+from app.graph.captions import RING, RING_GAP
+from app.graph.items import LEGEND_KINDS, caption, visible_token, zoom_node_size
+from engine.scene.labels import HIDDEN, MAX_CAPTIONS, caption_order, node_blockers, place_captions
+from engine.scene.layout import row_gaps
+from engine.scene.snapshot import ViewSnapshot
 
 PAD = 10.0
 TITLE_PX, SUB_PX, LEGEND_PX, AXIS_PX = 13.0, 11.0, 10.5, 10.5
 CAPTION_PX, TOKEN_PX, TARGET_PX = 9.3, 12.0, 14.7  # the view's 7, 9 and 11 pt at 96 dpi
 LEFT_AXIS = 160.0  # pixels for the row names
 CHAR_W = 0.52  # average glyph width / font size, for layout without font metrics
+CAPTION_MARGIN = 1.0  # pixels around a caption's text (its background box), as in the view
+CAPTION_CHAR_W = 0.64  # a caption's glyph width / font size: wide enough for DejaVu Sans digits, so
+# captions placed by estimate never overlap once drawn
 _BAD_XML = str.maketrans({c: "\ufffd" for c in [*range(0, 9), 11, 12, *range(14, 32)]})
 
 
@@ -189,7 +196,7 @@ def _edges(snap: ViewSnapshot, f: Frame) -> list[str]:
     cuts = np.quantile(absw, QUANTILES) if len(absw) else np.zeros(len(QUANTILES))
     bucket = (2 * np.searchsorted(cuts, absw, side="right") + (g.weight > 0))[order]
     shown = absw[order] >= snap.threshold
-    pens = bucket_pens(int(shown.sum()))
+    pens = bucket_pens(len(g.weight))  # as the view: the threshold removes edges, never restyles them
     segs = np.concatenate([f.map(g.pos[g.src[order]]), f.map(g.pos[g.dst[order]])], axis=1)
     clipped, kept = clip_segments(segs, f)
     out = ['<g class="edges">']
@@ -201,9 +208,14 @@ def _edges(snap: ViewSnapshot, f: Frame) -> list[str]:
     return out
 
 
-def _nodes(snap: ViewSnapshot, f: Frame, p: np.ndarray, inside: np.ndarray) -> list[str]:
+def node_sizes(snap: ViewSnapshot, f: Frame) -> np.ndarray:
+    """(n,) node diameters in pixels, by the view's rule for this zoom (``items.zoom_node_size``)."""
+    px_per_unit = (f.right - f.left) / (f.x1 - f.x0)
+    return zoom_node_size(snap.view, row_gaps(snap.graph) * px_per_unit)
+
+
+def _nodes(snap: ViewSnapshot, f: Frame, p: np.ndarray, inside: np.ndarray, size: np.ndarray) -> list[str]:
     g = snap.graph
-    size = NODE_SIZE[snap.view]
     stroke = f'stroke="{theme.BG}" stroke-width="{0.6 if snap.view == "circuit" else 1}"'
     out = ['<g class="nodes">']
     for i in np.flatnonzero(inside).tolist():
@@ -212,13 +224,14 @@ def _nodes(snap: ViewSnapshot, f: Frame, p: np.ndarray, inside: np.ndarray) -> l
         node = g.ids[i]
         tip = f"{node}: {snap.labels[node]}" if snap.labels.get(node) else node
         out.append(f'<circle class="node" data-id="{_text(node)}" cx="{_n(p[i, 0])}" cy="{_n(p[i, 1])}" '
-                   f'r="{_n(size / 2)}" fill="{theme.KIND_COLORS[int(g.kind[i])]}"{opacity} {stroke}>'
+                   f'r="{_n(size[i] / 2)}" fill="{theme.KIND_COLORS[int(g.kind[i])]}"{opacity} {stroke}>'
                    f'<title>{_text(tip)}</title></circle>')
     out.append("</g>")
     return out
 
 
-def _ablation(snap: ViewSnapshot, f: Frame, p: np.ndarray, inside: np.ndarray) -> tuple[list[str], list[str]]:
+def _ablation(snap: ViewSnapshot, f: Frame, p: np.ndarray, inside: np.ndarray,
+              size: np.ndarray) -> tuple[list[str], list[str]]:
     """(dashed ablated weights with their marks, ablated node overlays)."""
     g = snap.graph
     pairs = [(g.index[a], g.index[b]) for a, _, b in (e.partition("->") for e in snap.ablated_edges)
@@ -230,11 +243,10 @@ def _ablation(snap: ViewSnapshot, f: Frame, p: np.ndarray, inside: np.ndarray) -
         cuts.append(f'<path class="ablated-edge-mark" d="M{_n(x - 4)} {_n(y - 4)}L{_n(x + 4)} {_n(y + 4)}'
                     f'M{_n(x - 4)} {_n(y + 4)}L{_n(x + 4)} {_n(y - 4)}" stroke="{theme.ABLATED}" stroke-width="2.5"/>')
     marks = ['<g class="ablated">']
-    size = NODE_SIZE[snap.view] + 3
     for node in snap.ablated_nodes:
         i = g.index.get(node)
         if i is not None and inside[i]:
-            marks.append(_ablated_mark(p[i, 0], p[i, 1], size))
+            marks.append(_ablated_mark(p[i, 0], p[i, 1], size[i] + 3))
     marks.append("</g>")
     return cuts, marks
 
@@ -266,15 +278,49 @@ def _io(snap: ViewSnapshot, f: Frame) -> tuple[list[str], list[str]]:
     return edges, nodes + texts
 
 
-def _captions(snap: ViewSnapshot, p: np.ndarray, inside: np.ndarray) -> list[str]:
+def _caption_boxes(snap: ViewSnapshot, f: Frame, p: np.ndarray, inside: np.ndarray, size: np.ndarray,
+                   texts: dict[int, str]) -> tuple[np.ndarray, np.ndarray]:
+    """(slots, rects) of the captions, by the view's rule (``engine.scene.labels``), with text sizes
+    estimated from ``CHAR_W``."""
     g = snap.graph
-    if snap.view != "circuit" or g.n_nodes > CAPTION_MAX_NODES:
-        return []
-    above, r = caption_above(g), NODE_SIZE["circuit"] / 2
+    cand = np.flatnonzero(inside)
+    cand = cand if len(cand) <= MAX_CAPTIONS else cand[:0]
+    order = caption_order(g, snap.labels, snap.ablated_nodes, snap.selected, cand)
+    sizes, offsets = np.zeros((g.n_nodes, 2)), size / 2 + 1.0
+    for i in order.tolist():
+        texts[i] = caption(g, i, snap.labels)
+        sizes[i] = (len(texts[i]) * CAPTION_CHAR_W * CAPTION_PX + 2 * CAPTION_MARGIN, 1.25 * CAPTION_PX + 2 * CAPTION_MARGIN)
+    for node in snap.ablated_nodes:
+        if node in g.index:
+            offsets[g.index[node]] += 1.5
+    blockers, owners = [node_blockers(p[cand], size[cand] / 2)], [cand]
+    sel = g.index.get(snap.selected) if snap.selected else None
+    if sel is not None:
+        offsets[sel] = size[sel] / 2 + RING / 2 + RING_GAP
+        blockers.append(node_blockers(p[[sel]], size[sel] / 2 + RING / 2 + 1.5))
+        owners.append(np.array([sel]))
+    io = f.map(np.concatenate([np.stack([snap.token_x, np.zeros(len(snap.token_x))], axis=1),
+                               np.stack([snap.logit_x, np.full(2, g.top)], axis=1)]))
+    blockers.append(node_blockers(io, 11.0))  # the tokens, the token square and the logits
+    blockers.append(np.array([[x - 60.0, y - 11 - 1.2 * TARGET_PX, x + 60.0, y] for x, y in io[-2:].tolist()]))
+    owners += [np.full(len(io), -1), np.full(2, -1)]
+    return place_captions(p, sizes, offsets, order, np.concatenate(blockers), np.concatenate(owners),
+                          (f.left, f.top, f.right, f.bottom))
+
+
+def _captions(snap: ViewSnapshot, f: Frame, p: np.ndarray, inside: np.ndarray, size: np.ndarray) -> list[str]:
+    """Node captions where the view would show them: by priority, never overlapping, on a box of the
+    background colour so they read over edges."""
+    texts: dict[int, str] = {}
+    slots, rects = _caption_boxes(snap, f, p, inside, size, texts)
     out = ['<g class="captions">']
-    for i in np.flatnonzero(inside).tolist():
-        y = p[i, 1] - r - 3 if i in above else p[i, 1] + r + 1 + 0.8 * CAPTION_PX
-        out.append(_label(p[i, 0], y, caption(g, i, snap.labels), CAPTION_PX, theme.MUTED))
+    for i in np.flatnonzero(slots != HIDDEN).tolist():
+        x0, y0, x1, y1 = rects[i]
+        node = snap.graph.ids[i]
+        color = theme.SELECTED if node == snap.selected else theme.TEXT if snap.labels.get(node) else theme.MUTED
+        out.append(f'<rect x="{_n(x0)}" y="{_n(y0)}" width="{_n(x1 - x0)}" height="{_n(y1 - y0)}" fill="{theme.BG}" '
+                   f'fill-opacity="0.78"/>')
+        out.append(_label((x0 + x1) / 2, y1 - CAPTION_MARGIN - 0.3 * CAPTION_PX, texts[i], CAPTION_PX, color))
     out.append("</g>")
     return out
 
@@ -314,14 +360,16 @@ def render_svg(snap: ViewSnapshot) -> str:
     resid = np.concatenate([p[links[0::2]], p[links[1::2]]], axis=1) if len(links) else np.zeros((0, 4))
     resid, _ = clip_segments(resid, f)
     io_edges, io_items = _io(snap, f)
-    cuts, marks = _ablation(snap, f, p, inside)
+    size = node_sizes(snap, f)
+    cuts, marks = _ablation(snap, f, p, inside, size)
     ring = []
     i = g.index.get(snap.selected) if snap.selected else None
     if i is not None and inside[i]:
         ring.append(f'<circle class="selected" cx="{_n(p[i, 0])}" cy="{_n(p[i, 1])}" '
-                    f'r="{_n((NODE_SIZE[snap.view] + 10) / 2)}" fill="none" stroke="{theme.SELECTED}" stroke-width="2.5"/>')
+                    f'r="{_n((size[i] + RING) / 2)}" fill="none" stroke="{theme.SELECTED}" stroke-width="2.5"/>')
     body = [*_edges(snap, f), _line_path(resid, theme.RESIDUAL_LINK, 1, cls="residual-links"), *io_edges, *cuts,
-            *_nodes(snap, f, p, inside), *marks, *ring, *io_items, *_captions(snap, p, inside), *_axis(snap, f)]
+            *_nodes(snap, f, p, inside, size), *marks, *ring, *io_items, *_captions(snap, f, p, inside, size),
+            *_axis(snap, f)]
     return "\n".join([*head, *[b for b in body if b], *legend, *title, "</svg>"]) + "\n"
 
 

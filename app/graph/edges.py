@@ -44,8 +44,11 @@ MAX_IMAGE = 6000
 
 def bucket_pens(n_edges: int) -> list[tuple[QColor, float]]:
     """(colour, width) per bucket: index ``2 * level + sign`` (sign 1 = positive), so drawing in
-    bucket order paints weak edges first and mixes the signs. Many edges get fainter pens so that
-    density, not overdraw, shows; the strongest level stays visible."""
+    bucket order paints weak edges first and mixes the signs. A graph with many edges gets fainter
+    pens so that density, not overdraw, shows; the strongest level stays visible. ``n_edges`` is the
+    graph's edge count, not the count above the |w| threshold: raising the threshold removes edges
+    and leaves the others as they were, so the picture gets sparser (it used to turn the remaining
+    edges thick and opaque, which looked denser)."""
     fade = float(np.clip(2000.0 / max(n_edges, 1), 0.06, 1.0))
     pens = []
     for level in range(LEVELS):
@@ -199,7 +202,7 @@ class EdgeLayer(QObject):
 
     def _refresh(self) -> None:
         self._gen += 1
-        pens = bucket_pens(self.k)
+        pens = bucket_pens(len(self.weight))
         self._pens = tuple(pens)
         self.capped = None
         if self.k <= VECTOR_MAX:

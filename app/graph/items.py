@@ -14,7 +14,16 @@ from app.widgets import theme
 from engine.scene.layout import KINDS, GraphData
 
 NODE_SIZE = {"circuit": 13, "model": 5}
-CAPTION_MAX_NODES = 160
+MIN_NODE_SIZE = {"circuit": 7, "model": 5}  # nodes shrink to this where a row is crowded at the zoom
+LABEL_CHARS = 24  # a user label longer than this is cut in its caption (hover and the tooltip show it whole)
+
+
+def zoom_node_size(view: str, gap_px: np.ndarray) -> np.ndarray:
+    """Node diameters for a view where each node's row has its closest two nodes ``gap_px`` apart:
+    2 px of air between them, within [MIN_NODE_SIZE, NODE_SIZE["circuit"]] (a crowded row of a
+    circuit shrinks at the default fit; a zoomed-in whole model grows to the circuit's size)."""
+    size = np.clip(np.asarray(gap_px, np.float64) - 2.0, MIN_NODE_SIZE[view], NODE_SIZE["circuit"])
+    return np.round(size * 2.0) / 2.0  # half pixels: a slow zoom does not restyle at every step
 
 
 def ablated_symbol() -> QPainterPath:
@@ -50,11 +59,12 @@ def node_brushes(graph: GraphData, in_circuit: np.ndarray | None) -> list[QBrush
     return [bright[k] if c else dim[k] for k, c in zip(graph.kind, in_circuit)]
 
 
-def caption(graph: GraphData, i: int, labels: dict[str, str]) -> str:
-    """Short text under a node: its label, else q/k/v head.dim or the channel number."""
+def caption(graph: GraphData, i: int, labels: dict[str, str], full: bool = False) -> str:
+    """Short text by a node: its label (cut at ``LABEL_CHARS`` unless ``full``), else q/k/v head.dim or
+    the channel number."""
     label = labels.get(graph.ids[i])
     if label:
-        return label if len(label) <= 12 else label[:11] + "…"
+        return label if full or len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1] + "…"
     kind, ch = KINDS[int(graph.kind[i])], int(graph.channel[i])
     if kind in ("attn.q", "attn.k", "attn.v"):
         d_head = graph.shape.d_head
@@ -98,10 +108,13 @@ LEGEND_KINDS = ((0, "resid. read"), (4, "resid. write"), (1, "q"), (2, "k"), (3,
 
 
 def build_legend(plot: pg.PlotItem) -> pg.LegendItem:
-    """Edge sign colours, the ablated marker, the selection ring and the node kinds."""
-    legend = pg.LegendItem(offset=(8, 6), labelTextSize="8pt", colCount=4, labelTextColor=theme.TEXT,
-                           brush=pg.mkBrush(30, 31, 36, 215), pen=pg.mkPen(60, 63, 72))
-    legend.setParentItem(plot.vb)
+    """Edge sign colours, the ablated marker, the selection ring and the node kinds, in a strip above
+    the plot (the PlotItem's title row, kept as high as the legend by :func:`fit_legend`), so it
+    never covers the graph."""
+    legend = pg.LegendItem(offset=None, labelTextSize="8pt", colCount=6, labelTextColor=theme.TEXT,
+                           verSpacing=-6, horSpacing=12)
+    legend.setParentItem(plot)
+    legend.anchor(itemPos=(0.5, 0.0), parentPos=(0.5, 0.0), offset=(0, 2))
     pos = pg.PlotDataItem([0, 1], [0, 0], pen=pg.mkPen(theme.weight_color(True, 255), width=2))
     neg = pg.PlotDataItem([0, 1], [0, 0], pen=pg.mkPen(theme.weight_color(False, 255), width=2))
     legend.addItem(pos, "+ weight")
@@ -117,3 +130,20 @@ def build_legend(plot: pg.PlotItem) -> pg.LegendItem:
         legend.addItem(pg.ScatterPlotItem(symbol="o", size=9, brush=pg.mkBrush(theme.KIND_COLORS[k]),
                                           pen=None), name)
     return legend
+
+
+LEGEND_COLUMNS = (12, 6, 4, 3, 2, 1)
+
+
+def fit_legend(plot: pg.PlotItem, legend: pg.LegendItem) -> None:
+    """As many legend columns as the plot's width allows, and the plot's top row as high as the
+    legend (zero when it is hidden): the view box starts below it."""
+    if legend.isVisible():
+        for n in LEGEND_COLUMNS:
+            legend.setColumnCount(n)
+            legend.updateSize()
+            if legend.width() <= plot.width() - 16 or n == 1:
+                break
+    height = legend.height() + 4 if legend.isVisible() else 0.0
+    plot.titleLabel.setMaximumHeight(height)
+    plot.layout.setRowFixedHeight(0, height)

@@ -4,8 +4,10 @@ Items (bottom to top): residual links (one ``connect='pairs'`` item), the weight
 (:class:`app.graph.edges.EdgeLayer`: a few array-fed items or one raster image), display-only
 embedding/unembedding edges, ablated weights (dashed), the nodes (ONE ``ScatterPlotItem``), the
 ablated overlay (hollow + crossed), the selection ring, input tokens and the two target logits.
-Row names are the ticks of the left axis, so they stay aligned while panning. With no run loaded
-the axis and the legend are hidden (nothing to name or explain).
+Row names are the ticks of the left axis, so they stay aligned while panning. Node captions are
+placed by priority and never overlap (:mod:`app.graph.captions`); the legend sits in a strip above
+the plot, never over the graph. With no run loaded the axis and the legend are hidden (nothing to
+name or explain).
 
 Mouse: click a node = toggle its ablation and inspect it; shift+click = toggle only; ctrl+click =
 inspect only; shift+drag = rubber band (ablate every node inside, or restore them if all are);
@@ -23,10 +25,11 @@ from PySide6.QtCore import QRectF, Qt, Signal, Slot
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from app.graph import items as gi
-from app.widgets import theme
+from app.graph.captions import CaptionLayer
 from app.graph.edges import EdgeLayer
-from engine.scene.layout import GraphData, io_edges, logit_positions, token_positions
-from engine.scene.snapshot import caption_above, counted
+from app.widgets import theme
+from engine.scene.layout import GraphData, io_edges, logit_positions, row_gaps, token_positions
+from engine.scene.snapshot import counted
 
 
 class GraphViewBox(pg.ViewBox):
@@ -97,8 +100,11 @@ class CircuitView(QWidget):
         layout.addWidget(self.widget, 1)
         self._build_items()
         self.legend = gi.build_legend(self.plot)
+        self.plot.geometryChanged.connect(self._fit_legend)
         self._show_frame(False)
         self.edges.drawn.connect(self._on_edges_drawn)
+        self.vb.sigRangeChanged.connect(self._size_nodes)
+        self.vb.sigResized.connect(self._size_nodes)
         self.vb.sigBackgroundClicked.connect(self._on_background_click)
         self.vb.sigRubberBand.connect(self._on_rubber_band)
         for signal, slot in ((state.bundleChanged, self._rebuild), (state.viewChanged, self._rebuild),
@@ -128,10 +134,12 @@ class CircuitView(QWidget):
             vb.addItem(item)
         self.edges = EdgeLayer(vb, self)
         self.nodes.sigClicked.connect(self._on_node_click)
+        self.nodes.sigHovered.connect(self._on_hover)
         self.texts: list[pg.TextItem] = []  # input tokens and logit names
-        self.captions: list[pg.TextItem] = []  # node captions (circuit view)
+        self.captions = CaptionLayer(vb, self)  # node captions
         self._key: tuple | None = None
-        self._node_size = gi.NODE_SIZE["circuit"]
+        self._sizes = np.zeros(0)  # (n,) node diameters in pixels at the current zoom
+        self._row_gap = np.zeros(0)  # (n,) data units between the closest two nodes of each node's row
         self._view = "circuit"
 
     # -- building ------------------------------------------------------------------------------
@@ -144,9 +152,9 @@ class CircuitView(QWidget):
             return
         self._key, self.graph = key, graph
         self._show_frame(graph is not None)
+        self.captions.set_graph(graph, enabled=True)
         if graph is None:
             self._clear_texts(self.texts)
-            self._clear_texts(self.captions)
             for item in (self.resid, self.nodes, self.ablated, self.ring, self.io_nodes, self.cut_marks,
                          self.cut_edges, *self.io_items):
                 item.setData([], [])
@@ -159,19 +167,19 @@ class CircuitView(QWidget):
         if view == "model" and bundle.circuit is not None:
             kept = {str(n) for n in bundle.circuit.nodes}
             in_circuit = np.fromiter((i in kept for i in graph.ids), bool, graph.n_nodes)
-        size = gi.NODE_SIZE[view]
+        self._row_gap = row_gaps(graph)
+        size = self._zoom_size(view)
         self.nodes.setData(pos=graph.pos, size=size, brush=gi.node_brushes(graph, in_circuit),
                            pen=pg.mkPen(theme.BG, width=0.6 if view == "circuit" else 0),
                            data=np.arange(graph.n_nodes))
-        self._node_size = size
+        self._sizes = size
+        self._view = view
         self.fit()  # before the edges: a raster is rendered for the range on screen
         segs = np.concatenate([graph.pos[graph.src], graph.pos[graph.dst]], axis=1)
         self.edges.set_edges(segs, graph.weight, np.arange(graph.n_edges), self.state.threshold)
         links = graph.pos[graph.resid.reshape(-1)] if len(graph.resid) else np.zeros((0, 2))
         self.resid.setData(links[:, 0], links[:, 1], connect="pairs")
         self.plot.getAxis("left").setTicks([graph.row_labels(), []])
-        self._view = view
-        self._show_captions()
         self._update_header(view)
         self._show_io()
         self._show_ablation()
@@ -181,6 +189,31 @@ class CircuitView(QWidget):
         """The row-name axis and the legend, shown only while a graph is."""
         self.plot.showAxis("left", on)
         self.legend.setVisible(on)
+        self._fit_legend()
+
+    @Slot()
+    def _fit_legend(self) -> None:
+        gi.fit_legend(self.plot, self.legend)
+
+    def _zoom_size(self, view: str) -> np.ndarray:
+        """(n,) node diameters in pixels: the circuit's size (``items.NODE_SIZE``), smaller in a row
+        whose nodes would touch at this zoom (down to ``items.MIN_NODE_SIZE``); the whole model's
+        nodes grow when zoomed in."""
+        px = self._row_gap * self.vb.width() / max(self.vb.viewRect().width(), 1e-9)
+        return gi.zoom_node_size(view, px)
+
+    @Slot()
+    def _size_nodes(self, *args) -> None:
+        """Resize the nodes (and the ablated marks and the ring) after the zoom changed."""
+        if self.graph is None:
+            return
+        size = self._zoom_size(self._view)
+        if np.array_equal(size, self._sizes):
+            return
+        self._sizes = size
+        self.nodes.setSize(size)
+        self._show_ablation()
+        self._show_selection(self.state.selected, center=False)
 
     def _clear_texts(self, items: list) -> None:
         for t in items:
@@ -189,16 +222,11 @@ class CircuitView(QWidget):
 
     @Slot()
     def _show_captions(self, *args) -> None:
-        """Small captions under the nodes of a circuit (channel, q/k/v head.dim, or the label)."""
-        self._clear_texts(self.captions)
-        graph = self.graph
-        if graph is None or self._view != "circuit" or graph.n_nodes > gi.CAPTION_MAX_NODES:
-            return
-        above = caption_above(graph)
-        for i in range(graph.n_nodes):
-            anchor = (0.5, 1.15) if i in above else (0.5, -0.15)
-            self.captions.append(self._add_text(gi.caption(graph, i, self.state.labels), graph.pos[i],
-                                                anchor, theme.MUTED, 7.0))
+        """Node captions (the label, q/k/v head.dim or the channel), placed by priority (the selected
+        node, labelled, ablated, strongest first) where they overlap nothing."""
+        if self.graph is not None:
+            self.captions.set_state(self.state.labels, self.state.ablation.nodes, self.state.selected,
+                                    self._sizes)
 
     def _add_text(self, text: str, pos, anchor, color: str, size: float, mono: bool = False) -> pg.TextItem:
         item = pg.TextItem(text, color=color, anchor=anchor)
@@ -246,8 +274,9 @@ class CircuitView(QWidget):
             self.texts.append(self._add_text(f"{side}: {gi.visible_token(s)}", (x, graph.top), (0.5, 1.25),
                                              theme.TEXT, 11.0, mono=True))
         token_x = float(xs[-1]) if len(xs) else 0.0
-        self.io_nodes.setData(pos=np.array([[token_x, 0.0], [lx[0], graph.top], [lx[1], graph.top]]),
-                              data=np.arange(3), symbol=["s", "o", "o"], size=[22, 14, 14],
+        io_pos = np.array([[token_x, 0.0], [lx[0], graph.top], [lx[1], graph.top]])
+        self.captions.set_io(io_pos, self.texts)
+        self.io_nodes.setData(pos=io_pos, data=np.arange(3), symbol=["s", "o", "o"], size=[22, 14, 14],
                               brush=[pg.mkBrush(None), pg.mkBrush(theme.PANEL), pg.mkBrush(theme.PANEL)])
         segs, w = io_edges(graph, tv.embed[a], tv.unembed[a], tv.unembed[b], token_x)
         keep = np.argsort(-np.abs(w))[:48]
@@ -264,7 +293,7 @@ class CircuitView(QWidget):
             return
         ablation = self.state.ablation
         idx = [graph.index[n] for n in ablation.nodes if n in graph.index]
-        self.ablated.setData(pos=graph.pos[idx].reshape(-1, 2), size=self._node_size + 3)
+        self.ablated.setData(pos=graph.pos[idx].reshape(-1, 2), size=self._sizes[idx] + 3)
         segs = []
         for e in ablation.edges:
             a, _, b = e.partition("->")
@@ -273,15 +302,17 @@ class CircuitView(QWidget):
         s = np.array(segs, dtype=float).reshape(-1, 4)
         self.cut_edges.setData(s[:, [0, 2]].ravel(), s[:, [1, 3]].ravel(), connect="pairs")
         self.cut_marks.setData(pos=(s[:, :2] + s[:, 2:]) / 2)
+        self._show_captions()
 
     @Slot(object)
     def _show_selection(self, node, center: bool = True) -> None:
         graph = self.graph
         i = graph.index.get(node) if graph is not None and node else None
+        self._show_captions()
         if i is None:
             self.ring.setData([], [])
             return
-        self.ring.setData(pos=graph.pos[[i]], size=self._node_size + 10)
+        self.ring.setData(pos=graph.pos[[i]], size=self._sizes[[i]] + 10)
         if center and not self.vb.viewRect().contains(*graph.pos[i]):
             self.center_on(node)
 
@@ -312,10 +343,7 @@ class CircuitView(QWidget):
             xs = token_positions(self.graph.width, len(tv.tokens[min(2 * self.state.pair, len(tv.tokens) - 1)]))
             half = max(half, float(np.abs(xs).max()) if len(xs) else 0.0)
         half += 1.0
-        lo, hi = -0.6, self.graph.top + 1.1
-        height_px = self.vb.height() if self.vb.height() > 100 else 600.0
-        legend_px = self.legend.boundingRect().height() + 12  # keep the legend clear of the logits
-        hi += (hi - lo) * legend_px / max(height_px - legend_px, 50.0)
+        lo, hi = -0.6, self.graph.top + 1.1  # the legend is above the plot, not in it
         self.vb.setRange(xRange=(-half, half), yRange=(lo, hi), padding=0.02)
 
     def center_on(self, node: str) -> None:
@@ -347,6 +375,10 @@ class CircuitView(QWidget):
         side = int(data) - 1
         return (f"target logit {'AB'[side]}: {tv.target_str[2 * pair + side]!r}\n"
                 "edges: unembedding row x final-norm gain (display only)")
+
+    def _on_hover(self, item, points, ev) -> None:
+        """Show the hovered node's caption (hidden ones too, user labels in full)."""
+        self.captions.show_hover(int(points[0].data()) if len(points) else None)
 
     def _on_node_click(self, item, points, ev) -> None:
         node = self.graph.ids[int(points[0].data())]

@@ -29,8 +29,8 @@ FINAL_KIND = len(SITE_KINDS)  # final_resid: one row after the last layer, below
 ROWS_PER_LAYER = 6  # attention: read, q/k/v, write; MLP: read, neurons, write
 KIND_ROW = np.array([SITE_STAGE[k] + 3 * (k in MLP_KINDS) for k in KINDS])  # row inside a layer, per kind
 RESIDUAL_KINDS = np.array([KINDS.index(k) for k in (*_RESIDUAL_NAMES, FINAL_RESID)])  # residual reads and writes
-ROW_NAMES = ("attention read", "q · k · v  (by head)", "attention write", "MLP read", "MLP neurons",
-             "MLP write")
+ROW_NAMES = ("attn read", "q·k·v by head", "attn write", "MLP read", "MLP neurons", "MLP write")  # short: the
+# row names are the left axis of the view and of exported pictures, whose width the graph loses
 HEAD_GAP = 2.0  # extra x units between two heads' q/k/v groups (in node units)
 MAX_SPACING = 2.0  # sparse rows spread out at most this far (in node units)
 MAX_TOKENS = 24  # input tokens shown under the graph
@@ -117,7 +117,7 @@ class GraphData:
         out = [(0.0, "input tokens")]
         for layer in range(self.shape.n_layer):
             for r, name in enumerate(ROW_NAMES):
-                out.append((1.0 + ROWS_PER_LAYER * layer + r, f"L{layer}  {name}"))
+                out.append((1.0 + ROWS_PER_LAYER * layer + r, f"L{layer} {name}"))
         if self.has_final:
             out.append((self.top - 1.0, "final residual"))
         out.append((self.top, "target logits"))
@@ -217,6 +217,21 @@ def layout(shape: ModelShape, layer: np.ndarray, kind: np.ndarray, channel: np.n
     for members, extent in groups:
         pos[members, 0] = _spread(natural[members], extent, width, compact)
     return pos, width
+
+
+def row_gaps(graph: GraphData) -> np.ndarray:
+    """(n,) per node, the median x distance between neighbours in its row (inf for a node alone in
+    its row): how crowded each row is, for sizing its nodes to the zoom (the median, so that one
+    close pair does not shrink a whole sparse row)."""
+    out = np.full(graph.n_nodes, np.inf)
+    ys, row = np.unique(graph.pos[:, 1], return_inverse=True)
+    for r in range(len(ys)):
+        members = np.flatnonzero(row == r)
+        gaps = np.diff(np.sort(graph.pos[members, 0]))
+        gaps = gaps[gaps > 0]
+        if len(gaps):
+            out[members] = float(np.median(gaps))
+    return out
 
 
 def residual_links(layer: np.ndarray, kind: np.ndarray, channel: np.ndarray) -> np.ndarray:

@@ -147,37 +147,6 @@ def build_snapshot(bundle, state, size: tuple[int, int], now=None) -> ViewSnapsh
         io_segs=segs[keep], io_weight=w[keep], metrics=metrics)
 
 
-#: Horizontal room a caption needs, in layout units (one channel step; at the view's fit zoom a
-#: caption such as ``k6.14`` is about that wide).
-CAPTION_ROOM = 1.0
-
-
-def caption_above(graph: GraphData) -> set[int]:
-    """Nodes whose caption goes above them instead of below (the view and the exports use this rule).
-
-    Captions go below their nodes. The q/k/v row is dense, so, left to right, a q/k/v caption that would
-    touch the previous one below goes above instead, unless that spot is taken too: by the previous
-    caption above, or by the caption of a node in the row above (the attention write row, whose
-    captions hang below it into the same gap). Then it stays below."""
-    qkv = np.flatnonzero((graph.kind >= 1) & (graph.kind <= 3))
-    above: set[int] = set()
-    for y in np.unique(graph.pos[qkv, 1]):
-        row = qkv[graph.pos[qkv, 1] == y]
-        row = row[np.argsort(graph.pos[row, 0], kind="stable")]
-        over = graph.pos[np.isclose(graph.pos[:, 1], y + 1.0), 0]  # the row above (layout rows are 1 apart)
-        last_below = last_above = -np.inf
-        for i in row.tolist():
-            x = float(graph.pos[i, 0])
-            if x - last_below >= CAPTION_ROOM:
-                last_below = x
-            elif x - last_above >= CAPTION_ROOM and not np.any(np.abs(over - x) < CAPTION_ROOM):
-                above.add(i)
-                last_above = x
-            else:
-                last_below = x
-    return above
-
-
 def view_document(snap: ViewSnapshot) -> dict[str, Any]:
     """The snapshot as the JSON-shaped view document of ``engine.scene.export`` (every node and weight of
     the graph drawn, not only those inside the view range)."""

@@ -226,23 +226,6 @@ def test_counted_agrees_in_number():
     assert counted(2816, "node") == "2,816 nodes"
 
 
-def test_qkv_captions_go_above_only_where_there_is_room() -> None:
-    from dataclasses import replace
-
-    from engine.scene.snapshot import caption_above
-
-    nodes = ["blocks.0.attn.q:0", "blocks.0.attn.k:1", "blocks.0.attn.v:2", "blocks.0.attn.q:3",
-             "blocks.0.attn.k:4", "blocks.0.attn.write:5", "blocks.0.attn.k:6", "blocks.0.attn.v:7"]
-    g = build_graph(SHAPE, nodes, [], [], np.zeros(0, np.float32))
-    y = g.pos[0, 1]
-    assert g.pos[5, 1] == y + 1  # the attention write row is the row above q/k/v
-    x = [0.0, 0.5, 1.0, 5.0, 5.4, 5.8, 9.0, 9.3]
-    g = replace(g, pos=np.column_stack([x, g.pos[:, 1]]).astype(g.pos.dtype))
-    # k:1 is too close to q:0 below and has room above; v:2 has room below again; k:4 has no room
-    # above (the write node at 5.8 hangs its caption there), so it stays below; v:7 goes above.
-    assert caption_above(g) == {1, 7}
-
-
 def test_a_circuit_laid_out_in_a_larger_frame_keeps_the_frames_positions() -> None:
     frame = ["blocks.0.attn.read:3", "blocks.0.attn.read:9", "blocks.0.attn.q:0", "blocks.0.attn.k:17",
              "blocks.0.mlp.neuron:5", "blocks.0.mlp.neuron:40", "blocks.1.attn.write:9"]
