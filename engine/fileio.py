@@ -270,3 +270,26 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_out(out: Path) -> None:
+    """``out`` must not exist, or be an empty folder."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} already exists and is not empty; choose a new --out folder")
+
+
+def write_new_folder(out: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary folder beside ``out``, then rename it to ``out`` (which must
+    not exist or be empty); on any error or cancellation the temporary folder is removed."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a plain mkdir would not
+        check_out(out)
+        if out.exists():
+            out.rmdir()
+        os.rename(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

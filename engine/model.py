@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from engine.config import ModelConfig
 from engine.errors import UserError
+from engine.kernels import module_linear
 from engine.sites import FINAL_RESID, active_hooks, site_name
 
 
@@ -101,14 +102,22 @@ class Attention(nn.Module):
         self.c_attn = nn.Linear(cfg.d_resid, 3 * inner, bias=cfg.linear_bias)  # fused q, k, v
         self.c_proj = nn.Linear(inner, cfg.d_model, bias=cfg.linear_bias)
         self.sink = nn.Parameter(torch.zeros(cfg.n_head)) if cfg.attn_sink else None
-        mask = torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool).tril()
-        self.register_buffer("causal", mask, persistent=False)
-        # ALiBi slopes m_h (zero without ALiBi), and the full additive mask of :meth:`mix`'s fused call.
-        n_alibi = cfg.alibi_heads if layer >= cfg.alibi_from_layer else 0
-        self.alibi = n_alibi > 0
-        self.register_buffer("slopes", alibi_slopes(self.n_head, n_alibi), persistent=False)
-        self.register_buffer("_fused_bias", self._fused_mask(cfg.n_ctx, cfg.attn_sink) if self.alibi else None,
-                             persistent=False)
+        self._n_alibi = cfg.alibi_heads if layer >= cfg.alibi_from_layer else 0
+        self.alibi = self._n_alibi > 0
+        self._shape = (cfg.n_ctx, cfg.attn_sink)
+        self.init_buffers()
+
+    def init_buffers(self) -> None:
+        """(Re)compute the constant buffers: the causal mask, the ALiBi slopes m_h (zero without ALiBi)
+        and the full additive mask of :meth:`mix`'s fused call (a model built on the meta device and
+        moved with ``to_empty`` has them uninitialised)."""
+        n_ctx, sink = self._shape
+        device = self.c_attn.weight.device
+        with torch.device(device):
+            self.register_buffer("causal", torch.ones(n_ctx, n_ctx, dtype=torch.bool).tril(), persistent=False)
+            self.register_buffer("slopes", alibi_slopes(self.n_head, self._n_alibi), persistent=False)
+            self.register_buffer("_fused_bias", self._fused_mask(n_ctx, sink) if self.alibi else None,
+                                 persistent=False)
 
     def _fused_mask(self, T: int, sink: bool) -> torch.Tensor:
         """Additive mask (H, T', T') for the fused kernel: ALiBi distances, -inf above the diagonal.
@@ -242,6 +251,22 @@ class GPT(nn.Module):
 
     # ------------------------------------------------------------------ init
 
+    @classmethod
+    def empty(cls, cfg: ModelConfig, device: str | torch.device = "cpu") -> "GPT":
+        """A model with uninitialised parameters (to be loaded), built without the cost of random
+        init: on the meta device, then given real storage; the constant buffers are computed."""
+        with torch.device("meta"):
+            model = cls(cfg)
+        model = model.to_empty(device=device)
+        if cfg.tied_embed:  # to_empty gives each module its own storage: tie them again
+            model.lm_head.weight = model.wte.weight
+        model.init_buffers()
+        return model
+
+    def init_buffers(self) -> None:
+        for blk in self.blocks:
+            blk.attn.init_buffers()
+
     @torch.no_grad()
     def reset_parameters(self, seed: int | None = None) -> None:
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -315,19 +340,19 @@ class GPT(nn.Module):
     def attn_half(self, layer: int, x: torch.Tensor) -> torch.Tensor:
         blk = self.blocks[layer]
         read = self._site(layer, "attn.read", self.read(layer, 0, x))  # (B, T, d_resid)
-        q, k, v = blk.attn.c_attn(read).chunk(3, dim=-1)  # each (B, T, inner)
+        q, k, v = module_linear(blk.attn.c_attn, read).chunk(3, dim=-1)  # each (B, T, inner)
         q = self._site(layer, "attn.q", q)
         k = self._site(layer, "attn.k", k)
         v = self._site(layer, "attn.v", v)
         y = blk.attn.mix(q, k, v)  # (B, T, inner)
-        write = self._site(layer, "attn.write", blk.attn.c_proj(y))  # (B, T, d_model)
+        write = self._site(layer, "attn.write", module_linear(blk.attn.c_proj, y))  # (B, T, d_model)
         return self._write(x, write, 0)
 
     def mlp_half(self, layer: int, x: torch.Tensor) -> torch.Tensor:
         blk = self.blocks[layer]
         read = self._site(layer, "mlp.read", self.read(layer, 1, x))  # (B, T, d_resid)
-        h = self._site(layer, "mlp.neuron", self.act(blk.mlp.c_fc(read)))  # (B, T, d_mlp)
-        write = self._site(layer, "mlp.write", blk.mlp.c_proj(h))  # (B, T, d_model)
+        h = self._site(layer, "mlp.neuron", self.act(module_linear(blk.mlp.c_fc, read)))  # (B, T, d_mlp)
+        write = self._site(layer, "mlp.write", module_linear(blk.mlp.c_proj, h))  # (B, T, d_model)
         return self._write(x, write, 1)
 
     def half_block(self, h: int, x: torch.Tensor) -> torch.Tensor:
@@ -339,7 +364,7 @@ class GPT(nn.Module):
         x = self.final_resid(x)
         if self.cfg.d_unembed != x.shape[-1]:
             x = x[..., : self.cfg.d_unembed]  # separate position norms: the unembedding reads content only
-        logits = self.lm_head(self.ln_f(x))
+        logits = module_linear(self.lm_head, self.ln_f(x))
         if self.bigram is not None:
             # F.embedding, not bigram[idx]: on the CPU the indexing backward accumulates with atomic adds
             # in whatever order the threads run, so training (and exact resume) would not be repeatable.

@@ -74,7 +74,7 @@ def load_run(run_dir: Path, device: str = "cpu", checkpoint: int | None = None) 
         raise UserError(f"{run_dir} has no trained model yet ({MODEL_FILE} missing); "
                         f"train it or resume with `circuit-engine train --resume --out {run_dir}`")
     check_model_fits(cfg.model, device, f"the model of {run_dir}")
-    model = GPT(cfg.model)
+    model = GPT.empty(cfg.model)  # no random init: every parameter is loaded (check_weights insists)
     load_weights_into(model, load_tensors(weights), weights)
     model.to(device).eval()
     for p in model.parameters():
@@ -203,6 +203,7 @@ def run_info(run_dir: Path | str) -> dict[str, Any]:
         "model_hash": run.model_hash,
         "source": status.get("source"),
         "source_dir": status.get("model_dir"),
+        "synthetic": status.get("synthetic") is True,
     }
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.kernels import module_linear
 from engine.model import GPT
 from engine.sites import HALF_BLOCK_KINDS, SITE_STAGE, NodeId, intervene, site_width
 from engine.tasks.lookup import logit_diff
@@ -91,17 +92,16 @@ def last_layer_attention(model: GPT, x: torch.Tensor, last: torch.Tensor,
     H, dh = attn.n_head, attn.d_head
     inner = H * dh
     N, T, _ = x.shape
-    w, b = attn.c_attn.weight, attn.c_attn.bias
     if kv is None:
         read = model._site(layer, "attn.read", model.read(layer, 0, x))  # (N, T, d_resid)
-        kv_all = F.linear(read, w[inner:], None if b is None else b[inner:])  # (N, T, 2*inner)
+        kv_all = module_linear(attn.c_attn, read, (inner, 3 * inner))  # (N, T, 2*inner)
         k = model._site(layer, "attn.k", kv_all[..., :inner])
         v = model._site(layer, "attn.v", kv_all[..., inner:])
         read_last = gather_last(read, last)
     else:
         k, v = kv
         read_last = model._site(layer, "attn.read", model.read(layer, 0, gather_last(x, last)))  # (N, 1, d_resid)
-    q = model._site(layer, "attn.q", F.linear(read_last, w[:inner], None if b is None else b[:inner]))  # (N, 1, inner)
+    q = model._site(layer, "attn.q", module_linear(attn.c_attn, read_last, (0, inner)))  # (N, 1, inner)
     qh = q.view(N, 1, H, dh).transpose(1, 2)  # (N, H, 1, dh)
     kh = k.view(N, T, H, dh).transpose(1, 2)  # (N, H, T, dh)
     vh = v.view(N, T, H, dh).transpose(1, 2)
@@ -118,7 +118,7 @@ def last_layer_attention(model: GPT, x: torch.Tensor, last: torch.Tensor,
     else:
         att = att.softmax(-1)
     y = (att @ vh).transpose(1, 2).reshape(N, 1, inner)
-    write = model._site(layer, "attn.write", attn.c_proj(y))  # (N, 1, d_model)
+    write = model._site(layer, "attn.write", module_linear(attn.c_proj, y))  # (N, 1, d_model)
     return model._write(gather_last(x, last), write, 0)
 
 
@@ -141,18 +141,18 @@ def half_block_from(model: GPT, h: int, x: torch.Tensor, rank: int, pre: Mapping
     if h % 2 == 0:
         if rank <= 1:
             if rank == 0:
-                q, k, v = blk.attn.c_attn(hooked("attn.read")).chunk(3, dim=-1)
+                q, k, v = module_linear(blk.attn.c_attn, hooked("attn.read")).chunk(3, dim=-1)
                 q, k, v = (model._site(layer, kind, t) for kind, t in zip(("attn.q", "attn.k", "attn.v"), (q, k, v)))
             else:
                 q, k, v = hooked("attn.q"), hooked("attn.k"), hooked("attn.v")
-            write = model._site(layer, "attn.write", blk.attn.c_proj(blk.attn.mix(q, k, v)))
+            write = model._site(layer, "attn.write", module_linear(blk.attn.c_proj, blk.attn.mix(q, k, v)))
         else:
             write = hooked("attn.write")
     else:
         if rank <= 1:
-            hid = model._site(layer, "mlp.neuron", model.act(blk.mlp.c_fc(hooked("mlp.read")))) if rank == 0 \
+            hid = model._site(layer, "mlp.neuron", model.act(module_linear(blk.mlp.c_fc, hooked("mlp.read")))) if rank == 0 \
                 else hooked("mlp.neuron")
-            write = model._site(layer, "mlp.write", blk.mlp.c_proj(hid))
+            write = model._site(layer, "mlp.write", module_linear(blk.mlp.c_proj, hid))
         else:
             write = hooked("mlp.write")
     return model._write(x, write, h % 2)

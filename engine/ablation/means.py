@@ -1,7 +1,9 @@
 """Mean activation of every node over pretraining text: the replacement value of mean ablation.
 
-Computed once per model from about 200k pretraining tokens (``means_steps`` does it as a generator
-that a background job can cancel between batches) and cached as ``means.safetensors`` in
+Computed once per model from about 200k pretraining tokens, in windows of at most 256 tokens
+(fewer tokens for models whose forward pass costs more than the paper-1x model's, down to 32k:
+see :func:`means_budget`; ``means_steps`` does it as a generator that a background job can cancel
+between batches) and cached as ``means.safetensors`` in
 the run's derived folder (the run itself, or the per-user folder for a read-only run), keyed by the
 model's hash so a retrained model never reuses stale means. Zero ablation uses zeros instead.
 Knows nothing about pruning, files other than its cache, or Qt.
@@ -105,6 +107,22 @@ def read_cached_means(path: Path, run: LoadedRun) -> tuple[dict[str, torch.Tenso
     return {k: v.float() for k, v in cached.items()}, ""
 
 
+#: Means windows: attention costs grow with the square of the window, the means barely change.
+MEANS_WINDOW = 256
+#: Per-token work (layers x MLP width) up to which the means use all 200k tokens (the paper-1x model).
+FULL_MEANS_WORK = 8 * 1024
+MIN_MEANS_TOKENS = 32_768
+
+
+def means_budget(cfg, n_tokens: int = 200_000) -> tuple[int, int]:
+    """(tokens, window) for a model's means: ``n_tokens`` in windows of min(n_ctx, 256) tokens, scaled
+    down in proportion to the per-token work above the paper-1x model's (a csp_yolo1-shaped model:
+    50k tokens), never below 32k."""
+    work = cfg.n_layer * cfg.d_mlp
+    scaled = n_tokens if work <= FULL_MEANS_WORK else max(MIN_MEANS_TOKENS, n_tokens * FULL_MEANS_WORK // work)
+    return min(n_tokens, scaled), min(cfg.n_ctx, MEANS_WINDOW)
+
+
 def load_or_compute_means(run: LoadedRun, n_tokens: int = 200_000, batch_size: int = 32) -> dict[str, torch.Tensor]:
     """Cached means of this exact model, computing (and caching) them when missing or stale."""
     return run_to_end(means_steps(run, n_tokens, batch_size))
@@ -125,9 +143,9 @@ def means_steps(run: LoadedRun, n_tokens: int = 200_000, batch_size: int = 32
     from engine.train.data import prepare_data  # late import: reading the corpus is only needed here
 
     _, data, _ = prepare_data(run.config, run_tokenizer(run))
-    T = run.config.model.n_ctx
+    n_tokens, T = means_budget(run.config.model, n_tokens)
     n_batches = max(1, round(n_tokens / (batch_size * T)))
-    batches = [data.batch(10_000_000 + i, batch_size) for i in range(n_batches)]
+    batches = [data.batch(10_000_000 + i, batch_size)[:, : T + 1] for i in range(n_batches)]
     yield 0, n_batches
     gen = site_means_steps(run.model, batches)
     while True:

@@ -7,6 +7,9 @@ trainer (CUDA: allocated by torch; CPU: the process's peak RSS). Knows nothing a
 
 from __future__ import annotations
 
+import contextlib
+import copy
+
 import resource
 import sys
 import time
@@ -119,8 +122,37 @@ def bench_train(preset_name: str = "demo", steps: int | None = None, warmup: int
     }
 
 
-def bench_prune(run: str = "demo", task: str = "single_double_quote", steps: int | None = None) -> dict[str, Any]:
-    """Seconds to prune one task of a run with the default settings (means already cached)."""
+def bench_mask_steps(run: str, task: str, steps: int = 5, batch_pairs: int = 32) -> dict[str, Any]:
+    """Seconds per pruning mask step (forward + backward over ``batch_pairs`` pairs), with the sparse
+    kernels and the dense reference side by side on the same batches."""
+    from engine.ablation.means import load_means
+    from engine.jobs import run_to_end
+    from engine.kernels import dense_reference
+    from engine.pruning.prune import PruneConfig, _learn_masks, prepare, sweep_draws
+    from engine.runs import load_run
+    from engine.tasks.evaluate import resolve_task_arg, task_data
+
+    loaded = load_run(run)
+    t = resolve_task_arg(task, None)
+    cfg = PruneConfig(steps=steps, batch_pairs=batch_pairs, train_pairs=max(64, batch_pairs), val_pairs=16)
+    prep = prepare(loaded.model, load_means(loaded, "mean"), task_data(loaded, t, cfg.train_pairs, "train"),
+                   task_data(loaded, t, cfg.val_pairs, "val"), cfg)
+    draws = sweep_draws(cfg, cfg.train_pairs)[0]
+    out: dict[str, Any] = {}
+    for label in ("sparse", "dense"):
+        with (dense_reference() if label == "dense" else contextlib.nullcontext()):
+            run_to_end(_learn_masks(prep.model, prep.values, prep.train, replace(cfg, steps=1), 1e-4, draws))  # warm
+            t0 = time.perf_counter()
+            run_to_end(_learn_masks(prep.model, prep.values, prep.train, cfg, 1e-4, draws))
+            out[f"{label}_s_per_mask_step"] = round((time.perf_counter() - t0) / steps, 3)
+    out["mask_step_speedup"] = round(out["dense_s_per_mask_step"] / max(1e-9, out["sparse_s_per_mask_step"]), 2)
+    return {"mask_steps_timed": steps, "batch_pairs": batch_pairs, **out}
+
+
+def bench_prune(run: str = "demo", task: str = "single_double_quote", steps: int | None = None,
+                whole: bool | None = None) -> dict[str, Any]:
+    """Seconds per mask step (sparse and dense side by side) and, for the demo-sized runs or with
+    ``whole``, seconds to prune one task with the default settings (means already cached)."""
     from engine.ablation.means import load_means
     from engine.pruning.job import prune_run
     from engine.pruning.prune import PruneConfig
@@ -130,6 +162,13 @@ def bench_prune(run: str = "demo", task: str = "single_double_quote", steps: int
     t0 = time.perf_counter()
     load_means(loaded, "mean")
     means_s = time.perf_counter() - t0
+    result: dict[str, Any] = {"benchmark": "prune", "run": str(loaded.path), "task": task,
+                              "threads": torch.get_num_threads(), "means_seconds": round(means_s, 2),
+                              **bench_mask_steps(run, task)}
+    if whole is None:
+        whole = loaded.config.model.d_model < 512 or steps is not None
+    if not whole:
+        return result
     cfg = PruneConfig(steps=steps) if steps else PruneConfig()
     gen = prune_run(run, task, None, cfg, name="bench", with_faithfulness=False)
     t0 = time.perf_counter()
@@ -141,37 +180,62 @@ def bench_prune(run: str = "demo", task: str = "single_double_quote", steps: int
             break
     total = time.perf_counter() - t0
     path.unlink(missing_ok=True)
-    return {"benchmark": "prune", "run": str(loaded.path), "task": task, "threads": torch.get_num_threads(),
-            "prune_seconds": round(total, 2), "means_seconds": round(means_s, 2), "k_coefs": list(cfg.k_coefs),
+    return {**result, "prune_seconds": round(total, 2), "k_coefs": list(cfg.k_coefs),
             "steps_per_k_coef": cfg.steps, "nodes": circuit.n_nodes, "edges": circuit.n_edges,
             "circuit_loss": round(circuit.metrics["circuit_loss"], 4)}
 
 
-def bench_ablate(run: str = "demo", task: str = "single_double_quote", n_pairs: int = 64, repeats: int = 40) -> dict[str, Any]:
-    """Latency of one live-ablation evaluation: a node in the last layer, a node in the first layer,
-    and the naive full forward, each over random nodes (fixed seed)."""
+def bench_ablate(run: str = "demo", task: str = "single_double_quote", n_pairs: int | None = None,
+                 repeats: int | None = None) -> dict[str, Any]:
+    """Latency of one live-ablation evaluation per layer depth (random nodes, fixed seed), with the
+    sparse kernels and the dense reference side by side in this process: the clean cache (first
+    evaluate), p50/p95 per layer and the naive full forward. Paper-scale runs default to 24 pairs and
+    fewer repeats (each dense click there takes seconds)."""
     from engine.ablation.setup import make_ablator
+    from engine.kernels import dense_reference
     from engine.sites import NodeId, all_sites, parse_site, site_width
 
+    from engine.config import load_run_config
+    from engine.runs import CONFIG_FILE, check_run_dir
+
+    big = load_run_config(check_run_dir(run) / CONFIG_FILE).model.d_model >= 512
+    n_pairs = n_pairs or (24 if big else 64)
     ab = make_ablator(run, task, n_pairs=n_pairs)
     cfg = ab.cfg
-    rng = np.random.default_rng(0)
+    repeats = repeats or (8 if big else 40)
+    layers = sorted({0, cfg.n_layer // 2, cfg.n_layer - 1}) if big else list(range(cfg.n_layer))
+    p = lambda xs, q: round(float(np.percentile(xs, q)), 3)  # noqa: E731
 
-    def random_node(layer: int) -> NodeId:
+    def random_node(rng, layer: int) -> NodeId:
         sites = [s for s in all_sites(cfg) if parse_site(s)[0] == layer]
         s = sites[rng.integers(len(sites))]
         return NodeId(s, int(rng.integers(site_width(cfg, s))))
 
-    def timings(fn, layer: int) -> list[float]:
-        fn([random_node(layer)])  # warm up
-        return [fn([random_node(layer)]).elapsed_ms for _ in range(repeats)]
+    def one_path(label: str) -> dict[str, Any]:
+        fresh = copy.copy(ab)
+        fresh._caches = {}
+        t0 = time.perf_counter()
+        fresh.evaluate()
+        out: dict[str, Any] = {f"{label}_clean_cache_s": round(time.perf_counter() - t0, 3)}
+        for layer in layers:
+            rng = np.random.default_rng(layer)  # the same nodes on both paths
+            ms = [fresh.evaluate([random_node(rng, layer)]).elapsed_ms for _ in range(repeats)]
+            out[f"{label}_p50_ms_layer{layer}"] = p(ms, 50)
+            out[f"{label}_p95_ms_layer{layer}"] = p(ms, 95)
+        rng = np.random.default_rng(0)
+        naive = [fresh.evaluate_naive([random_node(rng, 0)]).elapsed_ms for _ in range(max(2, repeats // 4))]
+        out[f"{label}_naive_p50_ms"] = p(naive, 50)
+        return out
 
-    last = timings(ab.evaluate, cfg.n_layer - 1)
-    first = timings(ab.evaluate, 0)
-    naive = timings(ab.evaluate_naive, 0)
-    p = lambda xs, q: round(float(np.percentile(xs, q)), 3)  # noqa: E731
+    sparse = one_path("sparse")
+    with dense_reference():
+        dense = one_path("dense")
+    first, last = layers[0], layers[-1]
     return {"benchmark": "ablate", "run": run, "task": task, "pairs": n_pairs, "sequences": ab.n,
             "mean_prompt_tokens": round(float(ab.lengths.float().mean()), 1), "threads": torch.get_num_threads(),
-            "p50_ms_last_layer": p(last, 50), "p95_ms_last_layer": p(last, 95),
-            "p50_ms_first_layer": p(first, 50), "p95_ms_first_layer": p(first, 95),
-            "naive_p50_ms": p(naive, 50), "speedup": round(p(naive, 50) / max(1e-9, p(first, 50)), 2)}
+            "shape": f"{cfg.n_layer} layers, d_model {cfg.d_model}, d_mlp {cfg.d_mlp}",
+            "repeats": repeats, **sparse, **dense,
+            "p50_ms_first_layer": sparse[f"sparse_p50_ms_layer{first}"],
+            "p50_ms_last_layer": sparse[f"sparse_p50_ms_layer{last}"],
+            "speedup_vs_dense_naive": round(dense["dense_naive_p50_ms"] / max(1e-9, sparse[f"sparse_p50_ms_layer{first}"]), 1),
+            "speedup_first_layer_vs_dense": round(dense[f"dense_p50_ms_layer{first}"] / max(1e-9, sparse[f"sparse_p50_ms_layer{first}"]), 2)}

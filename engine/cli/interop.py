@@ -1,5 +1,6 @@
 """``circuit-engine import-openai`` and ``export-openai``: OpenAI ``circuit_sparsity`` model folders
-to run folders and back (:mod:`engine.interop`). The handlers return dicts that the CLI prints as
+to run folders and back (:mod:`engine.interop`); ``synth``: a random run of a paper model's shape
+(:mod:`engine.train.synth`). The handlers return dicts that the CLI prints as
 one line, or as one JSON object with ``--json``. Knows nothing about Qt.
 """
 
@@ -40,6 +41,18 @@ def _print_export(r: dict[str, Any]) -> None:
     print(f"exported {r['run']} to {r['out']}: {', '.join(r['files'])}{tok}")
 
 
+def cmd_synth(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.train.synth import synth_run
+
+    return synth_run(args.shape, args.out, args.density, args.seed)
+
+
+def _print_synth(r: dict[str, Any]) -> None:
+    print(f"wrote {r['run']}: a random {r['shape']}-shaped run ({r['parameters']:,} parameters, "
+          f"{r['nonzero_weights']:,} nonzero weights, density {r['density']:.4g}) in {r['seconds']} s; "
+          f"synthetic, never trained: for benchmarks and for trying the app at scale")
+
+
 def register(sub: Any) -> None:
     """Add ``import-openai`` and ``export-openai`` (``sub`` from ``ArgumentParser.add_subparsers``)."""
     im = sub.add_parser("import-openai", help="import an OpenAI circuit_sparsity model folder as a run")
@@ -57,3 +70,13 @@ def register(sub: Any) -> None:
     ex.add_argument("--out", type=Path, required=True, help="the model folder to write (must not exist or be empty)")
     ex.add_argument("--json", action="store_true")
     ex.set_defaults(func=cmd_export_openai, printer=_print_export)
+
+    from engine.train.synth import SHAPES
+    sy = sub.add_parser("synth", help="a random weight-sparse run of a paper model's shape (benchmarks, trying the app)")
+    sy.add_argument("--shape", required=True, choices=list(SHAPES))
+    sy.add_argument("--density", type=float, help="kept fraction of the block matrices (default: the shape's, "
+                                                    "1/500 for csp_yolo1, 1/1000 for csp_yolo2)")
+    sy.add_argument("--seed", type=int, default=0)
+    sy.add_argument("--out", type=Path, required=True, help="the new run folder (must not exist or be empty)")
+    sy.add_argument("--json", action="store_true")
+    sy.set_defaults(func=cmd_synth, printer=_print_synth)

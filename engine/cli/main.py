@@ -266,6 +266,9 @@ def _print_info(info: dict[str, Any]) -> None:
     if imported:
         print(f"source     imported from {info['source']}: {info.get('source_dir')} (not trained here)")
         return
+    if info.get("synthetic"):
+        print("training   none: random weights of this shape (circuit-engine synth), for benchmarks only")
+        return
     print(f"training   {info['steps_done']}/{info['total_steps']} steps, val loss "
           f"{info['val_loss'] if info['val_loss'] is None else round(info['val_loss'], 4)}")
 
@@ -276,9 +279,9 @@ def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
     if args.what == "train":
         return bench_train(args.preset, steps=args.steps, device=args.device)
     if args.what == "prune":
-        return bench_prune(args.run, args.task)
+        return bench_prune(args.run, args.task, args.steps)
     if args.what == "ablate":
-        return bench_ablate(args.run, args.task)
+        return bench_ablate(args.run, args.task, args.pairs, args.repeats)
     if args.what == "store":
         from engine.cli.store import bench_store
         return bench_store(args.run)
@@ -394,10 +397,13 @@ def _add_bench(sub) -> None:
     b.add_argument("what", choices=["train", "prune", "ablate", "store", "import"])
     b.add_argument("--shape", default="csp_yolo2", choices=["csp_yolo2", "small"],
                    help="import: the size of the OpenAI model file written and imported (default csp_yolo2)")
-    b.add_argument("--run", default="demo", help="prune: the run to prune (default demo)")
+    b.add_argument("--run", default="demo", help="prune, ablate: the run (default demo; e.g. a `synth` run)")
+    b.add_argument("--pairs", type=int, help="ablate: task pairs evaluated (default 64; 24 for paper-scale runs)")
+    b.add_argument("--repeats", type=int, help="ablate: random nodes timed per layer (default 40; 8 paper-scale)")
     b.add_argument("--task", default="single_double_quote", help="prune: the task (default single_double_quote)")
     b.add_argument("--preset", default="demo", choices=sorted(PRESETS))
-    b.add_argument("--steps", type=int, help="train: timed steps (default 30; 3 for paper-1x)")
+    b.add_argument("--steps", type=int, help="train: timed steps (default 30; 3 for paper-1x); prune: mask steps "
+                                             "per k_coef of the whole prune (paper-scale runs prune whole only with it)")
     b.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)

@@ -22,7 +22,7 @@ import torch
 from engine.checkpoint import model_state
 from engine.errors import UserError
 from engine.interop.openai_format import CONFIG_FILE, WEIGHTS_FILE, openai_config, tensor_specs
-from engine.interop.openai_import import check_out, write_new_folder
+from engine.fileio import check_out, write_new_folder
 from engine.interop.openai_tokenizer import tinypython_files
 from engine.jobs import run_to_end
 from engine.model import GPT

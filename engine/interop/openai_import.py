@@ -14,11 +14,9 @@ Mapping of names and options: :mod:`engine.interop.openai_format`. Knows nothing
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Generator
+from typing import Any, Generator
 
 import torch
 from safetensors.torch import save_file
@@ -27,7 +25,7 @@ from engine.checkpoint import MODEL_FILE, model_state
 from engine.config import DataConfig, ModelConfig, RunConfig, SparsityConfig
 from engine.data.tokenizer import save_tokenizer
 from engine.errors import UserError
-from engine.fileio import atomic_write_json, file_mode, read_json
+from engine.fileio import atomic_write_json, check_out, file_mode, read_json, write_new_folder
 from engine.interop.openai_format import (CONFIG_FILE, WEIGHTS_FILE, TensorSpec, model_config, normalize_config,
                                           tensor_specs)
 from engine.interop.openai_circuits import import_viz_circuits, viz_files
@@ -53,12 +51,6 @@ class ImportEvent:
 def import_openai(model_dir: Path | str, out: Path | str, tokenizer_dir: Path | str | None = None) -> dict[str, Any]:
     """Import a model folder into a new run folder ``out``; returns what was written (see the job)."""
     return run_to_end(import_openai_job(model_dir, out, tokenizer_dir))
-
-
-def check_out(out: Path) -> None:
-    """``out`` must not exist, or be an empty folder."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"{out} already exists and is not empty; choose a new --out folder")
 
 
 def model_files(model_dir: Path) -> tuple[Path, Path]:
@@ -178,26 +170,3 @@ def _write_run(out: Path, cfg: RunConfig, tensors: dict[str, torch.Tensor], tok:
 
     write_new_folder(out, write)
     return circuits
-
-
-def write_new_folder(out: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary folder beside ``out``, then rename it to ``out`` (which must
-    not exist or be empty); on any error or cancellation the temporary folder is removed."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a plain mkdir would not
-        check_out(out)
-        if out.exists():
-            out.rmdir()
-        os.rename(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
