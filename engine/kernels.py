@@ -3,13 +3,13 @@
 A weight-sparse model keeps ~1/500 of each matrix at the paper's density, so multiplying the dense
 matrix wastes >99% of the work. :func:`linear` is ``F.linear`` for the model's Linear layers; when the
 weights are fixed (they need no gradient, or autograd is off) and the matrix is sparse enough to pay,
-it multiplies with a CSR copy instead: ``y = x @ (W^T)_csr`` (dense times CSR on CPU, rows in and
-out, so no transposes), and the backward pass, which pruning needs for its node masks, is
-``dx = dy @ W_csr``. Gradients
+it multiplies with a CSR copy instead: ``y = x @ W_csr^T`` (dense times the CSC view of the CSR on
+CPU, rows in and out, so no transposes), and the backward pass, which pruning needs for its node
+masks, is ``dx = dy @ W_csr``. Gradients
 never reach the weights on this path (they are fixed by construction).
 
 Representation, chosen by measurement (2 cores, torch 2.13 CPU with MKL, 2000 rows of input):
-dense @ CSR beat CSR @ dense^T (1.1-2.3x slower, the transposes of x and y dominate), COO (8-15x
+dense @ CSC/CSR beat CSR @ dense^T (1.1-2.3x slower, the transposes of x and y dominate), COO (8-15x
 slower), an index_add gather (5-10x slower) and CSR activations (AbsTopK keeps 1/4: 4-20x slower);
 against dense it wins from ~5% density on 1024x4096 matrices (3-8x at 1/500) and only below
 ~1.5% on the demo's 128x512 ones. :func:`prefers_sparse` encodes those crossovers.
@@ -78,29 +78,22 @@ def _to_csr(w: torch.Tensor) -> torch.Tensor:
 
 
 class SparseWeight:
-    """A fixed matrix W (out, in): W^T as CSR for the forward product, W as CSR for the backward."""
+    """A fixed matrix W (out, in) as CSR. The forward product multiplies by its transpose, a free
+    CSC view of the same arrays; the backward multiplies by the CSR itself."""
 
     def __init__(self, w: torch.Tensor):
-        w = w.detach()
         self.shape = tuple(w.shape)
-        self.csr_t = _to_csr(w.t().contiguous())  # (in, out)
-        self._csr: torch.Tensor | None = None
-        self._w = w
-
-    @property
-    def csr(self) -> torch.Tensor:
-        if self._csr is None:  # built on the first backward only (inference never needs it)
-            self._csr = _to_csr(self._w.contiguous())
-        return self._csr
+        self.csr = _to_csr(w.detach().contiguous())
+        self.csr_t = self.csr.t()  # (in, out), CSC layout, no copy
 
     @property
     def nnz(self) -> int:
-        return int(self.csr_t.values().numel())
+        return int(self.csr.values().numel())
 
 
 class _SparseMatmul(torch.autograd.Function):
-    """x (n, in) -> x @ W^T (n, out) as dense @ CSR (row-major in and out: no transposes); the
-    gradient goes to x only (dy @ W, dense @ CSR again)."""
+    """x (n, in) -> x @ W^T (n, out) as dense @ sparse (row-major in and out: no transposes); the
+    gradient goes to x only (dy @ W, dense @ CSR)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, sw: SparseWeight) -> torch.Tensor:  # type: ignore[override]
