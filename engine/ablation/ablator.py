@@ -3,7 +3,8 @@
 An :class:`Ablator` is built once from a model, an encoded task, the ablation values and an
 optional circuit. It owns a private eval-mode copy of the model (the caller's model is never
 touched; two ablators are independent), caches the clean run's residual at every half-block
-boundary (for the full model and for the circuit baseline), and on :meth:`Ablator.evaluate`:
+boundary (for the full model and for the circuit baseline, one per ablation of everything outside the
+circuit: ``circuit_mode``, by default the mode the circuit was pruned with), and on :meth:`Ablator.evaluate`:
 
 1. restarts at the earliest changed computation: in a layer before the last, inside its half-block
    from the cached activations of the touched site's rank (skipping the norm, matmuls and top-k
@@ -39,6 +40,7 @@ from engine.sites import NodeId, intervene, parse_site, site_half_block, site_na
 
 MODES = ("mean", "zero", "resample")
 CHUNK = 32  # sequences per length-sorted chunk of the fast path, unless the chunk is small in tokens
+MAX_CACHES = 3  # clean runs kept: the full model's and two of the circuit's (ablated outside it two ways)
 CHUNK_TOKENS = 2048  # padded tokens a chunk may hold regardless of CHUNK (every op has a fixed cost)
 
 
@@ -88,6 +90,7 @@ class AblationResult:
     baseline: str
     n_nodes: int
     n_edges: int
+    circuit_mode: str | None = None  # baseline "circuit": the ablation of everything outside the circuit
 
 
 def _weight_entry(model: GPT, edge: Edge) -> tuple[torch.Tensor, int, int]:
@@ -141,9 +144,10 @@ class Ablator:
         if circuit is not None:
             self._circuit_keep = keep_masks_from_nodes(self.model, kept=group_nodes(circuit.nodes),
                                                        sites=circuit.pruned_sites(self.cfg))
-            self._circuit_mode = str(circuit.settings.get("ablation", "mean"))
+        self.circuit_mode = str(circuit.settings.get("ablation", "mean")) if circuit is not None else None
         self._lock = threading.Lock()
-        self._caches: dict[str, list[list[torch.Tensor]]] = {}
+        # (baseline, ablation outside the circuit or None) -> per chunk caches; least recently used first
+        self._caches: dict[tuple[str, str | None], list] = {}
         # Sequences sorted by length in chunks: each chunk is padded only to its own longest prompt.
         order = torch.argsort(self.lengths, stable=True)
         self._chunks = []
@@ -176,24 +180,43 @@ class Ablator:
             return self.resample if rows is None else {s: v[rows] for s, v in self.resample.items()}
         raise UserError(f"unknown ablation mode {mode!r}; choose one of {', '.join(MODES)}")
 
-    def _baseline_hooks(self, baseline: str, rows: torch.Tensor | None = None) -> dict:
+    def _complement_mode(self, baseline: str, circuit_mode: str | None) -> str | None:
+        """The ablation of everything outside the circuit (baseline "circuit"; None for "full"):
+        ``circuit_mode``, or the circuit's own mode when it is None. Checks baseline and mode."""
         if baseline == "full":
-            return {}
-        if baseline == "circuit":
-            if self._circuit_keep is None:
-                raise UserError("no circuit given: the 'circuit' baseline needs one")
-            return mask_hooks(self._circuit_keep, self.values(self._circuit_mode, rows))
-        raise UserError(f"unknown baseline {baseline!r}; use 'full' or 'circuit'")
+            return None
+        if baseline != "circuit":
+            raise UserError(f"unknown baseline {baseline!r}; use 'full' or 'circuit'")
+        if self._circuit_keep is None:
+            raise UserError("no circuit given: the 'circuit' baseline needs one")
+        mode = self.circuit_mode if circuit_mode is None else circuit_mode
+        if mode not in MODES:
+            raise UserError(f"unknown ablation mode {mode!r} for the rest of the model; choose one of "
+                            f"{', '.join(MODES)}")
+        self._check_values(mode, self._circuit_keep)  # resample without a store: the UserError that says so
+        return mode
 
-    def _hooks(self, nodes: Sequence[NodeId], mode: str, baseline: str, rows: torch.Tensor | None = None) -> dict:
-        base = self._baseline_hooks(baseline, rows)
-        keep = keep_masks_from_nodes(self.model, ablated=group_nodes(nodes))
-        values = self.values(mode, rows)
-        missing = sorted(set(keep) - set(values))
+    def _check_values(self, mode: str, sites: Iterable[str]) -> Mapping[str, torch.Tensor]:
+        """The values of ``mode``; a UserError names the sites that have none."""
+        values = self.values(mode)
+        missing = sorted(set(sites) - set(values))
         if missing:
             raise UserError(f"no {mode} values for {', '.join(missing)}: the activation store was recorded without "
                             "that site; record it again (circuit-engine record RUN) or use --mode mean")
-        extra = mask_hooks(keep, values)
+        return values
+
+    def _baseline_hooks(self, baseline: str, complement: str | None, rows: torch.Tensor | None = None) -> dict:
+        """Hooks that ablate everything outside the circuit with ``complement`` (none for "full")."""
+        if baseline == "full":
+            return {}
+        return mask_hooks(self._circuit_keep, self.values(complement, rows))
+
+    def _hooks(self, nodes: Sequence[NodeId], mode: str, baseline: str, complement: str | None,
+               rows: torch.Tensor | None = None) -> dict:
+        base = self._baseline_hooks(baseline, complement, rows)
+        keep = keep_masks_from_nodes(self.model, ablated=group_nodes(nodes))
+        self._check_values(mode, keep)
+        extra = mask_hooks(keep, self.values(mode, rows))
         hooks = dict(base)
         for site, fn in extra.items():  # ablation on top of the baseline: compose
             if site in hooks:
@@ -203,11 +226,17 @@ class Ablator:
                 hooks[site] = fn
         return hooks
 
-    def _cache(self, baseline: str) -> list:
+    def _cache(self, baseline: str, complement: str | None) -> list:
         """Per chunk: the baseline's residual at every half-block boundary; every site of the layers
         before the last after AbsTopK and before hooks (for restarts inside a half-block); and the last
-        layer's keys and values (after their sites)."""
-        if baseline not in self._caches:
+        layer's keys and values (after their sites). Keyed by the baseline and the ablation outside the
+        circuit; at most MAX_CACHES are kept (the least recently used goes first)."""
+        key = (baseline, complement)
+        if key in self._caches:
+            self._caches[key] = self._caches.pop(key)  # most recently used last
+        else:
+            while len(self._caches) >= MAX_CACHES:
+                self._caches.pop(next(iter(self._caches)))
             caches = []
             L = self.cfg.n_layer
             for rows, tokens, _, _ in self._chunks:
@@ -218,12 +247,12 @@ class Ablator:
                               for h in range(2 * L - 2) for k in HALF_SITES[h % 2]}
                 record_kv = {site_name(L - 1, k): store(kv, k) for k in ("attn.k", "attn.v")}
                 # The pre-hook recorders run first (outer), the key/value recorders after the baseline's hooks.
-                with torch.no_grad(), intervene(record_pre), intervene(self._baseline_hooks(baseline, rows)), \
-                        intervene(record_kv):
+                with torch.no_grad(), intervene(record_pre), \
+                        intervene(self._baseline_hooks(baseline, complement, rows)), intervene(record_kv):
                     bounds = self.model.forward_with_cache(tokens)[1]
                 caches.append((bounds, pre, (kv["attn.k"], kv["attn.v"])))
-            self._caches[baseline] = caches
-        return self._caches[baseline]
+            self._caches[key] = caches
+        return self._caches[key]
 
     def _restart(self, nodes: Sequence[NodeId], edges: Sequence[Edge]) -> tuple[int, int]:
         """(half-block, site rank) of the earliest computation an ablation changes. A node changes its own
@@ -244,11 +273,15 @@ class Ablator:
 
     @torch.no_grad()
     def evaluate(self, ablated_nodes: Iterable = (), ablated_edges: Iterable = (), mode: str = "mean",
-                 baseline: str = "full") -> AblationResult:
+                 baseline: str = "full", circuit_mode: str | None = None) -> AblationResult:
+        """Task metrics with ``ablated_nodes`` and ``ablated_edges`` ablated (``mode``) on top of the
+        ``baseline``: the full model, or the circuit alone with everything outside it ablated with
+        ``circuit_mode`` (None: the mode the circuit was pruned with)."""
         t0 = time.perf_counter()
         nodes, edges = self._parse(ablated_nodes, ablated_edges)
+        complement = self._complement_mode(baseline, circuit_mode)
         with self._lock:
-            caches = self._cache(baseline)
+            caches = self._cache(baseline, complement)
             h0, rank = self._restart(nodes, edges)
             patched = [_weight_entry(self.model, e) for e in edges]
             saved = [float(w[r, c]) for w, r, c in patched]
@@ -260,7 +293,7 @@ class Ablator:
                 kv_clean = not any(n.site in kv_sites for n in nodes) and not any(e.dst.site in kv_sites for e in edges)
                 parts = []
                 for (rows, _, last, last_tok), (bounds, pre, kv) in zip(self._chunks, caches):
-                    with intervene(self._hooks(nodes, mode, baseline, rows)):
+                    with intervene(self._hooks(nodes, mode, baseline, complement, rows)):
                         if h0 < 2 * L - 2:  # a layer before the last: restart inside the half-block
                             x = half_block_from(self.model, h0, bounds[h0], rank, pre[h0])
                             parts.append(logits_from(self.model, h0 + 1, x, last, last_tok))
@@ -271,16 +304,17 @@ class Ablator:
             finally:
                 for (w, r, c), v in zip(patched, saved):
                     w[r, c] = v
-        return self._result(logits, t0, mode, baseline, nodes, edges)
+        return self._result(logits, t0, mode, baseline, complement, nodes, edges)
 
     @torch.no_grad()
     def evaluate_naive(self, ablated_nodes: Iterable = (), ablated_edges: Iterable = (), mode: str = "mean",
-                       baseline: str = "full") -> AblationResult:
+                       baseline: str = "full", circuit_mode: str | None = None) -> AblationResult:
         """Reference path: a full forward pass at every position with hooks (no caches)."""
         t0 = time.perf_counter()
         nodes, edges = self._parse(ablated_nodes, ablated_edges)
+        complement = self._complement_mode(baseline, circuit_mode)
         with self._lock:
-            hooks = self._hooks(nodes, mode, baseline)
+            hooks = self._hooks(nodes, mode, baseline, complement)
             patched = [_weight_entry(self.model, e) for e in edges]
             saved = [float(w[r, c]) for w, r, c in patched]
             try:
@@ -290,11 +324,12 @@ class Ablator:
             finally:
                 for (w, r, c), v in zip(patched, saved):
                     w[r, c] = v
-        return self._result(logits, t0, mode, baseline, nodes, edges)
+        return self._result(logits, t0, mode, baseline, complement, nodes, edges)
 
-    def _result(self, logits, t0, mode, baseline, nodes, edges) -> AblationResult:
+    def _result(self, logits, t0, mode, baseline, complement, nodes, edges) -> AblationResult:
         m = metrics_from_logits(logits, self.target, self.foil)
         return AblationResult(loss=m["loss"], accuracy=m["accuracy"], logit_diff=m["logit_diff"],
                               p_correct=m["p_correct"], elapsed_ms=1000 * (time.perf_counter() - t0),
-                              mode=mode, baseline=baseline, n_nodes=len(nodes), n_edges=len(edges))
+                              mode=mode, baseline=baseline, n_nodes=len(nodes), n_edges=len(edges),
+                              circuit_mode=complement)
 

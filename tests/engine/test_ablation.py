@@ -191,6 +191,71 @@ def test_circuit_baseline_and_extra_ablations(device):
                                    atol=TOL[device])
 
 
+@pytest.mark.parametrize("circuit_mode", ["resample", "zero"])
+def test_circuit_baseline_with_another_ablation_outside_the_circuit(circuit_mode, device):
+    """``circuit_mode`` ablates everything outside the circuit another way than the circuit was pruned
+    with (the app's resample mode): the fast path still equals the naive forward, with and without
+    extra ablations on top, and the result says which ablation the rest of the model had."""
+    m = sparse_model(afrac=1.0).to(device)  # exact comparison: no top-k near-ties
+    pool = {s: torch.randn(50, site_width(m.cfg, s)) for s in all_sites(m.cfg, final=True)}
+    circuit = make_circuit(m, "toy", random_nodes(m, np.random.default_rng(3), 60), "h", settings={"ablation": "mean"})
+    ab = Ablator(m, random_enc(), random_means(m), circuit=circuit, resample_pool=pool)
+    assert ab.circuit_mode == "mean"
+    base = ab.evaluate(baseline="circuit", circuit_mode=circuit_mode)
+    assert (base.circuit_mode, base.baseline) == (circuit_mode, "circuit")
+    np.testing.assert_allclose(base.logit_diff, ab.evaluate_naive(baseline="circuit", circuit_mode=circuit_mode)
+                               .logit_diff, atol=TOL[device])
+    by_site = {}
+    for n in circuit.nodes:
+        by_site.setdefault(n.site, n)
+    for extra in [[n] for n in by_site.values()] + [list(circuit.nodes[:5])]:
+        for mode in ("mean", circuit_mode):
+            fast = ab.evaluate(extra, baseline="circuit", mode=mode, circuit_mode=circuit_mode)
+            naive = ab.evaluate_naive(extra, baseline="circuit", mode=mode, circuit_mode=circuit_mode)
+            np.testing.assert_allclose(fast.logit_diff, naive.logit_diff, atol=TOL[device])
+    assert ab.evaluate(baseline="full", circuit_mode=circuit_mode).circuit_mode is None  # no circuit baseline
+
+
+def test_a_cache_for_one_ablation_outside_the_circuit_never_serves_another():
+    m = sparse_model(afrac=1.0)
+    pool = {s: torch.randn(50, site_width(m.cfg, s)) for s in all_sites(m.cfg, final=True)}
+    circuit = make_circuit(m, "toy", random_nodes(m, np.random.default_rng(3), 60), "h", settings={"ablation": "mean"})
+    fresh = lambda: Ablator(m, random_enc(), random_means(m), circuit=circuit, resample_pool=pool)  # noqa: E731
+    ab = fresh()
+    own = ab.evaluate(baseline="circuit")  # builds the cache of the circuit's own mode (mean) first
+    assert own.circuit_mode == "mean"
+    np.testing.assert_allclose(own.logit_diff, ab.evaluate(baseline="circuit", circuit_mode="mean").logit_diff)
+    for mode in ("resample", "zero"):
+        got = ab.evaluate(baseline="circuit", circuit_mode=mode)
+        assert not np.allclose(got.logit_diff, own.logit_diff)  # not the mean cache
+        np.testing.assert_allclose(got.logit_diff, fresh().evaluate(baseline="circuit", circuit_mode=mode).logit_diff,
+                                   atol=1e-6)
+        node = [circuit.nodes[0]]  # an ablation on top restarts from the right cache too
+        np.testing.assert_allclose(ab.evaluate(node, baseline="circuit", circuit_mode=mode).logit_diff,
+                                   ab.evaluate_naive(node, baseline="circuit", circuit_mode=mode).logit_diff, atol=1e-5)
+    # Back to the circuit's own mode after the least recently used caches were dropped: the same numbers.
+    np.testing.assert_allclose(ab.evaluate(baseline="circuit").logit_diff, own.logit_diff, atol=1e-6)
+    assert len(ab._caches) <= 3
+
+
+def test_the_ablation_outside_the_circuit_is_checked():
+    m = sparse_model(n_layer=2)
+    circuit = make_circuit(m, "toy", random_nodes(m, np.random.default_rng(3), 20), "h")
+    ab = Ablator(m, random_enc(), random_means(m), circuit=circuit)
+    with pytest.raises(UserError, match="mean, zero, resample"):
+        ab.evaluate(baseline="circuit", circuit_mode="shuffle")
+    with pytest.raises(UserError, match="mean, zero, resample"):
+        ab.evaluate_naive(baseline="circuit", circuit_mode="shuffle")
+    with pytest.raises(UserError, match="resample ablation needs recorded pretraining activations"):
+        ab.evaluate(baseline="circuit", circuit_mode="resample")
+    with pytest.raises(UserError, match="resample ablation needs recorded pretraining activations"):
+        ab.evaluate_naive(baseline="circuit", circuit_mode="resample")
+    partial = Ablator(m, random_enc(), random_means(m), circuit=circuit,
+                      resample_pool={"blocks.0.mlp.neuron": torch.randn(10, site_width(m.cfg, "blocks.0.mlp.neuron"))})
+    with pytest.raises(UserError, match="no resample values for"):
+        partial.evaluate(baseline="circuit", circuit_mode="resample")
+
+
 def test_a_circuit_pruned_over_final_resid_too(device, tmp_path):
     """OpenAI's circuits also prune the residual the unembedding reads (final_resid); ours keep it
     whole. A circuit says which sites it covers, and only those lose their nodes outside it."""
