@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.ablation.modes import MODES, PRUNE_MODES
+from engine.ablation.modes import MODES, PRUNE_MODES, circuit_mode_for
 from engine.errors import OneLineArgumentParser, UserError
 
 
@@ -226,10 +226,12 @@ def cmd_ablate(args: argparse.Namespace) -> dict[str, Any]:
         raise UserError("nothing to ablate: pass --nodes SITE:INDEX,... and/or --edges SRC->DST,...")
     ab = make_ablator(args.run, args.task, args.task_file, args.circuit, n_pairs=args.pairs)
     baseline = "circuit" if args.circuit else "full"
+    outside = circuit_mode_for(args.mode)  # as the app: zero and resample ablate the rest of the model too
     full = ab.evaluate()
-    base = ab.evaluate(baseline=baseline)
-    now = ab.evaluate(nodes, edges, mode=args.mode, baseline=baseline)
+    base = ab.evaluate(baseline=baseline, circuit_mode=outside)
+    now = ab.evaluate(nodes, edges, mode=args.mode, baseline=baseline, circuit_mode=outside)
     return {"task": args.task or str(args.task_file), "mode": args.mode, "baseline": baseline,
+            "circuit_mode": base.circuit_mode,
             "nodes": nodes, "edges": edges, "full_loss": full.loss, "full_accuracy": full.accuracy,
             "baseline_loss": base.loss, "baseline_accuracy": base.accuracy, "loss": now.loss,
             "accuracy": now.accuracy, "delta_loss": now.loss - base.loss, "elapsed_ms": round(now.elapsed_ms, 2),
@@ -238,10 +240,11 @@ def cmd_ablate(args: argparse.Namespace) -> dict[str, Any]:
 
 def _print_ablate(r: dict[str, Any]) -> None:
     print(f"task {r['task']}  ({r['n_sequences']} held-out sequences, {r['mode']} ablation)")
-    print(f"  full model       loss {r['full_loss']:.4f}  accuracy {r['full_accuracy']:.3f}")
-    if r["baseline"] == "circuit":
-        print(f"  circuit          loss {r['baseline_loss']:.4f}  accuracy {r['baseline_accuracy']:.3f}")
-    print(f"  with ablation    loss {r['loss']:.4f}  accuracy {r['accuracy']:.3f}  "
+    print(f"  {'full model':<24} loss {r['full_loss']:.4f}  accuracy {r['full_accuracy']:.3f}")
+    if r["baseline"] == "circuit":  # the rest of the model ablated as the app does it (circuit_mode_for)
+        alone = f"circuit alone ({r['circuit_mode']})"
+        print(f"  {alone:<24} loss {r['baseline_loss']:.4f}  accuracy {r['baseline_accuracy']:.3f}")
+    print(f"  {'with ablation':<24} loss {r['loss']:.4f}  accuracy {r['accuracy']:.3f}  "
           f"(delta {r['delta_loss']:+.4f}, {r['elapsed_ms']:.1f} ms)")
 
 
@@ -288,6 +291,9 @@ def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
     if args.what == "import":
         from engine.cli.bench_import import bench_import
         return bench_import(args.shape)
+    if args.what == "load":
+        from engine.cli.bench_import import bench_load
+        return bench_load(args.run)
     raise UserError(f"unknown benchmark {args.what!r}")
 
 
@@ -394,10 +400,10 @@ def _add_bench(sub) -> None:
     from engine.config import PRESETS
 
     b = sub.add_parser("bench", help="benchmarks that print numbers")
-    b.add_argument("what", choices=["train", "prune", "ablate", "store", "import"])
+    b.add_argument("what", choices=["train", "prune", "ablate", "store", "import", "load"])
     b.add_argument("--shape", default="csp_yolo2", choices=["csp_yolo2", "small"],
                    help="import: the size of the OpenAI model file written and imported (default csp_yolo2)")
-    b.add_argument("--run", default="demo", help="prune, ablate: the run (default demo; e.g. a `synth` run)")
+    b.add_argument("--run", default="demo", help="prune, ablate, load: the run (default demo; e.g. a `synth` run)")
     b.add_argument("--pairs", type=int, help="ablate: task pairs evaluated (default 64; 24 for paper-scale runs)")
     b.add_argument("--repeats", type=int, help="ablate: random nodes timed per layer (default 40; 8 paper-scale)")
     b.add_argument("--task", default="single_double_quote", help="prune: the task (default single_double_quote)")

@@ -89,7 +89,7 @@ class Bundle:
     task_view: TaskView
     means: dict  # site -> (width,) float32
     full: Any  # AblationResult of the full model
-    circuit_result: Any  # AblationResult of the circuit alone, or None
+    circuit_result: Any  # AblationResult of the circuit alone (the rest ablated in its own mode: .circuit_mode), or None
     store_path: Path | None
     labels: dict
     notes: tuple[str, ...]

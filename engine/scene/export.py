@@ -8,12 +8,15 @@ model) exactly as the app draws it; :func:`engine.scene.snapshot.view_document` 
      "view": "circuit" | "model", "mode": "mean" | "zero" | "resample", "baseline": "circuit" | "full",
      "threshold": |w| below which weights are hidden, "pair": the task pair shown, "selected": NODE | null,
      "view_range": [x0, x1, y0, y1] (layout units), "size": [width, height] (pixels),
-     "metrics": {"full": {"loss", "accuracy"}, "circuit": {...} | null, "now": {...} | null},
+     "metrics": {"full": {"loss", "accuracy"}, "circuit": {"loss", "accuracy", "ablation"} | null,
+                 "now": {...} | null},
      "ablated_nodes": [NODE, ...], "ablated_edges": ["SRC->DST", ...],
      "nodes": [{"id", "label", "site", "layer", "index", "x", "y", "ablated", "in_circuit", "selected"}],
      "edges": [{"source", "target", "weight", "ablated", "shown"}]}
 
-``x`` and ``y`` are the layout's coordinates (``y`` is the row: 0 = input tokens, then six rows per
+``metrics.circuit`` is the circuit alone; its ``ablation`` says how everything outside the circuit was
+ablated: the mode the circuit was pruned with (mean) in mean mode, the view's mode in zero and resample
+mode (as the ``circuit`` baseline of ``now`` is). ``x`` and ``y`` are the layout's coordinates (``y`` is the row: 0 = input tokens, then six rows per
 layer, upwards; ``x`` is centred on 0). ``shown`` is false for weights below the |w| threshold.
 :func:`write_view` writes it as JSON, as CSV or as GraphML; :func:`write_image` writes a rendered
 PNG or SVG. **CSV is two files**, one table each, because nodes and edges have different columns:

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from engine.ablation.modes import circuit_mode_for
 from engine.errors import UserError
 from engine.scene.bundle import RunCache, SetupSpec, load_bundle
 from engine.scene.export import DEFAULT_SIZE, IMAGE_FORMATS, parse_ablate
@@ -73,8 +74,11 @@ def headless_snapshot(args: argparse.Namespace) -> ViewSnapshot:
                     labels={**bundle.labels, **session.labels})
     _check_ids(bundle, state)
     baseline = state.baseline if bundle.circuit is not None else "full"
-    now = ablator.evaluate(state.ablated_nodes, state.ablated_edges, state.mode, baseline)
-    return build_snapshot(bundle, state, args.size or DEFAULT_SIZE, now)
+    outside = circuit_mode_for(state.mode)  # as the window: zero and resample ablate the rest of the model too
+    now = ablator.evaluate(state.ablated_nodes, state.ablated_edges, state.mode, baseline, circuit_mode=outside)
+    alone = ablator.evaluate((), (), outside or ablator.circuit_mode, "circuit", circuit_mode=outside) \
+        if bundle.circuit is not None else None
+    return build_snapshot(bundle, state, args.size or DEFAULT_SIZE, now, alone)
 
 
 def export_result(snap: ViewSnapshot, args: argparse.Namespace, paths: list[Path]) -> dict[str, Any]:

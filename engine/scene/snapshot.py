@@ -62,7 +62,7 @@ class ViewSnapshot:
     logit_x: np.ndarray  # (2,)
     io_segs: np.ndarray  # (K, 4) display-only embedding/unembedding edges
     io_weight: np.ndarray  # (K,)
-    metrics: dict[str, Any]  # {"full", "circuit", "now"}: {"loss", "accuracy"} or None
+    metrics: dict[str, Any]  # {"full", "circuit", "now"}: {"loss", "accuracy"} or None; "circuit" adds "ablation"
 
     @property
     def shown(self) -> np.ndarray:
@@ -89,7 +89,9 @@ class ViewSnapshot:
         m = self.metrics
         if m.get("now"):
             parts.append(f"task loss {m['now']['loss']:.4f}, accuracy {m['now']['accuracy']:.1%}")
-        refs = [f"{name} {m[key]['loss']:.4f}" for key, name in (("circuit", "circuit alone"), ("full", "full model"))
+        alone = f"circuit alone ({m['circuit']['ablation']})" if (m.get("circuit") or {}).get("ablation") \
+            else "circuit alone"
+        refs = [f"{name} {m[key]['loss']:.4f}" for key, name in (("circuit", alone), ("full", "full model"))
                 if m.get(key)]
         if refs:
             parts.append("(" + ", ".join(refs) + ")")
@@ -113,9 +115,19 @@ def result_metrics(result) -> dict[str, float] | None:
     return {"loss": float(result.loss), "accuracy": float(result.accuracy)}
 
 
-def build_snapshot(bundle, state, size: tuple[int, int], now=None) -> ViewSnapshot:
+def circuit_metrics(result) -> dict[str, Any] | None:
+    """The circuit-alone row: loss, accuracy and ``ablation``, how everything outside the circuit was
+    ablated (the circuit's own mode, or the view's zero or resample mode)."""
+    if result is None:
+        return None
+    return {**result_metrics(result), "ablation": getattr(result, "circuit_mode", None)}
+
+
+def build_snapshot(bundle, state, size: tuple[int, int], now=None, circuit=None) -> ViewSnapshot:
     """The view of ``bundle`` in ``state`` (a Session-like object) at ``size`` pixels; ``now`` is
-    the engine's result for the state's ablation (None if it is not known yet)."""
+    the engine's result for the state's ablation (None if it is not known yet); ``circuit`` the
+    circuit alone as the view's mode ablates the rest of the model (None: ``bundle.circuit_result``,
+    the circuit's own mode)."""
     has_circuit = bundle.circuit is not None
     view = "circuit" if state.view == "circuit" and has_circuit else "model"
     graph = bundle.circuit_graph if view == "circuit" else bundle.model_graph
@@ -132,7 +144,8 @@ def build_snapshot(bundle, state, size: tuple[int, int], now=None) -> ViewSnapsh
     anchor = float(token_x[-1]) if len(token_x) else 0.0
     segs, w = io_edges(graph, tv.embed[a], tv.unembed[a], tv.unembed[b], anchor)
     keep = np.argsort(-np.abs(w), kind="stable")[:IO_EDGES_SHOWN]
-    metrics = {"full": result_metrics(bundle.full), "circuit": result_metrics(bundle.circuit_result),
+    metrics = {"full": result_metrics(bundle.full),
+               "circuit": circuit_metrics(circuit if circuit is not None else bundle.circuit_result),
                "now": result_metrics(now)}
     return ViewSnapshot(
         run=str(bundle.run_path), run_name=bundle.run_name, task=bundle.task.name,
