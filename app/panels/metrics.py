@@ -2,7 +2,9 @@
 differences (baseline vs now), the circuit's faithfulness checks and the history of ablation steps.
 
 Built from :class:`app.model.state.AppState`; reads ``bundle.full``, ``bundle.circuit_result``,
-``bundle.circuit.metrics["faithfulness"]`` and the latest :class:`Evaluation`. Clicking the bar
+``bundle.circuit.metrics["faithfulness"]`` and the latest :class:`Evaluation`. The circuit row is the
+circuit alone as the latest evaluation's worker computed it (in zero and resample mode the rest of the
+model is ablated that way too), else the bundle's; its label names that ablation. Clicking the bar
 chart selects a pair. Knows nothing about threads or the engine.
 """
 
@@ -16,7 +18,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app.widgets import theme
-from engine.ablation.modes import PRUNE_MODES
+from engine.ablation.modes import PRUNE_MODES, circuit_alone_label
 from engine.scene.snapshot import counted
 
 ROWS = ("full model", "circuit", "now")
@@ -192,11 +194,21 @@ class MetricsView(QWidget):
         self._refresh()
         self._on_pair(self.state.pair)
 
+    def _circuit_result(self):
+        """The circuit alone: the latest evaluation's (the rest of the model ablated as its mode says), or
+        the bundle's (the circuit's own mode) before the first one."""
+        b, ev = self.state.bundle, self.state.evaluation
+        if b is None:
+            return None
+        alone = getattr(ev, "circuit_result", None)
+        return alone if alone is not None else b.circuit_result
+
     def _baseline_result(self):
         b = self.state.bundle
         if b is None:
             return None
-        return b.circuit_result if self.state.baseline == "circuit" and b.circuit_result is not None else b.full
+        alone = self._circuit_result()
+        return alone if self.state.baseline == "circuit" and alone is not None else b.full
 
     @Slot()
     def _refresh(self, *args) -> None:
@@ -209,7 +221,9 @@ class MetricsView(QWidget):
         base = self._baseline_result()
         ev = self.state.evaluation
         now = ev.result if ev is not None else None
-        rows = (b.full, b.circuit_result, now)
+        alone = self._circuit_result()
+        t.setVerticalHeaderItem(1, QTableWidgetItem(circuit_alone_label(alone) if alone is not None else ROWS[1]))
+        rows = (b.full, alone, now)
         refs = (None, b.full, base)
         for r, (res, ref) in enumerate(zip(rows, refs)):
             if res is None:
@@ -224,7 +238,7 @@ class MetricsView(QWidget):
         pairs = f"on {counted(len(b.task_view.pairs), 'held-out pair')}"
         if ev is not None:
             req = ev.request
-            what = "circuit" if req.baseline == "circuit" else "full model"
+            what = circuit_alone_label(ev.result) if req.baseline == "circuit" else "full model"
             self.info.setText(f"now = {what} + {counted(len(req.nodes), 'node')}, {counted(len(req.edges), 'weight')} ablated "
                               f"({req.mode}); Δ vs {what}; {pairs}")
         else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.export.write import write_snapshot
+from engine.ablation.modes import circuit_mode_for
 from engine.scene.snapshot import ViewSnapshot, build_snapshot
 
 
@@ -26,6 +27,15 @@ def current_result(state):
     return ev.result if (r.nodes, r.edges, r.mode, r.baseline) == on_screen else None
 
 
+def current_circuit_result(state):
+    """The circuit alone as the mode on screen ablates the rest of the model, or None (the bundle's, in
+    the circuit's own mode, then stands in; the export names the mode either way)."""
+    ev = state.evaluation
+    if ev is None or state.bundle is None or ev.request.circuit_mode != circuit_mode_for(state.mode):
+        return None
+    return ev.circuit_result
+
+
 def view_size(w) -> tuple[int, int]:
     """The graph's size on screen in pixels (the size of a 1x export)."""
     return w.view.widget.width(), w.view.widget.height()
@@ -34,7 +44,8 @@ def view_size(w) -> tuple[int, int]:
 def window_snapshot(w) -> ViewSnapshot:
     from app.window import session as session_view
 
-    return build_snapshot(w.state.bundle, session_view.capture(w), view_size(w), current_result(w.state))
+    return build_snapshot(w.state.bundle, session_view.capture(w), view_size(w), current_result(w.state),
+                          current_circuit_result(w.state))
 
 
 def export_view(w, fmt: str, out: Path | str, scale: float = 1.0) -> list[Path] | None:

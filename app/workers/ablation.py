@@ -9,6 +9,11 @@ engine -> back on the GUI thread, results whose id is not the latest one are dro
 one goes to :meth:`AppState.set_evaluation`, whose ``evaluationChanged`` the metrics panel and the
 window's status bar follow. A failed evaluation is ``evalFailed`` (the window undoes the step).
 
+In zero and resample mode everything outside the circuit is ablated that way too
+(:func:`engine.ablation.modes.circuit_mode_for`): the request carries that ``circuit_mode``, and the
+worker returns the circuit alone under it with each result (computed once per mode and setup, in the
+worker thread), which the metrics panel shows as its circuit row.
+
 Loading a run or switching task is a ``setup`` request in a slot of its own (also newest-wins,
 processed before evaluations); it bumps a generation number so that evaluations for the old setup
 are dropped too. The window shows a loaded bundle (``setupDone``) by calling ``AppState.set_bundle``,
@@ -26,6 +31,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
+from engine.ablation.modes import circuit_mode_for
 from engine.scene.bundle import Bundle, RunCache, SetupSpec, load_bundle
 from app.workers.latest import Done, Failed, LatestWorker, WorkerThread
 
@@ -44,6 +50,7 @@ class EvalRequest:
     baseline: str
     t_click: float  # perf_counter() of the user action that caused it
     action: str = ""  # what the user did, for the history
+    circuit_mode: str | None = None  # how everything outside the circuit is ablated (None: the circuit's own mode)
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class Evaluation:
     request: EvalRequest
     result: Any  # engine AblationResult
     latency_ms: float  # user action -> result back in the GUI thread
+    circuit_result: Any = None  # the circuit alone, the rest ablated as request.circuit_mode says (None: no circuit)
 
 
 class AblationWorker(LatestWorker):
@@ -65,15 +73,20 @@ class AblationWorker(LatestWorker):
         self._cache = RunCache()
         self._ablator = None
         self._generation = -1
+        self._alone: dict = {}  # circuit_mode -> the circuit alone, for the current setup
 
     def process(self, kind: str, request: Any) -> Any:
         if kind == "setup":
             bundle, ablator = load_bundle(request, self._cache)
-            self._ablator, self._generation = ablator, request.generation
+            self._ablator, self._generation, self._alone = ablator, request.generation, {}
             return bundle
         if request.generation != self._generation or self._ablator is None:
             return None  # made for a setup that has been replaced: nobody wants it
-        return self._ablator.evaluate(request.nodes, request.edges, request.mode, request.baseline)
+        ab, cm = self._ablator, request.circuit_mode
+        result = ab.evaluate(request.nodes, request.edges, request.mode, request.baseline, circuit_mode=cm)
+        if ab.circuit is not None and cm not in self._alone:
+            self._alone[cm] = ab.evaluate((), (), cm or ab.circuit_mode, "circuit", circuit_mode=cm)
+        return result, self._alone.get(cm)
 
 
 class AblationService(QObject):
@@ -160,7 +173,7 @@ class AblationService(QObject):
         self._next_id += 1
         self._latest_id = self._next_id
         self._worker.post("eval", EvalRequest(self._next_id, self._active, nodes, edges, mode,
-                                              baseline, t_click, action))
+                                              baseline, t_click, action, circuit_mode_for(mode)))
 
     # -- results (GUI thread) ---------------------------------------------------------------------
     @Slot(object)
@@ -182,7 +195,8 @@ class AblationService(QObject):
             self.dropped += 1
             return
         latency = 1000.0 * (time.perf_counter() - request.t_click)
-        self._state.set_evaluation(Evaluation(request, done.result, latency))
+        result, alone = done.result
+        self._state.set_evaluation(Evaluation(request, result, latency, alone))
 
     @Slot(object)
     def _on_failed(self, failed: Failed) -> None:
