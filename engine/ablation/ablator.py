@@ -39,23 +39,8 @@ from engine.model import GPT
 from engine.sites import NodeId, intervene, parse_site, site_half_block, site_name
 
 MODES = ("mean", "zero", "resample")
-CHUNK = 32  # sequences per length-sorted chunk of the fast path, unless the chunk is small in tokens
+CHUNK = 32  # sequences per length-sorted chunk of the fast path (fewer, larger chunks measured slower)
 MAX_CACHES = 3  # clean runs kept: the full model's and two of the circuit's (ablated outside it two ways)
-CHUNK_TOKENS = 2048  # padded tokens a chunk may hold regardless of CHUNK (every op has a fixed cost)
-
-
-def length_chunks(sorted_lengths: Sequence[int]) -> list[tuple[int, int]]:
-    """[start, stop) ranges over sequences sorted by length: a chunk grows while it has fewer than
-    CHUNK sequences or while padding it to its longest stays within CHUNK_TOKENS tokens. Short prompts
-    (a BPE tokenizer's) share one chunk; the demo's prompts split in chunks of 32 as before."""
-    out, start = [], 0
-    for i in range(1, len(sorted_lengths) + 1):
-        if i == len(sorted_lengths):
-            out.append((start, i))
-        elif i - start >= CHUNK and (i - start + 1) * sorted_lengths[i] > CHUNK_TOKENS:
-            out.append((start, i))
-            start = i
-    return out
 
 
 @dataclass(frozen=True)
@@ -151,8 +136,8 @@ class Ablator:
         # Sequences sorted by length in chunks: each chunk is padded only to its own longest prompt.
         order = torch.argsort(self.lengths, stable=True)
         self._chunks = []
-        for rows in length_chunks(self.lengths[order].tolist()):
-            rows = order[rows[0]:rows[1]]
+        for i in range(0, self.n, CHUNK):
+            rows = order[i:i + CHUNK]
             T = int(self.lengths[rows].max())
             self._chunks.append((rows, self.tokens[rows, :T], self.last[rows], self.last_tok[rows]))
         self._inverse = torch.argsort(order)

@@ -88,3 +88,25 @@ def _n_params(mc: ModelConfig) -> int:
 
     with torch.device("meta"):
         return sum(p.numel() for p in GPT(mc).parameters())
+
+
+def bench_load(run: str) -> dict[str, Any]:
+    """Seconds and peak RSS of loading a run (``load_run``: read, check, hash and place the weights),
+    in a child process so the peak is the load's own; the import of torch is timed apart."""
+    from engine.runs import MODEL_FILE, check_run_dir
+
+    folder = check_run_dir(run)
+    code = ("import sys, time, json; t0 = time.perf_counter(); import torch; t1 = time.perf_counter(); "
+            "from engine.runs import load_run; r = load_run(sys.argv[1]); t2 = time.perf_counter(); "
+            "print(json.dumps({'torch_import_s': t1 - t0, 'load_s': t2 - t1, "
+            "'parameters': sum(p.numel() for p in r.model.parameters())}))")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    proc = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"loading {folder} failed:\n{proc.stderr}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"benchmark": "load", "run": str(folder), "parameters": out["parameters"],
+            "file_bytes": (folder / MODEL_FILE).stat().st_size, "load_s": round(out["load_s"], 2),
+            "torch_import_s": round(out["torch_import_s"], 2),
+            "peak_rss_bytes": None if before >= peak else peak}

@@ -85,13 +85,10 @@ TOL = {"cpu": 1e-5, "cuda": 1e-4}
 
 @pytest.mark.parametrize("mode,alibi_heads,alibi_from_layer",
                          [("mean", 0, 0), ("zero", 0, 0), ("resample", 0, 0), ("mean", 1, 0), ("mean", 2, 2)])
-def test_fast_path_matches_naive_forward(mode, alibi_heads, alibi_from_layer, device, monkeypatch):
+def test_fast_path_matches_naive_forward(mode, alibi_heads, alibi_from_layer, device):
     """Exact parity (1e-5, fp32) with AbsTopK switched off, so the comparison is not at the mercy of
     near-ties at the top-k boundary (see the next test). With ALiBi too: the last layer's attention at
     the last position adds each sequence's own distance bias."""
-    import engine.ablation.ablator as ablator_module
-
-    monkeypatch.setattr(ablator_module, "CHUNK_TOKENS", 0)  # chunks of 32 sequences whatever their length
     m = sparse_model(afrac=1.0, alibi_heads=alibi_heads, alibi_from_layer=alibi_from_layer).to(device)
     pool = {s: torch.randn(50, site_width(m.cfg, s)) for s in all_sites(m.cfg, final=True)}
     ab = Ablator(m, random_enc(n_pairs=40), random_means(m), resample_pool=pool)
@@ -150,15 +147,6 @@ def test_fast_path_matches_naive_forward_with_abstopk_on_chosen_sites_and_the_re
     for nodes, edges in _parity_cases(m, np.random.default_rng(3)):
         diff = np.abs(ab.evaluate(nodes, edges).logit_diff - ab.evaluate_naive(nodes, edges).logit_diff)
         assert (diff <= TOL[device]).mean() >= 0.95, (nodes, edges, diff.max())
-
-
-def test_length_chunks_group_short_prompts_and_split_long_ones():
-    from engine.ablation.ablator import CHUNK, CHUNK_TOKENS, length_chunks
-
-    assert length_chunks([]) == [] and length_chunks([9] * 100) == [(0, 100)]  # 900 tokens: one chunk
-    assert length_chunks([70] * 100) == [(0, CHUNK), (CHUNK, 2 * CHUNK), (2 * CHUNK, 3 * CHUNK), (3 * CHUNK, 100)]
-    grown = length_chunks([40] * 70)  # a chunk takes more than CHUNK sequences while they fit CHUNK_TOKENS
-    assert grown == [(0, CHUNK_TOKENS // 40), (CHUNK_TOKENS // 40, 70)]
 
 
 def test_ablations_change_the_metric_and_edges_alone_work():
