@@ -203,7 +203,7 @@ def click_latency(app, run: str = "demo") -> dict:
             "p95": round(float(np.percentile(latencies, 95)), 1),
             "median_by_layer": {k: round(float(np.median(v)), 1) for k, v in sorted(per_layer.items())},
             "engine_median": round(float(np.median(engine_ms)), 1),
-            "graph": shown, "demo_whole_model_pan_ms": demo_pan}
+            "graph": shown, "whole_model_pan_ms": demo_pan}
 
 
 EXPORT_CASES = (("png", 1.0), ("png", 2.0), ("svg", 1.0), ("graphml", 1.0), ("json", 1.0), ("csv", 1.0))

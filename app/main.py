@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="measure first paint, panning frame time at 100k/1M edges and click-to-metric")
     parser.add_argument("--bench-export", action="store_true",
                         help="time each export format of the demo's circuit and whole-model views, then exit")
+    parser.add_argument("--run", type=Path, metavar="RUN_DIR", dest="bench_run",
+                        help="with --bench-graph/--bench-export: the run to measure (default demo; same as RUN_DIR)")
     parser.add_argument("--json", action="store_true", help="with --bench-graph/--bench-export: print one JSON line")
     return parser
 
@@ -134,14 +136,16 @@ def main(argv: list[str] | None = None) -> int:
         except SessionError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
+    bench_run = args.bench_run or args.run_dir
+    bench_run = None if bench_run is None else str(bench_run)
     if args.bench_graph:
         from app.bench import main as bench_main
 
-        return bench_main(as_json=args.json)
+        return bench_main(as_json=args.json, run=bench_run)
     if args.bench_export:
         from app.bench import main_export
 
-        return main_export(as_json=args.json)
+        return main_export(as_json=args.json, run=bench_run)
     run = str(args.run_dir) if args.run_dir is not None else (session.run if session and session.run else None)
     if args.screenshot is not None:
         return _screenshot(run, args.screenshot, args.size or DEFAULT_SIZE, session)

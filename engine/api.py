@@ -33,6 +33,8 @@ from engine.sites import SITE_KINDS, SITE_LABELS, NodeId, all_sites, parse_site,
 from engine.train.loop import TrainEvent, TrainResult, train
 from engine.train.monitor import DEFAULT_MONITOR_TASKS
 from engine.train.setup import TrainStatus, check_output_dir, damaged_log_lines, train_status
+from engine.train.synth import synth_config, synth_run
+from engine.kernels import dense_reference, kernel_policy
 
 # -- tasks ---------------------------------------------------------------------------------------
 from engine.tasks.evaluate import check_task_file, eval_tasks, resolve_task_arg, task_data
@@ -76,6 +78,7 @@ __all__ = [
     "derived_dir", "resolve_run", "run_name", "LoadedRun", "load_run", "read_log", "run_checkpoints", "run_info",
     "run_to_end", "SITE_KINDS", "SITE_LABELS", "NodeId", "all_sites", "parse_site", "site_width",
     "TrainEvent", "TrainResult", "train", "DEFAULT_MONITOR_TASKS", "TrainStatus", "check_output_dir", "damaged_log_lines", "train_status",
+    "synth_config", "synth_run", "dense_reference", "kernel_policy",
     "check_task_file", "eval_tasks", "resolve_task_arg", "task_data", "load_task_file", "get_task", "list_tasks",
     "Task", "TaskPair",
     "Circuit", "CircuitEntry", "EdgeSet", "list_circuits", "load_circuit", "make_circuit", "weight_edges",

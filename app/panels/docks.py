@@ -66,6 +66,8 @@ def model_summary(config: dict[str, Any]) -> str:
     sparsity = config.get("sparsity")
     if isinstance(sparsity, dict) and "enabled" in sparsity:
         parts.append(f"density {sparsity.get('density')}" if sparsity["enabled"] else "dense")
+    if str(config.get("preset", "")).startswith("synth-"):  # circuit-engine synth: say it at once
+        parts.append("SYNTHETIC: random weights, never trained (for benchmarks)")
     return ", ".join(parts) if parts else f"{len(model)} settings"
 
 

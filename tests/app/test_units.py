@@ -239,3 +239,12 @@ def test_a_circuit_laid_out_in_a_larger_frame_keeps_the_frames_positions() -> No
     assert framed.n_edges == 1 and framed.ids == tuple(sub)
     extra = build_graph(SHAPE, sub + ["blocks.1.mlp.neuron:2"], [], [], np.zeros(0, np.float32), layout_ids=frame)
     assert extra.n_nodes == 4  # a node outside the frame is still drawn
+
+
+def test_the_run_summary_says_a_synthetic_run_was_never_trained() -> None:
+    from app.panels.docks import model_summary
+
+    cfg = {"preset": "synth-csp_yolo1", "model": {"n_layer": 8, "d_model": 1024},
+           "sparsity": {"enabled": True, "density": 0.002}}
+    assert "never trained" in model_summary(cfg)
+    assert "never trained" not in model_summary({**cfg, "preset": "demo"})
