@@ -56,6 +56,7 @@ from engine.ablation.ablator import AblationResult, Ablator, Edge
 from engine.ablation.means import load_means, node_means
 from engine.ablation.modes import BASELINES, MODES
 from engine.ablation.setup import make_ablator, run_ablator
+from engine.mechanism.attention import PromptAttention, head_attention, prompt_attention, run_attention
 
 # -- activation store ----------------------------------------------------------------------------
 from engine.store.activations import ActivationStore, default_store_path, partial_path
@@ -86,7 +87,7 @@ __all__ = [
     "formation", "formation_checkpoints", "formation_nodes", "load_formation", "prune_loaded", "prune_run",
     "PruneConfig", "PruneEvent",
     "AblationResult", "Ablator", "Edge", "load_means", "node_means", "BASELINES", "MODES", "make_ablator",
-    "run_ablator",
+    "run_ablator", "PromptAttention", "head_attention", "prompt_attention", "run_attention",
     "ActivationStore", "default_store_path", "partial_path", "record_store",
     "import_openai", "import_openai_job", "import_viz_circuits", "export_openai_job",
     "EXPORT_DEFAULT_SIZE", "EXPORT_FORMATS", "EXPORT_GUI_MESSAGE", "EXPORT_IMAGE_FORMATS", "add_export_arguments",
