@@ -118,5 +118,6 @@ def run_attention(run_dir, task: str | None = None, layer: int = 0, head: int = 
     ablator, enc = run_ablator(run, t, circ, n_pairs)
     prompts = prompt_attention(ablator, enc, run.tokenizer, layer, head, nodes=nodes, mode=mode, baseline=baseline)
     return {"run": str(run.path), "task": t.name, "layer": layer, "head": head, "pairs": n_pairs,
-            "prompts_count": len(prompts), "baseline": baseline, "circuit": circ.name if circ else None,
+            "prompts_count": len(prompts), "baseline": baseline,
+            "circuit": f"{circ.task}/{circ.name}" if circ else None,
             "ablated": [str(n) for n in nodes], "mode": mode, "prompts": [p.to_dict() for p in prompts]}
