@@ -282,7 +282,10 @@ class RunConfig:
     "Name of the preset this config started from (informational)."
 
     def validate(self) -> "RunConfig":
-        for part in (self.model, self.sparsity, self.data, self.train):
+        for section in _SECTIONS:
+            part = getattr(self, section)
+            for name, value in nonfinite_fields(part):
+                raise UserError(f"{section}.{name} must be a finite number, got {value!r}")
             part.validate()
         return self
 
@@ -298,6 +301,13 @@ class RunConfig:
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise UserError(message)
+
+
+def nonfinite_fields(obj: Any) -> list[tuple[str, Any]]:
+    """(name, value) of each field of a dataclass that is a NaN or infinite float, or a tuple holding one."""
+    bad = ((f.name, getattr(obj, f.name)) for f in fields(obj))
+    return [(k, v) for k, v in bad if any(isinstance(x, float) and not math.isfinite(x)
+                                          for x in (v if isinstance(v, tuple) else (v,)))]
 
 
 # ---------------------------------------------------------------------------------------------

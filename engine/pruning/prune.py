@@ -32,6 +32,7 @@ import torch
 from engine.ablation.core import (frozen_norm_hooks, group_nodes, keep_masks_from_nodes, last_logits, mask_hooks,
                                   metrics_from_logits, record_norm_scales)
 from engine.circuits.circuit import Circuit, make_circuit, weight_edges
+from engine.config import nonfinite_fields
 from engine.errors import UserError
 from engine.model import GPT
 from engine.sites import NodeId, all_sites, site_width
@@ -75,8 +76,10 @@ class PruneConfig:
     def validate(self) -> "PruneConfig":
         if self.ablation not in ("mean", "zero"):
             raise UserError(f"--ablation must be 'mean' or 'zero', got {self.ablation!r}")
+        for name, value in nonfinite_fields(self):  # an infinite target passes every circuit (and saves it)
+            raise UserError(f"--{name.replace('_', '-')} must be finite, got {value!r}")
         if not self.target_loss > 0:
-            raise UserError("--target-loss must be positive")
+            raise UserError(f"--target-loss must be a finite number above 0, got {self.target_loss!r}")
         if not self.k_coefs or any(k < 0 for k in self.k_coefs):
             raise UserError("k_coefs must be a non-empty list of non-negative numbers")
         if self.steps < 1 or self.batch_pairs < 1 or self.train_pairs < 8 or self.val_pairs < 8:
