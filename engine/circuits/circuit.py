@@ -202,6 +202,9 @@ def load_circuit(path: Path, model: GPT | None = None, model_hash: str | None = 
                      np.array([float(e[2]) for e in edges], dtype=np.float32))
         if not np.isfinite(es.weight).all():
             raise ValueError("an edge weight is not a finite number")
+        for key in ("metrics", "settings", "labels"):
+            if not isinstance(data.get(key, {}), dict):
+                raise TypeError(f"{key} must be a JSON object, got {type(data[key]).__name__}")
         circ = Circuit(task=str(data["task"]), nodes=nodes, edges=es, model_hash=str(data.get("model_hash", "")),
                        run=str(data.get("run", "")), name=str(data.get("name", Path(path).stem)),
                        metrics=dict(data.get("metrics", {})), settings=dict(data.get("settings", {})),
@@ -211,6 +214,10 @@ def load_circuit(path: Path, model: GPT | None = None, model_hash: str | None = 
             parse_site(s)
     except (KeyError, TypeError, IndexError, ValueError, AttributeError, OverflowError) as exc:
         raise UserError(f"{path} is not a valid circuit file ({type(exc).__name__}: {exc})") from None
+    problem = _edge_problem(circ) or _metric_problem(circ.metrics, "metrics")
+    if problem:
+        raise UserError(f"{path} is not a valid circuit file: {problem}; was it edited by hand? prune again, "
+                        f"or restore the file")
     if model is not None:
         for n in nodes:
             try:
@@ -223,6 +230,43 @@ def load_circuit(path: Path, model: GPT | None = None, model_hash: str | None = 
         raise UserError(f"{path} was made for another model (model hash {circ.model_hash[:12]}, this run's is "
                         f"{model_hash[:12]}); prune this run again")
     return circ
+
+
+def _edge_problem(circ: Circuit) -> str:
+    """What is wrong with the circuit's edges (an end that is not one of its nodes: every weight edge
+    joins two kept nodes), else ''."""
+    names = {str(n) for n in circ.nodes}
+    for i, (a, b) in enumerate(zip(circ.edges.src, circ.edges.dst)):
+        unknown = a if a not in names else b if b not in names else None
+        if unknown is not None:
+            return f"edge {i} ({a} -> {b}) names {unknown!r}, which is not one of the circuit's nodes"
+    return ""
+
+
+#: Metric names whose values (and everything inside them: a list or an object of values) are numbers
+#: or null; any name ending in one of the suffixes too.
+NUMERIC_METRICS = {"loss", "k_coef", "seconds", "n_pairs", "n_random", "edges", "nodes", "model_nodes",
+                   "calibration_scale", "num_total_nodes", "active_after_training"}
+NUMERIC_SUFFIXES = ("_loss", "_losses", "_accuracy", "_mean", "_std", "_share")
+
+
+def _metric_problem(value: Any, where: str, numeric: bool = False) -> str:
+    """Where a number belongs in a circuit's metrics but something else is (a string that would reach
+    arithmetic or formatting), else ''."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            key_numeric = numeric or k in NUMERIC_METRICS or str(k).endswith(NUMERIC_SUFFIXES)
+            problem = _metric_problem(v, f"{where}.{k}", key_numeric)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            problem = _metric_problem(v, f"{where}[{i}]", numeric)
+            if problem:
+                return problem
+    elif numeric and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return f"{where} must be a number, got {value!r}"
+    return ""
 
 
 def all_nodes(model: GPT, final: bool = False) -> list[NodeId]:
