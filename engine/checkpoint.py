@@ -3,12 +3,14 @@
 A run folder holds ``model.safetensors`` (latest weights, what inference loads) and
 ``checkpoints/step_NNNNNNN.safetensors`` (weights + optimizer moments) with a ``.json`` beside each.
 The JSON is written last: a checkpoint without its JSON is incomplete and is ignored.
+``model.checksum.json`` records the hash ``model.safetensors`` was written with; loading checks it.
 Knows nothing about data, training loops or Qt.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,11 @@ from engine.errors import UserError
 from engine.fileio import atomic_write, atomic_write_json, read_json
 
 MODEL_FILE = "model.safetensors"
+#: Beside ``model.safetensors``: the checksum(s) it was written with (see :func:`write_model_file`).
+CHECKSUM_FILE = "model.checksum.json"
 CKPT_DIR = "checkpoints"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -68,11 +74,65 @@ def model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_model(run_dir: Path, model: torch.nn.Module, step: int | None = None) -> Path:
-    """Write ``model.safetensors``; ``step``: the training step its weights are from (in its metadata)."""
+    """Write ``model.safetensors`` and its checksum; ``step``: the training step its weights are from
+    (in its metadata)."""
     path = Path(run_dir) / MODEL_FILE
-    meta = {"format": "circuit-inspector/model", **({"step": str(step)} if step is not None else {})}
-    _save_tensors(path, model_state(model), meta)
+    write_model_file(path, model_state(model), {"step": str(step)} if step is not None else {})
     return path
+
+
+def write_model_file(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Write a run's ``model.safetensors`` (``metadata``: besides the format) atomically and record its
+    checksum in ``model.checksum.json`` beside it, for :func:`check_model_file` to find byte flips.
+
+    Every writer of the file calls this. A crash never leaves a checksum that condemns a valid file:
+    before the rename the record lists the new hash *and* the old ones (either file may be there),
+    after it only the new one. A run without a record (older runs) is accepted unchecked."""
+    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    sums = path.with_name(CHECKSUM_FILE)
+    old = _recorded(sums)  # more than one only after crashes between the two writes
+    new: list[dict[str, Any]] = []
+
+    def write(tmp: Path) -> None:
+        save_file(cpu, str(tmp), metadata={"format": "circuit-inspector/model", **metadata})
+        new.append({"blake2b_128": file_hash(tmp), "bytes": tmp.stat().st_size, "step": metadata.get("step")})
+        if old:  # without a record, none is needed for the file before the rename either
+            atomic_write_json(sums, {"file": path.name, "hashes": new + old})
+
+    atomic_write(path, write)
+    atomic_write_json(sums, {"file": path.name, "hashes": new})
+
+
+def _recorded(sums: Path) -> list[dict[str, Any]]:
+    """The entries of a checksum record ({"blake2b_128", "bytes", ...}); [] when there is none, and,
+    with a warning, when it does not read as one (the weights are then unchecked, not refused)."""
+    if not sums.exists():
+        return []
+    try:
+        data = read_json(sums, what="checksum record")
+        entries = data["hashes"] if isinstance(data, dict) else None
+        if not isinstance(entries, list) or not entries or not all(
+                isinstance(e, dict) and isinstance(e.get("blake2b_128"), str) for e in entries):
+            raise UserError(f"checksum record {sums} does not list hashes")
+    except (UserError, KeyError) as exc:
+        log.warning("%s; the weights beside it are not checked", exc)
+        return []
+    return entries
+
+
+def check_model_file(path: Path, digest: str) -> None:
+    """UserError when a checksum was recorded for the weights file ``path`` (see
+    :func:`write_model_file`) and its content hash ``digest`` (:func:`file_hash`) is none of them."""
+    entries = _recorded(Path(path).with_name(CHECKSUM_FILE))
+    if not entries or any(e["blake2b_128"] == digest for e in entries):
+        return
+    size, sizes = Path(path).stat().st_size, [e.get("bytes") for e in entries]
+    what = (f"it is {size:,} bytes but was written with {sizes[0]:,} (truncated or replaced?)"
+            if isinstance(sizes[0], int) and size not in sizes else
+            "its bytes changed since it was written (a disk, copy or transfer error)")
+    raise UserError(f"{path} is damaged: its checksum does not match the one recorded in {CHECKSUM_FILE} when "
+                    f"it was written; {what}. Restore the file from a backup, copy the run again, or load a "
+                    f"checkpoint of it instead; if you replaced the weights on purpose, delete {CHECKSUM_FILE}")
 
 
 def model_file_step(path: Path) -> int | None:

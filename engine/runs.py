@@ -6,6 +6,7 @@
       config.json            RunConfig (schema_version)
       tokenizer.json         the tokenizer (char or BPE), JSON; an imported run may have none
       model.safetensors      latest weights (what inference loads)
+      model.checksum.json    the hash model.safetensors was written with (checked on load)
       checkpoints/step_NNNNNNN.safetensors + .json   weights + Adam moments, metadata
       train_log.jsonl        one JSON object per logged step / evaluation
       run.json               corpus statistics and training status
@@ -22,7 +23,8 @@ from typing import Any
 
 import torch
 
-from engine.checkpoint import MODEL_FILE, CheckpointInfo, file_hash, list_checkpoints, load_tensors, load_weights_into
+from engine.checkpoint import (MODEL_FILE, CheckpointInfo, check_model_file, file_hash, list_checkpoints, load_tensors,
+                               load_weights_into)
 from engine.config import RunConfig, load_run_config
 from engine.errors import UserError
 from engine.fileio import read_json, read_jsonl
@@ -74,12 +76,16 @@ def load_run(run_dir: Path, device: str = "cpu", checkpoint: int | None = None) 
         raise UserError(f"{run_dir} has no trained model yet ({MODEL_FILE} missing); "
                         f"train it or resume with `circuit-engine train --resume --out {run_dir}`")
     check_model_fits(cfg.model, device, f"the model of {run_dir}")
+    tensors = load_tensors(weights)  # a UserError for anything but a readable safetensors file
+    digest = file_hash(weights)
+    if checkpoint is None:
+        check_model_file(weights, digest)  # byte flips: the checksum it was written with
     model = GPT.empty(cfg.model)  # no random init: every parameter is loaded (check_weights insists)
-    load_weights_into(model, load_tensors(weights), weights)
+    load_weights_into(model, tensors, weights)
     model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return LoadedRun(run_dir, cfg, tok, model, file_hash(weights), checkpoint)
+    return LoadedRun(run_dir, cfg, tok, model, digest, checkpoint)
 
 
 def no_tokenizer_error(run_dir: Path) -> UserError:

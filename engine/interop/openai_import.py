@@ -13,19 +13,17 @@ Mapping of names and options: :mod:`engine.interop.openai_format`. Knows nothing
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generator
 
 import torch
-from safetensors.torch import save_file
 
-from engine.checkpoint import MODEL_FILE, model_state
+from engine.checkpoint import MODEL_FILE, model_state, write_model_file
 from engine.config import DataConfig, ModelConfig, RunConfig, SparsityConfig
 from engine.data.tokenizer import save_tokenizer
 from engine.errors import UserError
-from engine.fileio import atomic_write_json, check_out, file_mode, read_json, write_new_folder
+from engine.fileio import atomic_write_json, check_out, read_json, write_new_folder
 from engine.interop.openai_format import (CONFIG_FILE, WEIGHTS_FILE, TensorSpec, model_config, normalize_config,
                                           tensor_specs)
 from engine.interop.openai_circuits import import_viz_circuits, viz_files
@@ -159,8 +157,7 @@ def _write_run(out: Path, cfg: RunConfig, tensors: dict[str, torch.Tensor], tok:
 
     def write(tmp: Path) -> None:
         atomic_write_json(tmp / RUN_CONFIG_FILE, cfg.to_dict())
-        save_file(tensors, str(tmp / MODEL_FILE), metadata={"format": "circuit-inspector/model", "source": "openai"})
-        os.chmod(tmp / MODEL_FILE, file_mode())  # safetensors writes 0600; the run's JSON files are 0644
+        write_model_file(tmp / MODEL_FILE, tensors, {"source": "openai"})  # and its checksum; 0644 like the JSON
         if tok is not None:
             save_tokenizer(tok, tmp / TOKENIZER_FILE)
         atomic_write_json(tmp / STATUS_FILE, status)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from engine.checkpoint import (CKPT_DIR, MODEL_FILE, CheckpointInfo, check_opt_tensors, check_weights,
+from engine.checkpoint import (CHECKSUM_FILE, CKPT_DIR, MODEL_FILE, CheckpointInfo, check_opt_tensors, check_weights,
                                checkpoint_problem, load_tensors, model_file_step, step_of_name)
 from engine.config import MAX_STEPS, RunConfig
 from engine.errors import UserError
@@ -29,7 +29,7 @@ from engine.runs import CONFIG_FILE, LOG_FILE, STATUS_FILE, TOKENIZER_FILE, read
 log = logging.getLogger(__name__)
 
 #: Files a training writes atomically in the run folder and in its checkpoints folder.
-RUN_FILES = (MODEL_FILE, CONFIG_FILE, TOKENIZER_FILE, LOG_FILE, STATUS_FILE)
+RUN_FILES = (MODEL_FILE, CHECKSUM_FILE, CONFIG_FILE, TOKENIZER_FILE, LOG_FILE, STATUS_FILE)
 CKPT_FILES = ("step_*.safetensors", "step_*.json")
 
 

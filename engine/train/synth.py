@@ -13,7 +13,6 @@ it is for benchmarks and for trying the app at scale, never a model that compute
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -92,12 +91,10 @@ def synth_model(cfg: RunConfig, seed: int = 0) -> GPT:
 
 def synth_run(shape: str, out: Path | str, density: float | None = None, seed: int = 0) -> dict[str, Any]:
     """Write a synthetic run of ``shape`` to ``out`` (a new folder); returns a summary."""
-    from safetensors.torch import save_file
-
-    from engine.checkpoint import MODEL_FILE, model_state
+    from engine.checkpoint import MODEL_FILE, model_state, write_model_file
     from engine.data.corpus import generate_snippet_text
     from engine.data.tokenizer import build_tokenizer, save_tokenizer
-    from engine.fileio import atomic_write_json, check_out, file_mode, write_new_folder
+    from engine.fileio import atomic_write_json, check_out, write_new_folder
     from engine.runs import CONFIG_FILE, STATUS_FILE, TOKENIZER_FILE
 
     out = Path(out).expanduser()
@@ -118,9 +115,7 @@ def synth_run(shape: str, out: Path | str, density: float | None = None, seed: i
 
     def write(tmp: Path) -> None:
         atomic_write_json(tmp / CONFIG_FILE, cfg.to_dict())
-        save_file(model_state(model), str(tmp / MODEL_FILE), metadata={"format": "circuit-inspector/model",
-                                                                        "source": "synthetic"})
-        os.chmod(tmp / MODEL_FILE, file_mode())
+        write_model_file(tmp / MODEL_FILE, model_state(model), {"source": "synthetic"})  # and its checksum
         save_tokenizer(tok, tmp / TOKENIZER_FILE)
         atomic_write_json(tmp / STATUS_FILE, status)
 
