@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import stat
 import tempfile
 import time
@@ -196,7 +197,7 @@ def remove_stale_temps(folder: Path, names: Iterable[str], min_age_s: float = 0.
     for name in names:
         for p in Path(folder).glob(temp_glob(name)):
             try:
-                if p.is_file() and now - p.stat().st_mtime >= min_age_s:
+                if p.is_file() and (now - p.stat().st_mtime >= min_age_s or _writer_gone(p)):
                     p.unlink()
                     removed.append(p)
             except OSError:
@@ -204,8 +205,29 @@ def remove_stale_temps(folder: Path, names: Iterable[str], min_age_s: float = 0.
     return removed
 
 
-#: Age after which a temporary of an atomic write is surely left over from a killed writer.
+#: Age after which a temporary of an atomic write is surely left over from a killed writer (one on
+#: another machine sharing the folder, whose process this one cannot see).
 STALE_TEMP_S = 600.0
+#: Temporaries carry their writer: ``w<pid>@<host>``. One of this host whose process is gone is a
+#: killed writer's, removed at once whatever its age.
+_WRITER = f"w{os.getpid()}@{socket.gethostname().replace('.', '-')[:40]}"
+
+
+def _writer_gone(temp: Path) -> bool:
+    """Whether ``temp`` was made by a process of this host that no longer runs."""
+    for part in temp.name.split("."):
+        if part.startswith("w") and "@" in part:
+            pid, _, host = part[1:].partition("@")
+            if not pid.isdigit() or host != _WRITER.partition("@")[2]:
+                return False
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                return True
+            except (PermissionError, OverflowError, ValueError):
+                return False
+            return False
+    return False
 
 
 def _umask() -> int:
@@ -224,7 +246,7 @@ def _new_temp(path: Path) -> tuple[int, str]:
     the umask): mkstemp makes it 0600, which would keep colleagues out of a shared run folder. Stale
     temporaries of the same target (a killed writer's) are removed first."""
     remove_stale_temps(path.parent, [glob_escape(path.name)], STALE_TEMP_S)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_WRITER}.", suffix=".tmp")
     os.fchmod(fd, file_mode())
     return fd, tmp
 

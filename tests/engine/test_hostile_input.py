@@ -484,3 +484,25 @@ def test_stale_temporaries_of_an_atomic_write_are_removed(tmp_path):
     os.utime(other, (old, old))
     atomic_write_json(tmp_path / "c.json", {"a": 1})
     assert not stale.exists() and fresh.exists() and other.exists()
+
+
+def test_a_killed_writers_temporary_goes_at_once_a_live_ones_stays(tmp_path):
+    """Temporaries name their writer (pid and host): one whose process is gone is removed by the next
+    write at once, whatever its age; a live writer's (this process, another host's) stays."""
+    import os
+    import subprocess
+    import sys
+
+    from engine.fileio import _WRITER, atomic_write_json
+
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(child.stdout)  # that process has exited
+    host = _WRITER.partition("@")[2]
+    dead = tmp_path / f".c.json.w{dead_pid}@{host}.abc.tmp"
+    alive = tmp_path / f".c.json.w{os.getpid()}@{host}.def.tmp"
+    elsewhere = tmp_path / f".c.json.w{dead_pid}@another-host.ghi.tmp"
+    for p in (dead, alive, elsewhere):
+        p.write_text("half")
+    atomic_write_json(tmp_path / "c.json", {"a": 1})
+    assert not dead.exists() and alive.exists() and elsewhere.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["c.json", alive.name, elsewhere.name])

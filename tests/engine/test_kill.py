@@ -5,9 +5,8 @@ the rerun.
 
 The job runs in a subprocess (``python -m engine.cli``) on a tiny run with random weights (no
 training: a second to make) and is killed with SIGKILL once its stderr shows it is working. A
-temporary file of an atomic write is cleaned by the next write of the same file once it is older
-than ``engine.fileio.STALE_TEMP_S`` (a younger one may belong to a writer still running), so the
-leftovers are aged past that, as they are when the user comes back to the run.
+temporary file of an atomic write names its writer (pid and host), so the next write of the same
+file removes a killed writer's at once; nothing is aged here.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli.main import main
-from engine.fileio import STALE_TEMP_S
+from engine.fileio import _WRITER
 
 TASK = "single_double_quote"
 WAIT_S = 120  # for the subprocess to start working (imports torch, builds the task data)
@@ -94,13 +93,6 @@ def kill_when(args: list[str], started, where: Path) -> list[str]:
     return lines
 
 
-def age(paths: list[Path]) -> None:
-    """Make ``paths`` older than a writer could still be working on them."""
-    old = time.time() - 2 * STALE_TEMP_S
-    for p in paths:
-        os.utime(p, (old, old))
-
-
 def test_kill_9_during_record_keeps_the_old_store_and_a_rerun_succeeds(run: Path, capsys) -> None:
     from engine.store.activations import ActivationStore, partial_path
 
@@ -146,10 +138,12 @@ def test_kill_9_during_prune_keeps_the_old_circuit_and_a_rerun_succeeds(run: Pat
     kill_when(["prune", str(run), "--task", TASK, "--steps", "1000000", "--target-loss", "5", "--k-coefs", "0.01",
                "--pairs", "16"], pruning, run)
     assert digests(run).items() >= before.items(), "the kill changed the run's files"  # (means may be new)
-    # A kill during the circuit's own atomic write leaves its temporary file: clean at the next write.
-    killed_write = circuit.parent / f".{circuit.name}.k9x2zq.tmp"
+    # A kill during the circuit's own atomic write leaves its temporary file, named after its (now dead)
+    # writer: the next write removes it at once.
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    killed_write = circuit.parent / f".{circuit.name}.w{dead}@{_WRITER.partition('@')[2]}.k9x2zq.tmp"
     killed_write.write_text('{"kind": "circ')
-    age(leftovers(run))
     kept = {k: v for k, v in digests(run).items() if not k.endswith(".tmp") and k != str(circuit.relative_to(run))}
 
     capsys.readouterr()
@@ -177,7 +171,6 @@ def test_kill_9_during_train_keeps_its_checkpoints_and_a_resume_succeeds(tmp_pat
     assert done >= 2
     before = {k: v for k, v in digests(out).items() if k.startswith("checkpoints/step_")}
     assert before
-    age(leftovers(out))
     capsys.readouterr()
     assert main(["train", "--resume", "--steps", str(done + 2), "--out", str(out)]) == 0, capsys.readouterr().err
     assert leftovers(out) == [] and train_status(out).steps_done == done + 2
