@@ -57,6 +57,8 @@ from engine.ablation.means import load_means, node_means
 from engine.ablation.modes import BASELINES, MODES
 from engine.ablation.setup import make_ablator, run_ablator
 from engine.mechanism.attention import PromptAttention, head_attention, prompt_attention, run_attention
+from engine.mechanism.rank import (NodeEffect, attribution_estimates, exact_effects, rank_circuit, rank_nodes,
+                                   rank_whole_model, spearman)
 
 # -- activation store ----------------------------------------------------------------------------
 from engine.store.activations import ActivationStore, default_store_path, partial_path
@@ -88,6 +90,7 @@ __all__ = [
     "PruneConfig", "PruneEvent",
     "AblationResult", "Ablator", "Edge", "load_means", "node_means", "BASELINES", "MODES", "make_ablator",
     "run_ablator", "PromptAttention", "head_attention", "prompt_attention", "run_attention",
+    "NodeEffect", "attribution_estimates", "exact_effects", "rank_circuit", "rank_nodes", "rank_whole_model", "spearman",
     "ActivationStore", "default_store_path", "partial_path", "record_store",
     "import_openai", "import_openai_job", "import_viz_circuits", "export_openai_job",
     "EXPORT_DEFAULT_SIZE", "EXPORT_FORMATS", "EXPORT_GUI_MESSAGE", "EXPORT_IMAGE_FORMATS", "add_export_arguments",

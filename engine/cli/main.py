@@ -421,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.cli.export import register as register_export_command
     from engine.cli.interop import register as register_interop_commands
     from engine.cli.mechanism import register as register_mechanism_commands
+    from engine.cli.rank import register as register_rank_command
     from engine.cli.store import register as register_store_commands
 
     p = _Parser(prog="circuit-engine", description="Train weight-sparse transformers and inspect their circuits.")
@@ -434,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_store_commands(sub)
     register_export_command(sub)
     register_interop_commands(sub)
+    register_rank_command(sub)
     register_mechanism_commands(sub)
     _add_bench(sub)
     return p
