@@ -68,6 +68,7 @@ class AppState(QObject):
     pairChanged = Signal(int)
     thresholdChanged = Signal(float)
     evaluationChanged = Signal(object)  # Evaluation | None
+    attentionChanged = Signal(object)  # HeadAttention | None: the selected head's attention (app.workers.attention)
     historyChanged = Signal(object)  # tuple[HistoryEntry, ...]
     labelsChanged = Signal(object)  # dict
 
@@ -83,6 +84,7 @@ class AppState(QObject):
         self.thresholds = {v: 0.0 for v in VIEWS}  # each view's own |w| threshold
         self._chosen = {"view": self.view, "baseline": self.baseline}  # the user's, kept over forced ones
         self.evaluation = None
+        self.attention = None  # the selected q/k/v node's head: its attention under the current ablations
         self.history: tuple[HistoryEntry, ...] = ()
         self.labels: dict[str, str] = {}
         self.serial = 0  # bumped by every set_bundle (views key their caches on it)
@@ -107,6 +109,7 @@ class AppState(QObject):
         self._redo.clear()
         self.ablation = Ablation(action="loaded")
         self.evaluation = None
+        self.attention = None
         self.selected = None
         self.pair = 0
         self.thresholds = {v: 0.0 for v in VIEWS}
@@ -259,3 +262,8 @@ class AppState(QObject):
             self.history = (self.history + (entry,))[-500:]
             self.historyChanged.emit(self.history)
         self.evaluationChanged.emit(evaluation)
+
+    def set_attention(self, attention) -> None:
+        """The selected head's attention under the current ablations (None: no head selected)."""
+        self.attention = attention
+        self.attentionChanged.emit(attention)

@@ -1,7 +1,8 @@
 """The node inspector: id, editable label, weights in and out (click to jump; the circuit's own
 weights marked ● and bold), top and bottom examples from the activation store with per-token
 heatmaps (each cut to the panel's width around its marked peak token, peaks in one column, redrawn
-when the panel is resized), task A/B activations and a histogram.
+when the panel is resized), task A/B activations and a histogram; above the tabs, for a q, k or v
+node, its head's attention over the selected pair's prompts (:mod:`app.panels.attention`).
 
 Without an activation store the examples tab offers a button that records one in the background;
 the panel fills in when it is ready (the window's controller owns the job and calls :meth:`set_store`).
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHeaderView, QLab
 
 from app.widgets import theme
 from engine.scene.layout import KINDS
+from app.panels.attention import AttentionStrip
 from app.panels.token_html import PREFIX_CHARS, examples_html
 
 MAX_EDGES = 60  # rows per table besides the circuit's own weights (always listed)
@@ -68,6 +70,7 @@ class InspectorView(QWidget):
         self._chars = 0  # the characters per example line they were drawn with
         self._circuit_edges: tuple[object, frozenset[str]] = (None, frozenset())  # (bundle, its circuit's weights)
         header = self._build_header()
+        self.attention = AttentionStrip(state)  # a q/k/v node's head: where it attends (app.panels.attention)
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_examples(), "Examples")
         self.tabs.addTab(self._build_weights(), "Weights")
@@ -77,6 +80,7 @@ class InspectorView(QWidget):
         layout.addWidget(self.title)
         layout.addLayout(header)
         layout.addWidget(self.stats)
+        layout.addWidget(self.attention)
         layout.addWidget(self.tabs, 1)
         state.selectionChanged.connect(self.show_node)
         state.bundleChanged.connect(self._on_bundle)

@@ -9,6 +9,7 @@ Qt widgets or the engine: it formats ``(tokens, values, center)`` triples.
 from __future__ import annotations
 
 import html
+import re
 
 import numpy as np
 
@@ -31,6 +32,16 @@ PREFIX_CHARS = len("+99.999 │ ")  # the value column before each window
 def shown(tok: str) -> str:
     """A token as displayed: newline and tab made visible, an empty token as ∅."""
     return tok.replace("\n", NEWLINE).replace("\t", TAB) or "∅"
+
+
+_ESCAPE = re.compile(r"\\(\\|n|t|r|x[0-9a-f]{2})")
+_UNESCAPED = {"\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
+
+
+def raw_token(display: str) -> str:
+    """A token's text from its display string (``engine`` tokenizers' ``token_str``, which escapes
+    backslash, newline, tab and control characters), so that :func:`shown` draws it like the store's."""
+    return _ESCAPE.sub(lambda m: _UNESCAPED.get(m[1]) or chr(int(m[1][1:], 16)), display)
 
 
 def fit_window(tokens, center: int, width: int) -> tuple[int, int, int]:
@@ -57,11 +68,17 @@ def token_span(tok: str, value: float, scale: float, center: bool) -> str:
     return f'<span style="{style}" title="{value:+.3f}">{text}</span>'
 
 
+def strip_line(prefix: str, tokens, values, center: int, scale: float, width: int | None = None) -> str:
+    """A muted ``prefix`` (:data:`PREFIX_CHARS` long), then the tokens shaded by ``values`` (cut to
+    ``width`` characters around ``center``, which is marked): an example's line, an attention strip."""
+    first, stop, pad = fit_window(tokens, center, width) if width else (0, len(tokens), 0)
+    spans = "".join(token_span(tokens[i], float(values[i]), scale, i == center) for i in range(first, stop))
+    return f"<span style='color:{theme.MUTED}'>{html.escape(prefix)}</span>{' ' * pad}{spans}"
+
+
 def example_line(ex, scale: float, width: int | None = None) -> str:
     """One example: its value, then its token window (cut to ``width`` characters around the peak)."""
-    first, stop, pad = fit_window(ex.tokens, ex.center, width) if width else (0, len(ex.tokens), 0)
-    spans = "".join(token_span(ex.tokens[i], float(ex.values[i]), scale, i == ex.center) for i in range(first, stop))
-    return f"<span style='color:{theme.MUTED}'>{ex.value:+7.3f} │ </span>{' ' * pad}{spans}"
+    return strip_line(f"{ex.value:+7.3f} │ ", ex.tokens, ex.values, ex.center, scale, width)
 
 
 def examples_html(title: str, examples, scale: float | None = None, width: int | None = None) -> str:

@@ -19,6 +19,10 @@ processed before evaluations); it bumps a generation number so that evaluations 
 are dropped too. The window shows a loaded bundle (``setupDone``) by calling ``AppState.set_bundle``,
 whose signals ask for the first evaluation.
 
+The selected q/k/v node's head attention (:mod:`app.workers.attention`) is a third slot of the same
+worker, drained after ``eval`` and asked for only once the metrics are in, so it never delays them
+more than one computation already running when a click comes.
+
 The worker imports the engine lazily (torch is imported in the worker thread, after the window's
 first paint). Closing: :meth:`AblationService.shutdown` stops the worker and waits for its thread.
 """
@@ -33,6 +37,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from engine.ablation.modes import circuit_mode_for
 from engine.scene.bundle import Bundle, RunCache, SetupSpec, load_bundle
+from app.workers.attention import AttentionFollower, AttentionRequest, compute_attention
 from app.workers.latest import Done, Failed, LatestWorker, WorkerThread
 
 COALESCE_MS = 0
@@ -66,7 +71,7 @@ class Evaluation:
 class AblationWorker(LatestWorker):
     """Lives in its own thread; owns the run cache and the Ablator."""
 
-    SLOTS = ("setup", "eval")
+    SLOTS = ("setup", "eval", "attention")  # drained in this order: metrics before attention
 
     def __init__(self) -> None:
         super().__init__()
@@ -82,6 +87,8 @@ class AblationWorker(LatestWorker):
             return bundle
         if request.generation != self._generation or self._ablator is None:
             return None  # made for a setup that has been replaced: nobody wants it
+        if kind == "attention":
+            return compute_attention(self._ablator, request)
         ab, cm = self._ablator, request.circuit_mode
         result = ab.evaluate(request.nodes, request.edges, request.mode, request.baseline, circuit_mode=cm)
         if ab.circuit is not None and cm not in self._alone:
@@ -112,6 +119,7 @@ class AblationService(QObject):
         self._active = -1  # the setup the worker's Ablator belongs to (-1: none yet)
         self._next_id = 0
         self._latest_id = -1
+        self._answered = -1  # the newest evaluation that came back (done or failed)
         self._pending: tuple | None = None
         self.dropped = 0  # stale results dropped (for tests and the benchmark)
         self._closed = False
@@ -119,6 +127,7 @@ class AblationService(QObject):
         state.ablationChanged.connect(self._on_ablation)
         state.modeChanged.connect(self._on_mode)
         state.baselineChanged.connect(self._on_baseline)
+        self.attention = AttentionFollower(state, self)  # after the connections above: metrics first
 
     # -- setup ------------------------------------------------------------------------------
     def load(self, spec: SetupSpec) -> int:
@@ -133,6 +142,20 @@ class AblationService(QObject):
     def ready(self) -> bool:
         """Whether a setup has arrived (evaluations are possible)."""
         return self._active >= 0
+
+    @property
+    def generation(self) -> int:
+        """The setup the worker's Ablator belongs to (-1: none yet)."""
+        return self._active
+
+    @property
+    def eval_busy(self) -> bool:
+        """Whether an evaluation is waiting to be posted or has not come back yet."""
+        return self._pending is not None or self._latest_id != self._answered
+
+    def post_attention(self, request: AttentionRequest) -> None:
+        """Ask the worker for a head's attention (:mod:`app.workers.attention`; newest wins)."""
+        self._worker.post("attention", request)
 
     # -- the state's changes become requests ----------------------------------------------------
     @Slot(object)
@@ -184,13 +207,19 @@ class AblationService(QObject):
             if done.request.generation != self._generation:
                 return  # an older setup finished after a newer one was asked for
             self._active = self._generation
-            self._latest_id = -1
+            self._latest_id = self._answered = -1
             self.busy_setup = False
             self.setupDone.emit(done.result)
             if self._pending is not None:
                 self._flush()
             return
+        if done.kind == "attention":
+            if done.request.generation == self._active:
+                self.attention.on_result(done.result)
+            return
         request: EvalRequest = done.request
+        if request.id == self._latest_id:
+            self._answered = request.id
         if request.id != self._latest_id or request.generation != self._active:
             self.dropped += 1
             return
@@ -206,7 +235,10 @@ class AblationService(QObject):
             if failed.request.generation == self._generation:  # the worker keeps the old setup
                 self.busy_setup = False
                 self.setupFailed.emit(failed)
+        elif failed.kind == "attention":
+            self.attention.on_failed(failed.request, failed.message)
         elif failed.request.id == self._latest_id:
+            self._answered = failed.request.id
             self.evalFailed.emit(failed)
 
     def shutdown(self) -> None:
