@@ -30,7 +30,7 @@ from app.graph.edges import LEVELS, QUANTILES, bucket_pens
 from app.graph.captions import RING, RING_GAP
 from app.graph.items import LEGEND_KINDS, caption, visible_token, zoom_node_size
 from engine.scene.labels import HIDDEN, MAX_CAPTIONS, caption_order, node_blockers, place_captions
-from engine.scene.layout import row_gaps
+from engine.scene.layout import qk_arcs, row_gaps
 from engine.scene.snapshot import ViewSnapshot
 
 PAD = 10.0
@@ -151,7 +151,8 @@ def _wrap_text(text: str, px: float, room: float, max_lines: int = 3) -> list[st
 
 def _legend_items() -> list[tuple[str, str, object]]:
     items = [("line", "+ weight", theme.weight_color(True, 255)), ("line", "− weight", theme.weight_color(False, 255)),
-             ("ablated", "ablated", None), ("dash", "ablated weight", None), ("ring", "selected", None)]
+             ("ablated", "ablated", None), ("dash", "ablated weight", None), ("ring", "selected", None),
+             ("dots", "q·k pair", theme.QK_LINK)]
     return items + [("dot", name, theme.KIND_COLORS[k]) for k, name in LEGEND_KINDS]
 
 
@@ -163,9 +164,9 @@ def _legend(width: float, top: float) -> tuple[list[str], float]:
         if x + item_w > width - PAD and x > PAD:
             x, y = PAD, y + LEGEND_PX + 7
         cx = x + 10
-        if kind in ("line", "dash"):
+        if kind in ("line", "dash", "dots"):
             stroke = _rgba(color)[0] if color is not None else theme.ABLATED
-            dash = ' stroke-dasharray="8,4"' if kind == "dash" else ""
+            dash = {"dash": ' stroke-dasharray="8,4"', "dots": ' stroke-dasharray="2,3"'}.get(kind, "")
             out.append(f'<path d="M{_n(x)} {_n(y)}L{_n(x + 20)} {_n(y)}" stroke="{stroke}" stroke-width="2"{dash}/>')
         elif kind == "ablated":
             out.append(_ablated_mark(cx, y, 12.0))
@@ -359,6 +360,8 @@ def render_svg(snap: ViewSnapshot) -> str:
     links = g.resid.reshape(-1)
     resid = np.concatenate([p[links[0::2]], p[links[1::2]]], axis=1) if len(links) else np.zeros((0, 4))
     resid, _ = clip_segments(resid, f)
+    arcs = qk_arcs(g.pos, g.qk)
+    arcs, _ = clip_segments(np.concatenate([f.map(arcs[:, :2]), f.map(arcs[:, 2:])], axis=1), f)
     io_edges, io_items = _io(snap, f)
     size = node_sizes(snap, f)
     cuts, marks = _ablation(snap, f, p, inside, size)
@@ -367,7 +370,8 @@ def render_svg(snap: ViewSnapshot) -> str:
     if i is not None and inside[i]:
         ring.append(f'<circle class="selected" cx="{_n(p[i, 0])}" cy="{_n(p[i, 1])}" '
                     f'r="{_n((size[i] + RING) / 2)}" fill="none" stroke="{theme.SELECTED}" stroke-width="2.5"/>')
-    body = [*_edges(snap, f), _line_path(resid, theme.RESIDUAL_LINK, 1, cls="residual-links"), *io_edges, *cuts,
+    body = [*_edges(snap, f), _line_path(resid, theme.RESIDUAL_LINK, 1, cls="residual-links"),
+            _line_path(arcs, theme.QK_LINK, 1.3, dash="2,3", cls="qk-links"), *io_edges, *cuts,
             *_nodes(snap, f, p, inside, size), *marks, *ring, *io_items, *_captions(snap, f, p, inside, size),
             *_axis(snap, f)]
     return "\n".join([*head, *[b for b in body if b], *legend, *title, "</svg>"]) + "\n"

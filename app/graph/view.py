@@ -28,7 +28,7 @@ from app.graph import items as gi
 from app.graph.captions import CaptionLayer
 from app.graph.edges import EdgeLayer
 from app.widgets import theme
-from engine.scene.layout import GraphData, io_edges, logit_positions, row_gaps, token_positions
+from engine.scene.layout import GraphData, io_edges, logit_positions, qk_arcs, row_gaps, token_positions
 from engine.scene.snapshot import counted
 
 
@@ -117,6 +117,7 @@ class CircuitView(QWidget):
     def _build_items(self) -> None:
         vb = self.vb
         self.resid = pg.PlotDataItem(pen=pg.mkPen(theme.RESIDUAL_LINK, width=1), connect="pairs")
+        self.qk = pg.PlotDataItem(pen=pg.mkPen(theme.QK_LINK, width=1.3, style=Qt.PenStyle.DotLine), connect="pairs")
         self.io_items = [pg.PlotDataItem(connect="pairs") for _ in range(2)]
         self.cut_edges = pg.PlotDataItem(pen=pg.mkPen(theme.ABLATED, width=2, style=Qt.PenStyle.DashLine),
                                          connect="pairs")
@@ -128,7 +129,7 @@ class CircuitView(QWidget):
         self.ring = PassiveScatter(symbol="o", brush=None, pen=pg.mkPen(theme.SELECTED, width=2.5))
         self.io_nodes = pg.ScatterPlotItem(hoverable=True, tip=self._io_tip, size=12,
                                            pen=pg.mkPen(theme.TEXT, width=1.5), brush=pg.mkBrush(theme.PANEL))
-        for z, item in enumerate((self.resid, *self.io_items, self.cut_edges, self.nodes, self.cut_marks,
+        for z, item in enumerate((self.resid, self.qk, *self.io_items, self.cut_edges, self.nodes, self.cut_marks,
                                   self.ablated, self.ring, self.io_nodes)):
             item.setZValue(2 + z)
             vb.addItem(item)
@@ -155,7 +156,7 @@ class CircuitView(QWidget):
         self.captions.set_graph(graph, enabled=True)
         if graph is None:
             self._clear_texts(self.texts)
-            for item in (self.resid, self.nodes, self.ablated, self.ring, self.io_nodes, self.cut_marks,
+            for item in (self.resid, self.qk, self.nodes, self.ablated, self.ring, self.io_nodes, self.cut_marks,
                          self.cut_edges, *self.io_items):
                 item.setData([], [])
             self.edges.set_edges(np.zeros((0, 4)), np.zeros(0, np.float32), np.zeros(0, np.int64))
@@ -179,6 +180,8 @@ class CircuitView(QWidget):
         self.edges.set_edges(segs, graph.weight, np.arange(graph.n_edges), self.state.threshold)
         links = graph.pos[graph.resid.reshape(-1)] if len(graph.resid) else np.zeros((0, 2))
         self.resid.setData(links[:, 0], links[:, 1], connect="pairs")
+        arcs = qk_arcs(graph.pos, graph.qk).reshape(-1, 2)
+        self.qk.setData(arcs[:, 0], arcs[:, 1], connect="pairs")
         self.plot.getAxis("left").setTicks([graph.row_labels(), []])
         self._update_header(view)
         self._show_io()

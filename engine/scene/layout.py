@@ -82,6 +82,8 @@ class GraphData:
     resid: np.ndarray  # (R, 2) int32 residual links (display only, not weights)
     width: float  # nodes lie in [-width / 2, width / 2]
     index: dict[str, int] = field(default_factory=dict, repr=False)
+    qk: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int32), repr=False)
+    "(Q, 2) int32 (q node, k node) of one head and dimension: a query and the key it is multiplied with (display only)"
 
     @property
     def n_nodes(self) -> int:
@@ -175,7 +177,8 @@ def build_graph(shape: ModelShape, node_ids: Iterable[str] | None, edge_src: Seq
     return GraphData(shape=shape, ids=ids, layer=layer, kind=kind, channel=channel, pos=pos,
                      src=s[ok].astype(np.int32), dst=d[ok].astype(np.int32),
                      weight=np.asarray(weight, np.float32)[ok], resid=residual_links(layer, kind, channel),
-                     width=width, index=index)
+                     width=width, index=index, qk=qk_links(layer, kind, channel) if node_ids is not None else
+                     np.zeros((0, 2), np.int32))
 
 
 def _spread(natural: np.ndarray, extent: float, width: float, compact: bool = True) -> np.ndarray:
@@ -243,6 +246,35 @@ def residual_links(layer: np.ndarray, kind: np.ndarray, channel: np.ndarray) -> 
     order = is_resid[np.lexsort((y, channel[is_resid]))]
     same = channel[order[1:]] == channel[order[:-1]]
     return np.stack([order[:-1][same], order[1:][same]], axis=1).astype(np.int32)
+
+
+_Q, _K = KINDS.index("attn.q"), KINDS.index("attn.k")
+
+
+def qk_links(layer: np.ndarray, kind: np.ndarray, channel: np.ndarray) -> np.ndarray:
+    """(q node, k node) pairs of the same layer and q/k channel (so the same head and dimension): the
+    query and key whose product is one term of that head's attention score. Drawn in circuits so a
+    key with no weight out reads as what it is, the other half of a query's score."""
+    q = np.flatnonzero(kind == _Q)
+    k = np.flatnonzero(kind == _K)
+    if not len(q) or not len(k):
+        return np.zeros((0, 2), np.int32)
+    keys = {(int(layer[i]), int(channel[i])): i for i in k}
+    pairs = [(i, keys[(int(layer[i]), int(channel[i]))]) for i in q if (int(layer[i]), int(channel[i])) in keys]
+    return np.array(pairs, np.int32).reshape(-1, 2)
+
+
+def qk_arcs(pos: np.ndarray, qk: np.ndarray, points: int = 10) -> np.ndarray:
+    """Polyline segments (M, 4: x0, y0, x1, y1) of an arc above the row from each q node to its k node
+    (the two share a row; a straight line would run over the nodes between them)."""
+    if not len(qk):
+        return np.zeros((0, 4))
+    a, b = pos[qk[:, 0]], pos[qk[:, 1]]
+    t = np.linspace(0.0, 1.0, points)
+    x = a[:, :1] + (b[:, :1] - a[:, :1]) * t  # (Q, points)
+    lift = np.minimum(0.45, 0.04 * np.abs(b[:, :1] - a[:, :1]) + 0.12)  # rows are 1 apart
+    y = a[:, 1:] + (b[:, 1:] - a[:, 1:]) * t + lift * 4 * t * (1 - t)
+    return np.stack([x[:, :-1], y[:, :-1], x[:, 1:], y[:, 1:]], axis=-1).reshape(-1, 4)
 
 
 def token_positions(width: float, n_tokens: int) -> np.ndarray:

@@ -248,3 +248,22 @@ def test_the_run_summary_says_a_synthetic_run_was_never_trained() -> None:
            "sparsity": {"enabled": True, "density": 0.002}}
     assert "never trained" in model_summary(cfg)
     assert "never trained" not in model_summary({**cfg, "preset": "demo"})
+
+
+def test_queries_are_paired_with_their_keys_in_circuits_only() -> None:
+    """Issue 18 item 3: q:i and k:i of one layer (same head and dimension) are linked; a key without
+    its query, another layer's query and the whole-model view get no link."""
+    from engine.scene.layout import qk_arcs
+
+    shape = ModelShape(n_layer=2, n_head=8, d_head=16, d_resid=128, d_model=128, d_mlp=512)
+    ids = ["blocks.1.attn.q:97", "blocks.1.attn.k:97", "blocks.1.attn.k:98", "blocks.0.attn.q:97",
+           "blocks.1.attn.v:97", "blocks.0.mlp.neuron:3"]
+    g = build_graph(shape, ids, (), (), np.zeros(0, np.float32))
+    assert [(g.ids[a], g.ids[b]) for a, b in g.qk] == [("blocks.1.attn.q:97", "blocks.1.attn.k:97")]
+    arcs = qk_arcs(g.pos, g.qk, points=10)
+    assert arcs.shape == (9, 4)  # one polyline of 9 segments from the q node to the k node
+    q, k = g.pos[g.qk[0, 0]], g.pos[g.qk[0, 1]]
+    np.testing.assert_allclose(arcs[0, :2], q)
+    np.testing.assert_allclose(arcs[-1, 2:], k)
+    assert arcs[:, [1, 3]].max() > q[1] and arcs[:, [1, 3]].max() < q[1] + 0.5  # above the row, below the next
+    assert len(build_graph(shape, None, (), (), np.zeros(0, np.float32)).qk) == 0
