@@ -111,9 +111,6 @@ class AttentionStrip(QTextBrowser):
             lines.append(strip_line(f"{side}{100 * float(w[top]):5.0f}% │ ", toks, w, top, SCALE,
                                     None if fits else chars))
         note = "sink " + " · ".join(f"{side} {100 * sink:.1f}%" for side, _t, _w, sink in rows)
-        if a.request.n_edges:
-            n = a.request.n_edges
-            note += f" · {n} ablated weight{'s' if n > 1 else ''} not applied"
         lines.append(f"<span style='{muted}'>{html.escape(note)}</span>")
         return "<br>".join(lines)
 

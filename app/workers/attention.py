@@ -43,7 +43,7 @@ def head_of(node: str | None, d_head: int) -> tuple[int, int] | None:
 
 @dataclass(frozen=True)
 class AttentionRequest:
-    """One head's attention under ablated ``nodes`` (id strings) on top of ``baseline``."""
+    """One head's attention under ablated ``nodes`` and ``edges`` (id strings) on top of ``baseline``."""
 
     id: int
     generation: int  # the ablation service's setup it was made for
@@ -52,12 +52,16 @@ class AttentionRequest:
     nodes: tuple[str, ...]
     mode: str
     baseline: str
-    n_edges: int = 0  # ablated weights, which the attention does not include (the engine takes nodes only)
+    edges: tuple[str, ...] = ()  # ablated single weights ("SRC->DST")
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edges)
 
     @property
     def key(self) -> tuple:
         """What the answer depends on (two requests with one key get the same answer)."""
-        return self.generation, self.layer, self.head, self.nodes, self.mode, self.baseline
+        return self.generation, self.layer, self.head, self.nodes, self.mode, self.baseline, self.edges
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,7 +81,7 @@ def compute_attention(ablator: Any, request: AttentionRequest) -> HeadAttention:
     from engine import api  # torch: only ever imported in a worker thread
 
     weights, sink = api.head_attention(ablator, request.layer, request.head, nodes=request.nodes,
-                                       mode=request.mode, baseline=request.baseline)
+                                       mode=request.mode, baseline=request.baseline, edges=request.edges)
     return HeadAttention(request, weights, sink)
 
 
@@ -127,7 +131,7 @@ class AttentionFollower(QObject):
             return None
         baseline = s.baseline if s.bundle.circuit is not None else "full"
         return AttentionRequest(-1, service.generation, target[0], target[1], tuple(sorted(s.ablation.nodes)),
-                                s.mode, baseline, len(s.ablation.edges))
+                                s.mode, baseline, tuple(sorted(str(e) for e in s.ablation.edges)))
 
     @property
     def pending(self) -> bool:

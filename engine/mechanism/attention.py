@@ -15,11 +15,11 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from engine.ablation.ablator import Ablator
+from engine.ablation.ablator import Ablator, _weight_entry
 from engine.ablation.core import group_nodes, keep_masks_from_nodes, mask_hooks
 from engine.ablation.modes import circuit_mode_for
 from engine.errors import UserError
-from engine.sites import NodeId, intervene, site_name
+from engine.sites import intervene, site_name
 
 
 @dataclass(frozen=True)
@@ -52,16 +52,14 @@ def check_head(cfg, layer: int, head: int) -> None:
 
 @torch.no_grad()
 def head_attention(ablator: Ablator, layer: int, head: int, nodes: Iterable = (), mode: str = "mean",
-                   baseline: str = "full") -> tuple[np.ndarray, np.ndarray]:
+                   baseline: str = "full", edges: Iterable = ()) -> tuple[np.ndarray, np.ndarray]:
     """(weights (N, T), sink (N,)) of head ``head`` in ``layer`` from each prompt's last position, under
     ``baseline`` and the extra ablations ``nodes`` (replaced by ``mode`` values; with the circuit
-    baseline, zero and resample also apply outside the circuit, as in the app). Positions after a
-    prompt's end have weight 0."""
+    baseline, zero and resample also apply outside the circuit, as in the app) and ``edges`` (single
+    weights zeroed, as a click on a weight does). Positions after a prompt's end have weight 0."""
     model, cfg = ablator.model, ablator.cfg
     check_head(cfg, layer, head)
-    ns = [n if isinstance(n, NodeId) else NodeId.parse(str(n)) for n in nodes]
-    for n in ns:
-        n.validate(cfg)
+    ns, es = ablator._parse(nodes, edges)
     captured: dict[str, torch.Tensor] = {}
 
     def keep(kind: str):
@@ -75,7 +73,15 @@ def head_attention(ablator: Ablator, layer: int, head: int, nodes: Iterable = ()
     recorders = {site_name(layer, k): keep(k) for k in ("attn.q", "attn.k")}
     with ablator._lock, intervene(ablator._baseline_hooks(baseline, complement)), intervene(extra), \
             intervene(recorders):
-        model.run_from(0, model.embed(ablator.tokens), ablator.tokens, stop=2 * layer + 1)
+        patched = [_weight_entry(model, e) for e in es]
+        saved = [float(w[r, c]) for w, r, c in patched]
+        try:
+            for w, r, c in patched:
+                w[r, c] = 0.0
+            model.run_from(0, model.embed(ablator.tokens), ablator.tokens, stop=2 * layer + 1)
+        finally:
+            for (w, r, c), v in zip(patched, saved):
+                w[r, c] = v
     att = model.blocks[layer].attn
     pattern = att.pattern(captured["attn.q"], captured["attn.k"])[:, head]  # (N, T, T)
     rows = torch.arange(ablator.n, device=pattern.device)

@@ -89,3 +89,29 @@ def test_the_demos_quote_head_attends_to_the_opening_quote(capsys):
     assert main(["attention", "demo", "--task", "single_double_quote", "--layer", "1", "--head", "6",
                  "--baseline", "circuit"]) == 2
     assert capsys.readouterr().err.startswith("error: --baseline circuit needs --circuit")
+
+
+def test_an_ablated_weight_counts_as_if_it_were_zero_and_is_restored():
+    from engine.ablation.ablator import Edge, _weight_entry
+    from engine.circuits.circuit import weight_edges
+
+    m = sparse_model(afrac=1.0)
+    layer, head = 1, 1
+    dh = m.cfg.d_head
+    ab = Ablator(m, random_enc(n_pairs=4), random_means(m))
+    es = weight_edges(ab.model)
+    into_keys = [i for i in range(len(es)) if es.dst[i].startswith(f"blocks.{layer}.attn.k:")
+                 and head * dh <= int(es.dst[i].split(":")[1]) < (head + 1) * dh]
+    edge = Edge(NodeId.parse(es.src[into_keys[0]]), NodeId.parse(es.dst[into_keys[0]]))
+    base, _ = head_attention(ab, layer, head)
+    cut, _ = head_attention(ab, layer, head, edges=[str(edge)])
+    w, r, c = _weight_entry(ab.model, edge)
+    saved = float(w[r, c])
+    with torch.no_grad():
+        w[r, c] = 0.0
+    by_hand, _ = head_attention(ab, layer, head)
+    with torch.no_grad():
+        w[r, c] = saved
+    np.testing.assert_array_equal(cut, by_hand)
+    assert np.abs(cut - base).max() > 0
+    np.testing.assert_array_equal(head_attention(ab, layer, head)[0], base)  # the weight is back
