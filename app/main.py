@@ -132,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         from engine.scene.session import SessionError, read_session
 
         try:
-            session = read_session(args.session, drop_invalid=True)  # the window says what it left out
+            # The window applies what it can and says what it left out; a headless screenshot must show
+            # exactly the session asked for, so a bad value there is an error (as in `export --session`).
+            session = read_session(args.session, drop_invalid=args.screenshot is None)
         except SessionError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE

@@ -126,8 +126,6 @@ def build_legend(plot: pg.PlotItem) -> pg.LegendItem:
                    "ablated weight")
     legend.addItem(pg.ScatterPlotItem(symbol="o", size=13, brush=None, pen=pg.mkPen(theme.SELECTED, width=2)),
                    "selected")
-    legend.addItem(pg.PlotDataItem([0, 1], [0, 0], pen=pg.mkPen(theme.QK_LINK, width=1.5,
-                                                                  style=pg.QtCore.Qt.PenStyle.DotLine)), "q·k pair")
     for k, name in LEGEND_KINDS:
         legend.addItem(pg.ScatterPlotItem(symbol="o", size=9, brush=pg.mkBrush(theme.KIND_COLORS[k]),
                                           pen=None), name)

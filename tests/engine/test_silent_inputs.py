@@ -267,7 +267,7 @@ def test_a_refused_prune_never_touches_the_saved_circuit(run, tmp_path, monkeypa
 
     monkeypatch.setenv("CIRCUIT_INSPECTOR_DATA", str(tmp_path / "data"))
     saved = run / "circuits" / "single_double_quote" / "mean.json"
-    saved.parent.mkdir(parents=True)
+    saved.parent.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(circuit_doc()))
     before = saved.read_bytes()
     with pytest.raises(UserError, match="--target-loss must be finite"):
