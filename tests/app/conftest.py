@@ -151,17 +151,18 @@ def errors(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def open_window(qtbot):
-    """Factory: a shown 1400x900 MainWindow with ``run`` loaded (waits for its ready signal)."""
+    """Factory: a shown 1400x900 MainWindow with ``run`` loaded (waits for its ready signal);
+    keyword arguments go to ``MainWindow.load_run`` (task, task_file, circuit)."""
     from app.window.main_window import MainWindow
 
-    def _open(run: Path):
+    def _open(run: Path | str, **load):
         win = MainWindow(persist_settings=False)
         qtbot.addWidget(win)
         win.resize(1400, 900)
         win.show()
         qtbot.waitExposed(win)
         with qtbot.waitSignal(win.ready, timeout=LOAD_TIMEOUT_MS):
-            assert win.load_run(run)
+            assert win.load_run(run, **load)
         return win
 
     return _open

@@ -11,8 +11,8 @@ import pytest
 
 from app.panels.attention import HINT
 from app.workers.attention import head_of
+from conftest import LOAD_TIMEOUT_MS
 
-LOAD_TIMEOUT_MS = 120_000
 TASK = "single_double_quote"
 HEAD6_K = [f"blocks.1.attn.k:{i}" for i in range(96, 112)]  # the demo's d_head is 16: head 6
 
@@ -27,19 +27,10 @@ def test_head_of_names_the_head_of_q_k_and_v_nodes_only() -> None:
 
 
 @pytest.fixture
-def demo_window(qtbot, tmp_path: Path, monkeypatch):
+def demo_window(open_window, tmp_path: Path, monkeypatch):
     """A 1400x900 window with the bundled demo's quote circuit."""
-    from app.window.main_window import MainWindow
-
     monkeypatch.setenv("CIRCUIT_INSPECTOR_DATA", str(tmp_path / "data"))
-    win = MainWindow(persist_settings=False)
-    qtbot.addWidget(win)
-    win.resize(1400, 900)
-    win.show()
-    qtbot.waitExposed(win)
-    with qtbot.waitSignal(win.ready, timeout=LOAD_TIMEOUT_MS):
-        assert win.load_run("demo", task=TASK)
-    return win
+    return open_window("demo", task=TASK)
 
 
 def _wait_attention(qtbot, win, trigger, check=lambda a: a is not None) -> object:

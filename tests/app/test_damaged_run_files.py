@@ -17,22 +17,11 @@ from conftest import LOAD_TIMEOUT_MS, TASK
 GARBAGE = b"\xff\xfe\x80 not what it should be \x00\x01" * 40
 
 
-def _open(qtbot, run: Path) -> MainWindow:
-    win = MainWindow(persist_settings=False)
-    qtbot.addWidget(win)
-    win.resize(1400, 900)
-    win.show()
-    qtbot.waitExposed(win)
-    with qtbot.waitSignal(win.ready, timeout=LOAD_TIMEOUT_MS):
-        assert win.load_run(run)
-    return win
-
-
-def test_a_garbage_labels_file_is_told_kept_and_the_run_works(fresh_tiny_run: Path, qtbot, errors, warnings_shown,
-                                                              capfd) -> None:
+def test_a_garbage_labels_file_is_told_kept_and_the_run_works(fresh_tiny_run: Path, open_window, qtbot, errors,
+                                                              warnings_shown, capfd) -> None:
     labels = fresh_tiny_run / "labels.json"  # a writable run keeps its derived files in its folder
     labels.write_bytes(GARBAGE)
-    win = _open(qtbot, fresh_tiny_run)
+    win = open_window(fresh_tiny_run)
     assert win.state.bundle.derived == fresh_tiny_run
     [(title, text)] = warnings_shown
     assert title == "Damaged file in run" and str(labels) in text and "not UTF-8" in text and "kept" in text
@@ -51,11 +40,11 @@ def test_a_garbage_labels_file_is_told_kept_and_the_run_works(fresh_tiny_run: Pa
     assert "Traceback" not in capfd.readouterr().err
 
 
-def test_a_garbage_activation_store_is_told_kept_and_the_run_works(fresh_tiny_run: Path, qtbot, errors,
+def test_a_garbage_activation_store_is_told_kept_and_the_run_works(fresh_tiny_run: Path, open_window, errors,
                                                                    warnings_shown, capfd) -> None:
     store = fresh_tiny_run / "activations.h5"
     store.write_bytes(GARBAGE)
-    win = _open(qtbot, fresh_tiny_run)
+    win = open_window(fresh_tiny_run)
     [(title, text)] = warnings_shown
     assert title == "Damaged file in run" and str(store) in text and "Record activation store" in text
     assert errors == [] and store.read_bytes() == GARBAGE

@@ -20,7 +20,6 @@ from engine.scene.labels import (ABOVE, BELOW, HIDDEN, caption_order, node_block
                                  place_captions)
 from engine.scene.layout import ModelShape, build_graph
 
-LOAD_TIMEOUT_MS = 120_000
 TASK = "bracket_counting"
 SHAPE = ModelShape(n_layer=2, n_head=2, d_head=8, d_resid=32, d_model=32, d_mlp=64)
 
@@ -62,18 +61,10 @@ def test_priority_selected_then_labelled_then_ablated_then_strongest() -> None:
 
 # -- the window ----------------------------------------------------------------------------------
 @pytest.fixture
-def demo_window(qtbot, tmp_path: Path, monkeypatch):
+def demo_window(open_window, tmp_path: Path, monkeypatch):
     """A 1400x900 window with the bundled demo's bracket_counting circuit, at the default fit."""
-    from app.window.main_window import MainWindow
-
     monkeypatch.setenv("CIRCUIT_INSPECTOR_DATA", str(tmp_path / "data"))  # labels are saved there
-    win = MainWindow(persist_settings=False)
-    qtbot.addWidget(win)
-    win.resize(1400, 900)
-    win.show()
-    qtbot.waitExposed(win)
-    with qtbot.waitSignal(win.ready, timeout=LOAD_TIMEOUT_MS):
-        assert win.load_run("demo", task=TASK)
+    win = open_window("demo", task=TASK)
     assert win.state.graph.n_nodes >= 100
     return win
 
