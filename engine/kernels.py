@@ -86,10 +86,6 @@ class SparseWeight:
         self.csr = _to_csr(w.detach().contiguous())
         self.csr_t = self.csr.t()  # (in, out), CSC layout, no copy
 
-    @property
-    def nnz(self) -> int:
-        return int(self.csr.values().numel())
-
 
 class _SparseMatmul(torch.autograd.Function):
     """x (n, in) -> x @ W^T (n, out) as dense @ sparse (row-major in and out: no transposes); the

@@ -22,11 +22,12 @@ Knows nothing about files or Qt.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -102,6 +103,21 @@ def _weight_entry(model: GPT, edge: Edge) -> tuple[torch.Tensor, int, int]:
     if float(w[row, col]) == 0.0:
         raise UserError(f"{edge} is not a nonzero weight of this model (that weight is exactly 0)")
     return w, row, col
+
+
+@contextlib.contextmanager
+def zeroed_weights(model: GPT, edges: Sequence[Edge]) -> Iterator[None]:
+    """Within this block the weights of ``edges`` are 0 in ``model`` (UserError first if one is not a
+    nonzero weight); their values come back on the way out, whatever happened."""
+    patched = [_weight_entry(model, e) for e in edges]
+    saved = [float(w[r, c]) for w, r, c in patched]
+    try:
+        for w, r, c in patched:
+            w[r, c] = 0.0
+        yield
+    finally:
+        for (w, r, c), v in zip(patched, saved):
+            w[r, c] = v
 
 
 class Ablator:
@@ -268,11 +284,7 @@ class Ablator:
         with self._lock:
             caches = self._cache(baseline, complement)
             h0, rank = self._restart(nodes, edges)
-            patched = [_weight_entry(self.model, e) for e in edges]
-            saved = [float(w[r, c]) for w, r, c in patched]
-            try:
-                for w, r, c in patched:
-                    w[r, c] = 0.0
+            with zeroed_weights(self.model, edges):
                 L = self.cfg.n_layer
                 kv_sites = {site_name(L - 1, k) for k in ("attn.read", "attn.k", "attn.v")}
                 kv_clean = not any(n.site in kv_sites for n in nodes) and not any(e.dst.site in kv_sites for e in edges)
@@ -286,9 +298,6 @@ class Ablator:
                             parts.append(logits_from(self.model, h0, bounds[h0], last, last_tok,
                                                      kv if kv_clean else None))
                 logits = torch.cat(parts)[self._inverse]
-            finally:
-                for (w, r, c), v in zip(patched, saved):
-                    w[r, c] = v
         return self._result(logits, t0, mode, baseline, complement, nodes, edges)
 
     @torch.no_grad()
@@ -300,15 +309,8 @@ class Ablator:
         complement = self._complement_mode(baseline, circuit_mode)
         with self._lock:
             hooks = self._hooks(nodes, mode, baseline, complement)
-            patched = [_weight_entry(self.model, e) for e in edges]
-            saved = [float(w[r, c]) for w, r, c in patched]
-            try:
-                for w, r, c in patched:
-                    w[r, c] = 0.0
+            with zeroed_weights(self.model, edges):
                 logits = last_logits_reference(self.model, self.tokens, self.lengths, hooks)
-            finally:
-                for (w, r, c), v in zip(patched, saved):
-                    w[r, c] = v
         return self._result(logits, t0, mode, baseline, complement, nodes, edges)
 
     def _result(self, logits, t0, mode, baseline, complement, nodes, edges) -> AblationResult:

@@ -122,20 +122,18 @@ def bench_train(preset_name: str = "demo", steps: int | None = None, warmup: int
     }
 
 
-def bench_mask_steps(run: str, task: str, steps: int = 5, batch_pairs: int = 32) -> dict[str, Any]:
-    """Seconds per pruning mask step (forward + backward over ``batch_pairs`` pairs), with the sparse
-    kernels and the dense reference side by side on the same batches."""
-    from engine.ablation.means import load_means
+def bench_mask_steps(loaded, means: dict[str, torch.Tensor], task: str, steps: int = 5,
+                     batch_pairs: int = 32) -> dict[str, Any]:
+    """Seconds per pruning mask step (forward + backward over ``batch_pairs`` pairs) on an already
+    loaded run, with the sparse kernels and the dense reference side by side on the same batches."""
     from engine.jobs import run_to_end
     from engine.kernels import dense_reference
     from engine.pruning.prune import PruneConfig, _learn_masks, prepare, sweep_draws
-    from engine.runs import load_run
     from engine.tasks.evaluate import resolve_task_arg, task_data
 
-    loaded = load_run(run)
     t = resolve_task_arg(task, None)
     cfg = PruneConfig(steps=steps, batch_pairs=batch_pairs, train_pairs=max(64, batch_pairs), val_pairs=16)
-    prep = prepare(loaded.model, load_means(loaded, "mean"), task_data(loaded, t, cfg.train_pairs, "train"),
+    prep = prepare(loaded.model, means, task_data(loaded, t, cfg.train_pairs, "train"),
                    task_data(loaded, t, cfg.val_pairs, "val"), cfg)
     draws = sweep_draws(cfg, cfg.train_pairs)[0]
     out: dict[str, Any] = {}
@@ -160,11 +158,11 @@ def bench_prune(run: str = "demo", task: str = "single_double_quote", steps: int
 
     loaded = load_run(run)
     t0 = time.perf_counter()
-    load_means(loaded, "mean")
+    means = load_means(loaded, "mean")
     means_s = time.perf_counter() - t0
     result: dict[str, Any] = {"benchmark": "prune", "run": str(loaded.path), "task": task,
                               "threads": torch.get_num_threads(), "means_seconds": round(means_s, 2),
-                              **bench_mask_steps(run, task)}
+                              **bench_mask_steps(loaded, means, task)}
     if whole is None:
         whole = loaded.config.model.d_model < 512 or steps is not None
     if not whole:

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from engine.ablation.ablator import Ablator, _weight_entry
+from engine.ablation.ablator import Ablator, zeroed_weights
 from engine.ablation.core import group_nodes, keep_masks_from_nodes, mask_hooks
 from engine.ablation.modes import circuit_mode_for
 from engine.errors import UserError
@@ -73,15 +73,8 @@ def head_attention(ablator: Ablator, layer: int, head: int, nodes: Iterable = ()
     recorders = {site_name(layer, k): keep(k) for k in ("attn.q", "attn.k")}
     with ablator._lock, intervene(ablator._baseline_hooks(baseline, complement)), intervene(extra), \
             intervene(recorders):
-        patched = [_weight_entry(model, e) for e in es]
-        saved = [float(w[r, c]) for w, r, c in patched]
-        try:
-            for w, r, c in patched:
-                w[r, c] = 0.0
+        with zeroed_weights(model, es):
             model.run_from(0, model.embed(ablator.tokens), ablator.tokens, stop=2 * layer + 1)
-        finally:
-            for (w, r, c), v in zip(patched, saved):
-                w[r, c] = v
     att = model.blocks[layer].attn
     pattern = att.pattern(captured["attn.q"], captured["attn.k"])[:, head]  # (N, T, T)
     rows = torch.arange(ablator.n, device=pattern.device)
