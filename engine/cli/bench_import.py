@@ -93,17 +93,23 @@ def _n_params(mc: ModelConfig) -> int:
 def bench_load(run: str) -> dict[str, Any]:
     """Seconds and peak RSS of loading a run (``load_run``: read, check, hash and place the weights),
     in a child process so the peak is the load's own; the import of torch is timed apart."""
-    from engine.runs import MODEL_FILE, check_run_dir
+    from engine.config import load_run_config
+    from engine.errors import UserError
+    from engine.runs import CONFIG_FILE, MODEL_FILE, check_run_dir
 
     folder = check_run_dir(run)
+    load_run_config(folder / CONFIG_FILE)  # a bad run is one error here, not a child's traceback
+    if not (folder / MODEL_FILE).is_file():
+        raise UserError(f"{folder} has no {MODEL_FILE} to load")
     code = ("import sys, time, json; t0 = time.perf_counter(); import torch; t1 = time.perf_counter(); "
             "from engine.runs import load_run; r = load_run(sys.argv[1]); t2 = time.perf_counter(); "
             "print(json.dumps({'torch_import_s': t1 - t0, 'load_s': t2 - t1, "
             "'parameters': sum(p.numel() for p in r.model.parameters())}))")
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     proc = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"loading {folder} failed:\n{proc.stderr}")
+    if proc.returncode != 0:  # e.g. damaged weights: the child's last line is the engine's message
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserError(f"loading {folder} failed: {last.split(': ', 1)[-1] if 'Error: ' in last else last}")
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     return {"benchmark": "load", "run": str(folder), "parameters": out["parameters"],

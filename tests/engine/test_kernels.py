@@ -203,3 +203,20 @@ def test_an_empty_model_for_loading_has_the_real_buffers_and_ties(options):
     idx = torch.randint(0, 30, (2, 10))
     with torch.no_grad():
         torch.testing.assert_close(empty(idx), ref(idx), atol=0, rtol=0)
+
+
+def test_bench_load_of_a_bad_run_is_one_error_line(tmp_path, capsys):
+    from engine.cli.main import main
+    from engine.train.synth import synth_run
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_bytes(b"\xff\xfe")
+    assert main(["bench", "load", "--run", str(bad)]) == 2
+    run = tmp_path / "s"
+    synth_run("demo", run)
+    (run / "model.safetensors").write_bytes(b"xx")  # damaged weights: the child process fails
+    assert main(["bench", "load", "--run", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error:") for line in err) and "Traceback" not in "".join(err)
+    assert "safetensors" in err[1]
