@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF
-from PySide6.QtGui import QBrush, QColor, QPainterPath
+from PySide6.QtGui import QPainterPath
 
 from app.widgets import theme
 from engine.scene.layout import KINDS, GraphData
@@ -34,29 +34,6 @@ def ablated_symbol() -> QPainterPath:
         path.moveTo(QPointF(*a))
         path.lineTo(QPointF(*b))
     return path
-
-
-def kind_brushes(alpha: int = 255) -> list[QBrush]:
-    out = []
-    for name in theme.KIND_COLORS:
-        color = QColor(name)
-        color.setAlpha(alpha)
-        out.append(QBrush(color))
-    return out
-
-
-BRUSHES = None
-
-
-def node_brushes(graph: GraphData, in_circuit: np.ndarray | None) -> list[QBrush]:
-    """One brush per node: its kind's colour; nodes outside the circuit (whole-model view) dimmed."""
-    global BRUSHES
-    if BRUSHES is None:
-        BRUSHES = (kind_brushes(255), kind_brushes(80))
-    bright, dim = BRUSHES
-    if in_circuit is None:
-        return [bright[k] for k in graph.kind]
-    return [bright[k] if c else dim[k] for k, c in zip(graph.kind, in_circuit)]
 
 
 def caption(graph: GraphData, i: int, labels: dict[str, str], full: bool = False) -> str:

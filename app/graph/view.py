@@ -27,6 +27,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 from app.graph import items as gi
 from app.graph.captions import CaptionLayer
 from app.graph.edges import EdgeLayer
+from app.graph.node_style import node_brushes
 from app.widgets import theme
 from engine.scene.layout import GraphData, io_edges, logit_positions, qk_arcs, row_gaps, token_positions
 from engine.scene.snapshot import counted
@@ -111,7 +112,8 @@ class CircuitView(QWidget):
                              (state.labelsChanged, self._show_captions),
                              (state.ablationChanged, self._show_ablation),
                              (state.selectionChanged, self._show_selection),
-                             (state.pairChanged, self._show_io), (state.thresholdChanged, self._set_threshold)):
+                             (state.pairChanged, self._show_io), (state.thresholdChanged, self._set_threshold),
+                             (state.nodeHeatChanged, self.restyle_nodes), (state.emphasisChanged, self.restyle_nodes)):
             signal.connect(slot)
 
     def _build_items(self) -> None:
@@ -142,6 +144,7 @@ class CircuitView(QWidget):
         self._sizes = np.zeros(0)  # (n,) node diameters in pixels at the current zoom
         self._row_gap = np.zeros(0)  # (n,) data units between the closest two nodes of each node's row
         self._view = "circuit"
+        self._in_circuit: np.ndarray | None = None  # whole-model view: which nodes are the circuit's
 
     # -- building ------------------------------------------------------------------------------
     @Slot()
@@ -164,13 +167,13 @@ class CircuitView(QWidget):
         bundle = self.state.bundle
         self._degrees = graph.degrees()
         view = "circuit" if graph is bundle.circuit_graph else "model"
-        in_circuit = None
+        self._in_circuit = None
         if view == "model" and bundle.circuit is not None:
             kept = {str(n) for n in bundle.circuit.nodes}
-            in_circuit = np.fromiter((i in kept for i in graph.ids), bool, graph.n_nodes)
+            self._in_circuit = np.fromiter((i in kept for i in graph.ids), bool, graph.n_nodes)
         self._row_gap = row_gaps(graph)
         size = self._zoom_size(view)
-        self.nodes.setData(pos=graph.pos, size=size, brush=gi.node_brushes(graph, in_circuit),
+        self.nodes.setData(pos=graph.pos, size=size, brush=self._brushes(),
                            pen=pg.mkPen(theme.BG, width=0.6 if view == "circuit" else 0),
                            data=np.arange(graph.n_nodes))
         self._sizes = size
@@ -187,6 +190,15 @@ class CircuitView(QWidget):
         self._show_io()
         self._show_ablation()
         self._show_selection(self.state.selected, center=False)
+
+    def _brushes(self) -> list:
+        return node_brushes(self.graph, self._in_circuit, self.state.node_heat, self.state.emphasis)
+
+    @Slot()
+    def restyle_nodes(self, *args) -> None:
+        """Node fills again after the heat overlay or the emphasis set changed (app/graph/node_style.py)."""
+        if self.graph is not None:
+            self.nodes.setBrush(self._brushes())
 
     def _show_frame(self, on: bool) -> None:
         """The row-name axis and the legend, shown only while a graph is."""

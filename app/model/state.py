@@ -71,6 +71,8 @@ class AppState(QObject):
     attentionChanged = Signal(object)  # HeadAttention | None: the selected head's attention (app.workers.attention)
     historyChanged = Signal(object)  # tuple[HistoryEntry, ...]
     labelsChanged = Signal(object)  # dict
+    nodeHeatChanged = Signal(object)  # app.graph.node_style.NodeHeat | None: a colour overlay on the nodes
+    emphasisChanged = Signal(object)  # frozenset[str] | None: nodes shown bright (focus, filters); None: all
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -87,6 +89,8 @@ class AppState(QObject):
         self.attention = None  # the selected q/k/v node's head: its attention under the current ablations
         self.history: tuple[HistoryEntry, ...] = ()
         self.labels: dict[str, str] = {}
+        self.node_heat = None  # a colour overlay on the nodes (node effects, attributions), or None
+        self.emphasis: frozenset[str] | None = None  # nodes shown bright; every other one dimmed (None: all)
         self.serial = 0  # bumped by every set_bundle (views key their caches on it)
         self._undo: list[Ablation] = []
         self._redo: list[Ablation] = []
@@ -262,6 +266,19 @@ class AppState(QObject):
             self.history = (self.history + (entry,))[-500:]
             self.historyChanged.emit(self.history)
         self.evaluationChanged.emit(evaluation)
+
+    def set_node_heat(self, heat) -> None:
+        """Colour the nodes by ``heat`` (a NodeHeat: values per node id), or back to kinds (None)."""
+        if heat is not self.node_heat:
+            self.node_heat = heat
+            self.nodeHeatChanged.emit(heat)
+
+    def set_emphasis(self, nodes) -> None:
+        """Show only ``nodes`` bright (a focus, a filter), every other node dimmed; None: all bright."""
+        nodes = None if nodes is None else frozenset(nodes)
+        if nodes != self.emphasis:
+            self.emphasis = nodes
+            self.emphasisChanged.emit(nodes)
 
     def set_attention(self, attention) -> None:
         """The selected head's attention under the current ablations (None: no head selected)."""

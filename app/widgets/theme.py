@@ -20,6 +20,7 @@ GOOD = "#7bd389"
 BAD = "#ff6b6b"
 RESIDUAL_LINK = (120, 126, 145, 70)
 QK_LINK = (242, 193, 78, 200)  # a query and its key (the query's gold): dotted arcs, not weights
+HEAT = (255, 196, 61)  # an unsigned node overlay at full strength (app/graph/node_style.py)
 
 # Node colours per site kind (engine.scene.layout.KINDS order: the block sites, then final_resid):
 # residual reads/writes in cool greys, q/k/v in warm-to-green hues, neurons violet, the final

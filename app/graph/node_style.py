@@ -1,0 +1,94 @@
+"""Node fill colours: the kind colours, or a heat overlay, with nodes outside an emphasis set dimmed.
+
+One place decides a node's brush, so overlays compose: :func:`node_brushes` takes the kinds, the
+whole-model view's circuit mask, an optional heat overlay (:class:`NodeHeat`, e.g. node effects or
+attributions: a signed or unsigned value per node id) and an optional emphasis set (focus on a
+neighbourhood, a degree filter: every other node is dimmed). The graph view calls it whenever one of
+them changes (``CircuitView.restyle_nodes``). Knows nothing about threads or the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PySide6.QtGui import QBrush, QColor
+
+from app.widgets import theme
+from engine.scene.layout import GraphData
+
+DIM_ALPHA = 80  # nodes outside the emphasis set, and outside the circuit in the whole-model view
+HEAT_STEPS = 64  # brushes per heat ramp (cached)
+
+
+@dataclass(frozen=True)
+class NodeHeat:
+    """A colour overlay: ``values`` per node id; ``signed`` values use the weight colours (coral > 0,
+    blue < 0) by |value| / scale, unsigned ones one warm ramp. Nodes without a value keep their kind
+    colour, dimmed. ``title`` names what is shown (the legend and tooltips say it)."""
+
+    title: str
+    values: dict = field(default_factory=dict)  # node id -> float
+    signed: bool = True
+
+    def scale(self) -> float:
+        v = np.abs(np.fromiter(self.values.values(), float, len(self.values)))
+        v = v[np.isfinite(v)]
+        return float(v.max()) if len(v) and v.max() > 0 else 1.0
+
+    def array(self, graph: GraphData) -> np.ndarray:
+        """(n,) the value of each node of ``graph`` (NaN where there is none)."""
+        return np.array([self.values.get(i, np.nan) for i in graph.ids], dtype=np.float64).reshape(-1)
+
+
+def _kind_brushes(alpha: int) -> list[QBrush]:
+    out = []
+    for name in theme.KIND_COLORS:
+        c = QColor(name)
+        c.setAlpha(alpha)
+        out.append(QBrush(c))
+    return out
+
+
+_CACHE: dict = {}
+
+
+def _cached(key, build):
+    if key not in _CACHE:
+        _CACHE[key] = build()
+    return _CACHE[key]
+
+
+def heat_brush(value: float, scale: float, signed: bool, alpha: int = 255) -> QBrush:
+    """The overlay's brush for one value: grey at 0, full colour at |value| >= scale."""
+    t = min(1.0, abs(value) / scale) if scale > 0 and np.isfinite(value) else 0.0
+    step = int(round(t * (HEAT_STEPS - 1)))
+    positive = value >= 0 or not signed
+
+    def build() -> QBrush:
+        lo = np.array([90, 94, 108], float)
+        hi = np.array(theme.HEAT if not signed else (theme.POS if positive else theme.NEG), float)
+        r, g, b = (lo + (hi - lo) * step / (HEAT_STEPS - 1)).round().astype(int)
+        return QBrush(QColor(int(r), int(g), int(b), alpha))
+    return _cached(("heat", step, positive, signed, alpha), build)
+
+
+def node_brushes(graph: GraphData, in_circuit: np.ndarray | None = None, heat: NodeHeat | None = None,
+                 emphasis: frozenset | None = None) -> list[QBrush]:
+    """One brush per node of ``graph``: see the module docstring. ``in_circuit`` (whole-model view)
+    dims the nodes outside the circuit; ``emphasis`` (None: all) dims every node not in it."""
+    bright = _cached(("kind", 255), lambda: _kind_brushes(255))
+    dim = _cached(("kind", DIM_ALPHA), lambda: _kind_brushes(DIM_ALPHA))
+    lit = np.ones(graph.n_nodes, bool) if in_circuit is None else np.asarray(in_circuit, bool)
+    if emphasis is not None:
+        lit = lit & np.fromiter((i in emphasis for i in graph.ids), bool, graph.n_nodes)
+    if heat is None:
+        return [bright[k] if on else dim[k] for k, on in zip(graph.kind, lit)]
+    values, scale = heat.array(graph), heat.scale()
+    out = []
+    for k, on, v in zip(graph.kind, lit, values):
+        if np.isnan(v):
+            out.append(dim[k])
+        else:
+            out.append(heat_brush(v, scale, heat.signed, 255 if on else DIM_ALPHA))
+    return out
