@@ -59,6 +59,7 @@ from engine.ablation.setup import make_ablator, run_ablator
 from engine.mechanism.attention import PromptAttention, head_attention, prompt_attention, run_attention
 from engine.mechanism.rank import (NodeEffect, attribution_estimates, exact_effects, rank_circuit, rank_nodes,
                                    rank_whole_model, spearman)
+from engine.mechanism.trace import PairTrace, trace_pair
 
 # -- activation store ----------------------------------------------------------------------------
 from engine.store.activations import ActivationStore, default_store_path, partial_path
@@ -75,6 +76,7 @@ from engine.scene.export import (
     IMAGE_FORMATS as EXPORT_IMAGE_FORMATS, add_export_arguments, check_image_size, check_output, output_paths,
     parse_ablate, write_image, write_view,
 )
+from engine.scene.attribution import edge_attribution, run_trace
 
 __all__ = [
     "UserError", "RunConfig", "make_config", "preset", "preset_names", "run_config_from_dict",
@@ -91,6 +93,7 @@ __all__ = [
     "AblationResult", "Ablator", "Edge", "load_means", "node_means", "BASELINES", "MODES", "make_ablator",
     "run_ablator", "PromptAttention", "head_attention", "prompt_attention", "run_attention",
     "NodeEffect", "attribution_estimates", "exact_effects", "rank_circuit", "rank_nodes", "rank_whole_model", "spearman",
+    "PairTrace", "trace_pair", "edge_attribution", "run_trace",
     "ActivationStore", "default_store_path", "partial_path", "record_store",
     "import_openai", "import_openai_job", "import_viz_circuits", "export_openai_job",
     "EXPORT_DEFAULT_SIZE", "EXPORT_FORMATS", "EXPORT_GUI_MESSAGE", "EXPORT_IMAGE_FORMATS", "add_export_arguments",

@@ -265,6 +265,18 @@ class Ablator:
 
     # ------------------------------------------------------------------ public
 
+    @contextlib.contextmanager
+    def intervened(self, nodes: Iterable = (), edges: Iterable = (), mode: str = "mean", baseline: str = "full",
+                   circuit_mode: str | None = None, rows: torch.Tensor | None = None) -> Iterator[GPT]:
+        """Within this block the private model runs ablated as :meth:`evaluate` would (the baseline,
+        ``nodes`` replaced by ``mode`` values, ``edges`` zeroed), for forwards of the sequences ``rows``
+        (all: None; resample values are per sequence). Holds the ablator's lock. Yields the model."""
+        ns, es = self._parse(nodes, edges)
+        complement = self._complement_mode(baseline, circuit_mode)
+        with self._lock, intervene(self._hooks(ns, mode, baseline, complement, rows)):
+            with zeroed_weights(self.model, es):
+                yield self.model
+
     def _parse(self, nodes: Iterable, edges: Iterable) -> tuple[list[NodeId], list[Edge]]:
         ns = [n if isinstance(n, NodeId) else NodeId.parse(str(n)) for n in nodes]
         for n in ns:

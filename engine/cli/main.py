@@ -421,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.cli.export import register as register_export_command
     from engine.cli.interop import register as register_interop_commands
     from engine.cli.mechanism import register as register_mechanism_commands
+    from engine.cli.mechanism import register_trace
     from engine.cli.rank import register as register_rank_command
     from engine.cli.store import register as register_store_commands
 
@@ -437,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_interop_commands(sub)
     register_rank_command(sub)
     register_mechanism_commands(sub)
+    register_trace(sub)
     _add_bench(sub)
     return p
 

@@ -1,5 +1,7 @@
 """``circuit-engine attention``: where one head looks from the last position of each held-out prompt
-(:mod:`engine.mechanism.attention`). Knows nothing about Qt."""
+(:mod:`engine.mechanism.attention`); ``circuit-engine trace``: one pair at every position, with node
+effects and weight attributions (:mod:`engine.mechanism.trace`, :mod:`engine.scene.attribution`).
+Knows nothing about Qt."""
 
 from __future__ import annotations
 
@@ -50,3 +52,67 @@ def register(sub: Any) -> None:
     at.add_argument("--json", action="store_true",
                     help="one JSON object: per prompt its tokens, the weights over them (same length) and the sink's")
     at.set_defaults(func=cmd_attention, printer=_print_attention)
+
+
+# ---------------------------------------------------------------------------------------------
+# circuit-engine trace: one pair at every position, node effects and weight attributions
+
+
+def cmd_trace(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.errors import UserError
+    from engine.scene.attribution import run_trace
+
+    if args.pairs < 1 or args.pairs > 10_000:
+        raise UserError(f"--pairs must be in 1..10,000, got {args.pairs}")
+    if not 1 <= args.top <= 100_000:
+        raise UserError(f"--top must be in 1..100,000, got {args.top}")
+    ablate = [n for n in (args.ablate or "").split(",") if n.strip()]
+    return run_trace(args.run, args.task, args.pair, args.pairs, args.circuit, args.baseline, ablate, args.mode,
+                     args.node or [], args.top, args.task_file)
+
+
+def _print_trace(r: dict[str, Any]) -> None:
+    where = f"circuit {r['circuit']} (the rest ablated)" if r["baseline"] == "circuit" else "the full model"
+    extra = f", with {', '.join(r['ablated'])} ablated ({r['mode']})" if r["ablated"] else ""
+    ld = r["logit_diff"]
+    print(f"pair {r['pair']} of {r['pairs']} held-out pairs of {r['task']}, {where}{extra}: "
+          f"logit diff (target - foil) A {ld['A']:+.3f}, B {ld['B']:+.3f}")
+    for side in "AB":
+        print(f"  {side}: {''.join(r['tokens'][side])!r}")
+    for node, sides in r["nodes"].items():
+        print(f"{node} at every position:")
+        for side in "AB":
+            vals = "  ".join(f"{t!r}:{v:+.3f}" for t, v in zip(r["tokens"][side], sides[side]) if v)
+            print(f"  {side}  {vals or '(0 at every position)'}")
+    print(f"node effects on the logit diff (attribution-patching estimate of ablating each alone, "
+          f"{r['mode']}; largest {len(r['effects_estimated'])}):")
+    for e in r["effects_estimated"]:
+        print(f"  {e['node']:<28} A {e['A']:+.3f}  B {e['B']:+.3f}")
+    if r["edges"]:
+        print(f"circuit weights by attribution on this pair (weight x source signal; largest |A - B| first, "
+              f"{len(r['edges'])} weights; --json has all):")
+        for e in r["edges"][:10]:
+            print(f"  {e['src']} -> {e['dst']}  w {e['weight']:+.3f}  A {e['A']:+.3f}  B {e['B']:+.3f}")
+
+
+def register_trace(sub: Any) -> None:
+    """Add ``trace`` (``sub`` from ``ArgumentParser.add_subparsers``)."""
+    from engine.ablation.modes import MODES
+
+    tr = sub.add_parser("trace", help="one held-out pair at every position: node values, node effects and "
+                                      "weight attributions")
+    tr.add_argument("run", help="run folder or name (e.g. demo)")
+    tr.add_argument("--task", help="built-in task name")
+    tr.add_argument("--task-file", help="a task file (JSON) instead of --task")
+    tr.add_argument("--pair", type=int, default=0, help="which held-out pair (default 0)")
+    tr.add_argument("--pairs", type=int, default=24, help="held-out pairs drawn, as in the app (default 24)")
+    tr.add_argument("--circuit", help="a circuit name or file of this run (its weights get attributions)")
+    tr.add_argument("--baseline", choices=["full", "circuit"], default="full",
+                    help="the full model, or the circuit with the rest ablated (needs --circuit)")
+    tr.add_argument("--ablate", help="nodes to ablate, comma-separated")
+    tr.add_argument("--mode", choices=list(MODES), default="mean",
+                    help="ablation of --ablate and of the estimated effects (default mean)")
+    tr.add_argument("--node", action="append", help="a node to show at every position (repeatable)")
+    tr.add_argument("--top", type=int, default=10, help="how many node effects to list (default 10)")
+    tr.add_argument("--json", action="store_true", help="one JSON object")
+    tr.set_defaults(func=cmd_trace, printer=_print_trace)

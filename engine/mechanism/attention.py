@@ -15,8 +15,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from engine.ablation.ablator import Ablator, zeroed_weights
-from engine.ablation.core import group_nodes, keep_masks_from_nodes, mask_hooks
+from engine.ablation.ablator import Ablator
 from engine.ablation.modes import circuit_mode_for
 from engine.errors import UserError
 from engine.sites import intervene, site_name
@@ -59,7 +58,6 @@ def head_attention(ablator: Ablator, layer: int, head: int, nodes: Iterable = ()
     weights zeroed, as a click on a weight does). Positions after a prompt's end have weight 0."""
     model, cfg = ablator.model, ablator.cfg
     check_head(cfg, layer, head)
-    ns, es = ablator._parse(nodes, edges)
     captured: dict[str, torch.Tensor] = {}
 
     def keep(kind: str):
@@ -68,13 +66,10 @@ def head_attention(ablator: Ablator, layer: int, head: int, nodes: Iterable = ()
             return x
         return hook
 
-    complement = ablator._complement_mode(baseline, circuit_mode_for(mode))  # as the app's clicks do
-    extra = mask_hooks(keep_masks_from_nodes(model, ablated=group_nodes(ns)), ablator.values(mode))
     recorders = {site_name(layer, k): keep(k) for k in ("attn.q", "attn.k")}
-    with ablator._lock, intervene(ablator._baseline_hooks(baseline, complement)), intervene(extra), \
-            intervene(recorders):
-        with zeroed_weights(model, es):
-            model.run_from(0, model.embed(ablator.tokens), ablator.tokens, stop=2 * layer + 1)
+    # zero and resample clicks ablate the rest of the model that way too, as in the app
+    with ablator.intervened(nodes, edges, mode, baseline, circuit_mode_for(mode)), intervene(recorders):
+        model.run_from(0, model.embed(ablator.tokens), ablator.tokens, stop=2 * layer + 1)
     att = model.blocks[layer].attn
     pattern = att.pattern(captured["attn.q"], captured["attn.k"])[:, head]  # (N, T, T)
     rows = torch.arange(ablator.n, device=pattern.device)
