@@ -418,6 +418,7 @@ def _add_bench(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from engine.cli.compare import register as register_compare_commands
     from engine.cli.dist import register as register_dist_commands
+    from engine.cli.diff import register as register_diff_command
     from engine.cli.export import register as register_export_command
     from engine.cli.interop import register as register_interop_commands
     from engine.cli.mechanism import register as register_mechanism_commands
@@ -435,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_compare_commands(sub, prune_options)
     register_store_commands(sub)
     register_export_command(sub)
+    register_diff_command(sub)
     register_interop_commands(sub)
     register_rank_command(sub)
     register_mechanism_commands(sub)
