@@ -22,8 +22,11 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QObject, Signal
 
 from engine.ablation.modes import BASELINES, MODES
+from engine.scene.focus import FocusSettings
+from engine.scene.attribution import SIDES
 
 VIEWS = ("circuit", "model")
+EDGE_MODES = ("weight", "attribution")
 DEFAULTS = {"view": "circuit", "mode": "mean", "baseline": "circuit"}  # what a newly opened run starts from
 
 
@@ -68,11 +71,14 @@ class AppState(QObject):
     pairChanged = Signal(int)
     thresholdChanged = Signal(float)
     evaluationChanged = Signal(object)  # Evaluation | None
-    attentionChanged = Signal(object)  # HeadAttention | None: the selected head's attention (app.workers.attention)
+    traceChanged = Signal(object)  # TraceResult | None: the selected pair traced (app.workers.trace)
+    edgeModeChanged = Signal(str)  # "weight" | "attribution" (and the side shown: AppState.side)
     historyChanged = Signal(object)  # tuple[HistoryEntry, ...]
     labelsChanged = Signal(object)  # dict
     nodeHeatChanged = Signal(object)  # app.graph.node_style.NodeHeat | None: a colour overlay on the nodes
     emphasisChanged = Signal(object)  # frozenset[str] | None: nodes shown bright (focus, filters); None: all
+    focusChanged = Signal(object)  # engine.scene.focus.FocusSettings: focus on the selection, minimum degree
+    diffChanged = Signal(object)  # engine.scene.focus.DiffView | None: the circuit compared with another
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -86,11 +92,15 @@ class AppState(QObject):
         self.thresholds = {v: 0.0 for v in VIEWS}  # each view's own |w| threshold
         self._chosen = {"view": self.view, "baseline": self.baseline}  # the user's, kept over forced ones
         self.evaluation = None
-        self.attention = None  # the selected q/k/v node's head: its attention under the current ablations
+        self.trace = None  # the selected pair traced under the current ablations (app.workers.trace)
+        self.edge_mode = "weight"  # what edges show: their weights, or their attribution on the pair
+        self.side = "A"  # attribution: side A, B or A-B (engine.scene.attribution.SIDES)
         self.history: tuple[HistoryEntry, ...] = ()
         self.labels: dict[str, str] = {}
         self.node_heat = None  # a colour overlay on the nodes (node effects, attributions), or None
         self.emphasis: frozenset[str] | None = None  # nodes shown bright; every other one dimmed (None: all)
+        self.focus = FocusSettings()  # kept over runs and tasks, like the ablation mode
+        self.diff = None  # the circuit view compares the circuit with another (a DiffView), or None
         self.serial = 0  # bumped by every set_bundle (views key their caches on it)
         self._undo: list[Ablation] = []
         self._redo: list[Ablation] = []
@@ -113,7 +123,7 @@ class AppState(QObject):
         self._redo.clear()
         self.ablation = Ablation(action="loaded")
         self.evaluation = None
-        self.attention = None
+        self.trace = None
         self.selected = None
         self.pair = 0
         self.thresholds = {v: 0.0 for v in VIEWS}
@@ -141,6 +151,8 @@ class AppState(QObject):
         """The graph on screen: the circuit's, or the whole model's."""
         if self.bundle is None:
             return None
+        if self.view == "circuit" and self.diff is not None:
+            return self.diff.graph
         if self.view == "circuit" and self.bundle.circuit_graph is not None:
             return self.bundle.circuit_graph
         return self.bundle.model_graph
@@ -273,6 +285,19 @@ class AppState(QObject):
             self.node_heat = heat
             self.nodeHeatChanged.emit(heat)
 
+    def set_focus(self, focus: FocusSettings) -> None:
+        """Focus on the selection (and its hops) and the minimum degree (app/model/focus.py dims the rest)."""
+        if focus != self.focus:
+            self.focus = focus
+            self.focusChanged.emit(focus)
+
+    def set_diff(self, diff) -> None:
+        """Compare the circuit with another (a DiffView of this bundle's circuit), or stop (None); the
+        circuit view then shows their union (``graph``)."""
+        if diff is not self.diff:
+            self.diff = diff
+            self.diffChanged.emit(diff)
+
     def set_emphasis(self, nodes) -> None:
         """Show only ``nodes`` bright (a focus, a filter), every other node dimmed; None: all bright."""
         nodes = None if nodes is None else frozenset(nodes)
@@ -280,7 +305,22 @@ class AppState(QObject):
             self.emphasis = nodes
             self.emphasisChanged.emit(nodes)
 
-    def set_attention(self, attention) -> None:
-        """The selected head's attention under the current ablations (None: no head selected)."""
-        self.attention = attention
-        self.attentionChanged.emit(attention)
+    def set_trace(self, trace) -> None:
+        """The selected pair traced under the current ablations (a TraceResult)."""
+        self.trace = trace
+        self.traceChanged.emit(trace)
+
+    def set_edge_mode(self, mode: str, side: str | None = None) -> None:
+        """Edges show their ``weight`` or their ``attribution`` on the selected pair (``side`` A, B
+        or A-B; None keeps the side)."""
+        if mode not in EDGE_MODES or (side is not None and side not in SIDES):
+            raise ValueError((mode, side))
+        side = self.side if side is None else side
+        if (mode, side) != (self.edge_mode, self.side):
+            self.edge_mode, self.side = mode, side
+            self.edgeModeChanged.emit(mode)
+
+    def current_trace(self):
+        """The trace on screen if it was made for the selected pair, else None."""
+        t = self.trace
+        return t if t is not None and t.trace is not None and t.request.pair == self.pair else None

@@ -2,7 +2,8 @@
 weights marked ● and bold), top and bottom examples from the activation store with per-token
 heatmaps (each cut to the panel's width around its marked peak token, peaks in one column, redrawn
 when the panel is resized), task A/B activations and a histogram; above the tabs, for a q, k or v
-node, its head's attention over the selected pair's prompts (:mod:`app.panels.attention`).
+node on the selected pair at every position and, for a q, k or v node, its head's attention
+(:mod:`app.panels.pair_strips`; the full pattern in :mod:`app.panels.pattern`).
 
 Without an activation store the examples tab offers a button that records one in the background;
 the panel fills in when it is ready (the window's controller owns the job and calls :meth:`set_store`).
@@ -22,7 +23,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHeaderView, QLab
 
 from app.widgets import theme
 from engine.scene.layout import KINDS
-from app.panels.attention import AttentionStrip
+from app.panels.pair_strips import PairStrips
 from app.panels.token_html import PREFIX_CHARS, examples_html
 
 MAX_EDGES = 60  # rows per table besides the circuit's own weights (always listed)
@@ -69,8 +70,10 @@ class InspectorView(QWidget):
         self._examples: tuple | None = None  # (top, bottom, scale) of the node shown, redrawn on resize
         self._chars = 0  # the characters per example line they were drawn with
         self._circuit_edges: tuple[object, frozenset[str]] = (None, frozenset())  # (bundle, its circuit's weights)
+        self.pattern = None  # the full attention pattern's window, when open
         header = self._build_header()
-        self.attention = AttentionStrip(state)  # a q/k/v node's head: where it attends (app.panels.attention)
+        self.strips = PairStrips(state)  # the node at every position of the pair; a head's attention
+        self.strips.patternRequested.connect(self._show_pattern)
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_examples(), "Examples")
         self.tabs.addTab(self._build_weights(), "Weights")
@@ -80,7 +83,7 @@ class InspectorView(QWidget):
         layout.addWidget(self.title)
         layout.addLayout(header)
         layout.addWidget(self.stats)
-        layout.addWidget(self.attention)
+        layout.addWidget(self.strips)
         layout.addWidget(self.tabs, 1)
         state.selectionChanged.connect(self.show_node)
         state.bundleChanged.connect(self._on_bundle)
@@ -187,6 +190,14 @@ class InspectorView(QWidget):
     def _on_labels(self, labels) -> None:
         if self.node is not None and not self.label_edit.hasFocus():
             self.label_edit.setText(labels.get(self.node, ""))
+
+    @Slot(int, int)
+    def _show_pattern(self, layer: int, head: int) -> None:
+        """The head's full pattern on the pair, in a window of its own (one per head, kept while open)."""
+        from app.panels.pattern import PatternDialog
+
+        self.pattern = PatternDialog(self.state, layer, head, self)
+        self.pattern.show()
 
     @Slot(int)
     def _on_pair(self, pair: int) -> None:

@@ -6,8 +6,8 @@ a setup back until the window's first paint (the worker's engine import would ot
 it), keeps a session for the bundle it waits for (a failed load forgets it), hands the arriving
 bundle to the window (``show_bundle``), reports a failed load (a hint in the Log dock for the demo
 opened at start, a dialog otherwise) and emits ``ready`` once a loaded run's graph and first
-evaluation are on screen, and the selected head's attention when a q, k or v node is selected
-(``--screenshot`` and the tests wait for it). Knows nothing about docks or
+evaluation are on screen, and the selected pair's trace when something shows it (a selected node,
+attribution edges; ``--screenshot`` and the tests wait for it). Knows nothing about docks or
 the engine.
 """
 
@@ -52,7 +52,7 @@ class RunLoader(QObject):
         view.drawn.connect(self._check_ready)
         # Connected after the window's controller: ready follows the first result's status and Log line.
         state.evaluationChanged.connect(self._check_ready)
-        state.attentionChanged.connect(self._check_ready)
+        state.traceChanged.connect(self._check_ready)
 
     def start(self, spec: SetupSpec, *, default: bool = False) -> None:
         """Load ``spec`` (the newest load wins); ``default``: the bundled demo opened at start."""
@@ -101,6 +101,6 @@ class RunLoader(QObject):
     @Slot()
     def _check_ready(self, *args) -> None:
         if (not self._ready_sent and self._state.bundle is not None and self._state.evaluation is not None
-                and self._view.is_drawn and not self._service.busy_setup and not self._service.attention.pending):
+                and self._view.is_drawn and not self._service.busy_setup and not self._service.trace.pending):
             self._ready_sent = True
             self.ready.emit()

@@ -19,9 +19,9 @@ processed before evaluations); it bumps a generation number so that evaluations 
 are dropped too. The window shows a loaded bundle (``setupDone``) by calling ``AppState.set_bundle``,
 whose signals ask for the first evaluation.
 
-The selected q/k/v node's head attention (:mod:`app.workers.attention`) is a third slot of the same
-worker, drained after ``eval`` and asked for only once the metrics are in, so it never delays them
-more than one computation already running when a click comes.
+The selected pair's trace (:mod:`app.workers.trace`: positions, attention, attributions) is a third
+slot of the same worker, drained after ``eval`` and asked for only once the metrics are in, so it
+never delays them more than one computation already running when a click comes.
 
 The worker imports the engine lazily (torch is imported in the worker thread, after the window's
 first paint). Closing: :meth:`AblationService.shutdown` stops the worker and waits for its thread.
@@ -37,7 +37,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from engine.ablation.modes import circuit_mode_for
 from engine.scene.bundle import Bundle, RunCache, SetupSpec, load_bundle
-from app.workers.attention import AttentionFollower, AttentionRequest, compute_attention
+from app.workers.trace import TraceFollower, TraceRequest, compute_trace
 from app.workers.latest import Done, Failed, LatestWorker, WorkerThread
 
 COALESCE_MS = 0
@@ -71,7 +71,7 @@ class Evaluation:
 class AblationWorker(LatestWorker):
     """Lives in its own thread; owns the run cache and the Ablator."""
 
-    SLOTS = ("setup", "eval", "attention")  # drained in this order: metrics before attention
+    SLOTS = ("setup", "eval", "trace")  # drained in this order: metrics before the pair's trace
 
     def __init__(self) -> None:
         super().__init__()
@@ -87,8 +87,8 @@ class AblationWorker(LatestWorker):
             return bundle
         if request.generation != self._generation or self._ablator is None:
             return None  # made for a setup that has been replaced: nobody wants it
-        if kind == "attention":
-            return compute_attention(self._ablator, request)
+        if kind == "trace":
+            return compute_trace(self._ablator, request)
         ab, cm = self._ablator, request.circuit_mode
         result = ab.evaluate(request.nodes, request.edges, request.mode, request.baseline, circuit_mode=cm)
         if ab.circuit is not None and cm not in self._alone:
@@ -127,7 +127,7 @@ class AblationService(QObject):
         state.ablationChanged.connect(self._on_ablation)
         state.modeChanged.connect(self._on_mode)
         state.baselineChanged.connect(self._on_baseline)
-        self.attention = AttentionFollower(state, self)  # after the connections above: metrics first
+        self.trace = TraceFollower(state, self)  # after the connections above: metrics first
 
     # -- setup ------------------------------------------------------------------------------
     def load(self, spec: SetupSpec) -> int:
@@ -153,9 +153,9 @@ class AblationService(QObject):
         """Whether an evaluation is waiting to be posted or has not come back yet."""
         return self._pending is not None or self._latest_id != self._answered
 
-    def post_attention(self, request: AttentionRequest) -> None:
-        """Ask the worker for a head's attention (:mod:`app.workers.attention`; newest wins)."""
-        self._worker.post("attention", request)
+    def post_trace(self, request: TraceRequest) -> None:
+        """Ask the worker for the pair's trace (:mod:`app.workers.trace`; newest wins)."""
+        self._worker.post("trace", request)
 
     # -- the state's changes become requests ----------------------------------------------------
     @Slot(object)
@@ -213,9 +213,9 @@ class AblationService(QObject):
             if self._pending is not None:
                 self._flush()
             return
-        if done.kind == "attention":
+        if done.kind == "trace":
             if done.request.generation == self._active:
-                self.attention.on_result(done.result)
+                self.trace.on_result(done.result)
             return
         request: EvalRequest = done.request
         if request.id == self._latest_id:
@@ -235,8 +235,8 @@ class AblationService(QObject):
             if failed.request.generation == self._generation:  # the worker keeps the old setup
                 self.busy_setup = False
                 self.setupFailed.emit(failed)
-        elif failed.kind == "attention":
-            self.attention.on_failed(failed.request, failed.message)
+        elif failed.kind == "trace":
+            self.trace.on_failed(failed.request, failed.message)
         elif failed.request.id == self._latest_id:
             self._answered = failed.request.id
             self.evalFailed.emit(failed)
