@@ -24,12 +24,15 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal, Slot
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from app.graph import focus_style
 from app.graph import items as gi
 from app.graph.captions import CaptionLayer
 from app.graph.edges import EdgeLayer
 from app.graph.node_style import node_brushes
+from app.graph.token_row import B_ROW_Y, TokenRow
+from app.workers.trace import head_of
 from app.widgets import theme
-from engine.scene.layout import GraphData, io_edges, logit_positions, qk_arcs, row_gaps, token_positions
+from engine.scene.layout import GraphData, io_edges, logit_positions, row_gaps, token_positions
 from engine.scene.snapshot import counted
 
 
@@ -113,13 +116,16 @@ class CircuitView(QWidget):
                              (state.ablationChanged, self._show_ablation),
                              (state.selectionChanged, self._show_selection),
                              (state.pairChanged, self._show_io), (state.thresholdChanged, self._set_threshold),
-                             (state.nodeHeatChanged, self.restyle_nodes), (state.emphasisChanged, self.restyle_nodes)):
+                             (state.nodeHeatChanged, self.restyle_nodes), (state.emphasisChanged, self.restyle_nodes),
+                             (state.traceChanged, self._paint_tokens), (state.selectionChanged, self._paint_tokens)):
             signal.connect(slot)
+        state.diffChanged.connect(self._rebuild)  # the circuit view shows a diff's union (app/graph/focus_style.py)
 
     def _build_items(self) -> None:
         vb = self.vb
         self.resid = pg.PlotDataItem(pen=pg.mkPen(theme.RESIDUAL_LINK, width=1), connect="pairs")
         self.qk = pg.PlotDataItem(pen=pg.mkPen(theme.QK_LINK, width=1.3, style=Qt.PenStyle.DotLine), connect="pairs")
+        self.qk_dim = focus_style.dim_qk_item()  # q-k arcs outside a focus
         self.io_items = [pg.PlotDataItem(connect="pairs") for _ in range(2)]
         self.cut_edges = pg.PlotDataItem(pen=pg.mkPen(theme.ABLATED, width=2, style=Qt.PenStyle.DashLine),
                                          connect="pairs")
@@ -131,14 +137,15 @@ class CircuitView(QWidget):
         self.ring = PassiveScatter(symbol="o", brush=None, pen=pg.mkPen(theme.SELECTED, width=2.5))
         self.io_nodes = pg.ScatterPlotItem(hoverable=True, tip=self._io_tip, size=12,
                                            pen=pg.mkPen(theme.TEXT, width=1.5), brush=pg.mkBrush(theme.PANEL))
-        for z, item in enumerate((self.resid, self.qk, *self.io_items, self.cut_edges, self.nodes, self.cut_marks,
+        for z, item in enumerate((self.resid, self.qk_dim, self.qk, *self.io_items, self.cut_edges, self.nodes, self.cut_marks,
                                   self.ablated, self.ring, self.io_nodes)):
             item.setZValue(2 + z)
             vb.addItem(item)
         self.edges = EdgeLayer(vb, self)
         self.nodes.sigClicked.connect(self._on_node_click)
         self.nodes.sigHovered.connect(self._on_hover)
-        self.texts: list[pg.TextItem] = []  # input tokens and logit names
+        self.texts: list[pg.TextItem] = []  # the target logits' names
+        self.tokens = TokenRow(vb, lambda *a: self._add_text(*a, mono=True))  # prompts A and B
         self.captions = CaptionLayer(vb, self)  # node captions
         self._key: tuple | None = None
         self._sizes = np.zeros(0)  # (n,) node diameters in pixels at the current zoom
@@ -159,7 +166,8 @@ class CircuitView(QWidget):
         self.captions.set_graph(graph, enabled=True)
         if graph is None:
             self._clear_texts(self.texts)
-            for item in (self.resid, self.qk, self.nodes, self.ablated, self.ring, self.io_nodes, self.cut_marks,
+            self.tokens.clear()
+            for item in (self.resid, self.qk, self.qk_dim, self.nodes, self.ablated, self.ring, self.io_nodes, self.cut_marks,
                          self.cut_edges, *self.io_items):
                 item.setData([], [])
             self.edges.set_edges(np.zeros((0, 4)), np.zeros(0, np.float32), np.zeros(0, np.int64))
@@ -183,22 +191,25 @@ class CircuitView(QWidget):
         self.edges.set_edges(segs, graph.weight, np.arange(graph.n_edges), self.state.threshold)
         links = graph.pos[graph.resid.reshape(-1)] if len(graph.resid) else np.zeros((0, 2))
         self.resid.setData(links[:, 0], links[:, 1], connect="pairs")
-        arcs = qk_arcs(graph.pos, graph.qk).reshape(-1, 2)
-        self.qk.setData(arcs[:, 0], arcs[:, 1], connect="pairs")
-        self.plot.getAxis("left").setTicks([graph.row_labels(), []])
+        focus_style.restyle_links(self)  # q-k arcs; a diff's colours, a focus's faint weights
+        rows = [(y, "prompt A" if y == 0.0 else name) for y, name in graph.row_labels()]
+        self.plot.getAxis("left").setTicks([rows + [(B_ROW_Y, "prompt B")], []])
         self._update_header(view)
         self._show_io()
         self._show_ablation()
         self._show_selection(self.state.selected, center=False)
 
     def _brushes(self) -> list:
-        return node_brushes(self.graph, self._in_circuit, self.state.node_heat, self.state.emphasis)
+        return node_brushes(self.graph, self._in_circuit, self.state.node_heat, self.state.emphasis,
+                            focus_style.categories(self.state, self.graph))
 
     @Slot()
     def restyle_nodes(self, *args) -> None:
-        """Node fills again after the heat overlay or the emphasis set changed (app/graph/node_style.py)."""
+        """Node fills again after the heat overlay or the emphasis set changed (app/graph/node_style.py),
+        and the weights and q-k arcs between bright nodes (app/graph/focus_style.py)."""
         if self.graph is not None:
             self.nodes.setBrush(self._brushes())
+            focus_style.restyle_links(self)
 
     def _show_frame(self, on: bool) -> None:
         """The row-name axis and the legend, shown only while a graph is."""
@@ -256,7 +267,9 @@ class CircuitView(QWidget):
     def _update_header(self, view: str) -> None:
         b, g = self.state.bundle, self.graph
         task = b.task.name
-        if b.circuit is None:
+        if focus_style.diff_header(self.state, g):
+            text = focus_style.diff_header(self.state, g)
+        elif b.circuit is None:
             text = (f"<b>{b.run_name}</b> · task <b>{task}</b> · whole model ({g.n_nodes:,} nodes, "
                     f"{g.n_edges:,} weights). <span style='color:{theme.MUTED}'>No circuit for this task "
                     f"yet: Circuits &gt; Prune a task… finds one</span>")
@@ -278,19 +291,15 @@ class CircuitView(QWidget):
             return
         tv, pair = bundle.task_view, self.state.pair
         a, b = 2 * pair, 2 * pair + 1
-        toks = tv.tokens[a]
-        xs = token_positions(graph.width, len(toks))
-        shown = toks[len(toks) - len(xs):]
-        for x, tok in zip(xs, shown):
-            self.texts.append(self._add_text(gi.visible_token(tok), (x, 0.0), (0.5, 0.5), theme.TEXT, 9.0,
-                                             mono=True))
+        self.tokens.show(graph.width, tv.tokens[a], tv.tokens[b], gi.visible_token)
         lx = logit_positions(graph.width)
         for x, s, side in zip(lx, (tv.target_str[a], tv.target_str[b]), "AB"):
             self.texts.append(self._add_text(f"{side}: {gi.visible_token(s)}", (x, graph.top), (0.5, 1.25),
                                              theme.TEXT, 11.0, mono=True))
-        token_x = float(xs[-1]) if len(xs) else 0.0
+        token_x = self.tokens.x_last
         io_pos = np.array([[token_x, 0.0], [lx[0], graph.top], [lx[1], graph.top]])
-        self.captions.set_io(io_pos, self.texts)
+        self.captions.set_io(io_pos, self.tokens.items + self.texts)
+        self._paint_tokens()
         self.io_nodes.setData(pos=io_pos, data=np.arange(3), symbol=["s", "o", "o"], size=[22, 14, 14],
                               brush=[pg.mkBrush(None), pg.mkBrush(theme.PANEL), pg.mkBrush(theme.PANEL)])
         segs, w = io_edges(graph, tv.embed[a], tv.unembed[a], tv.unembed[b], token_x)
@@ -300,6 +309,20 @@ class CircuitView(QWidget):
             sel = segs[(w > 0) == positive]
             item.setPen(pg.mkPen(theme.weight_color(positive, 90), width=1, style=Qt.PenStyle.DotLine))
             item.setData(sel[:, [0, 2]].ravel(), sel[:, [1, 3]].ravel(), connect="pairs")
+
+    @Slot()
+    def _paint_tokens(self, *args) -> None:
+        """The selected node's activation at every position of A and B as the tokens' backgrounds, and
+        for a q/k/v node its head's attention from the last position as gold frames (app/graph/token_row.py)."""
+        t, node = self.state.current_trace(), self.state.selected
+        values = attention = None
+        if self.graph is not None and t is not None and node is not None:
+            tr = t.trace
+            values = tr.positions(node)
+            head = head_of(node, tr.d_head)
+            if head is not None:
+                attention = tr.pattern(*head)[np.arange(2), tr.last]  # (2, T)
+        self.tokens.paint(values, attention)
 
     @Slot()
     def _show_ablation(self, *args) -> None:
@@ -355,10 +378,11 @@ class CircuitView(QWidget):
         half = self.graph.width / 2
         tv = self.state.bundle.task_view if self.state.bundle is not None else None
         if tv is not None and len(tv.tokens):  # a small circuit is narrower than its input tokens
-            xs = token_positions(self.graph.width, len(tv.tokens[min(2 * self.state.pair, len(tv.tokens) - 1)]))
+            rows = tv.tokens[2 * self.state.pair:2 * self.state.pair + 2]
+            xs = token_positions(self.graph.width, max(len(t) for t in rows) if rows else 0)
             half = max(half, float(np.abs(xs).max()) if len(xs) else 0.0)
         half += 1.0
-        lo, hi = -0.6, self.graph.top + 1.1  # the legend is above the plot, not in it
+        lo, hi = B_ROW_Y - 0.55, self.graph.top + 1.1  # prompt B's row at the bottom; the legend is above the plot
         self.vb.setRange(xRange=(-half, half), yRange=(lo, hi), padding=0.02)
 
     def center_on(self, node: str) -> None:
@@ -380,7 +404,8 @@ class CircuitView(QWidget):
         i = int(data)
         node = self.graph.ids[i]
         return gi.node_tooltip(self.graph, i, self.state.bundle, self.state.pair, self.state.labels,
-                               node in self.state.ablation.nodes, self._degrees)
+                               node in self.state.ablation.nodes, self._degrees) + \
+            focus_style.tip_line(self.state, self.graph, i)
 
     def _io_tip(self, x, y, data) -> str:
         tv, pair = self.state.bundle.task_view, self.state.pair

@@ -246,7 +246,8 @@ class InspectorView(QWidget):
         n = g.index[node]
         in_c = b.circuit is not None and node in {str(x) for x in b.circuit.nodes}
         self.stats.setText(
-            f"mean {float(b.means[site][i]):+.4f} · pair {pair}: A {vals[2 * pair]:+.4f}, B {vals[2 * pair + 1]:+.4f}"
+            f"mean {float(b.means[site][i]):+.4f} · pair {pair}, full model, last token: A {vals[2 * pair]:+.4f}, "
+            f"B {vals[2 * pair + 1]:+.4f}"
             f" · {int(np.sum(g.dst == n))} weights in, {int(np.sum(g.src == n))} out"
             + (" · in circuit" if in_c else (" · not in circuit" if b.circuit is not None else "")))
 

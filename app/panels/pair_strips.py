@@ -128,7 +128,7 @@ class PairStrips(QTextBrowser):
         lines = [f"<b>every position</b> <span style='{muted}'>· pair {self.state.pair}{updating}</span>"]
         scale = max((float(np.abs(v).max()) for _s, _t, v in rows if len(v)), default=0.0) or 1.0
         for side, toks, vals in rows:
-            top = int(np.argmax(np.abs(vals)))
+            top = len(vals) - 1 - int(np.argmax(np.abs(vals[::-1])))  # of equal values, the latest
             fits = sum(len(shown(t)) for t in toks) <= chars
             lines.append(strip_line(f"{side}{float(vals[top]):+7.2f} │ ", toks, vals, top, scale,
                                     None if fits else chars))

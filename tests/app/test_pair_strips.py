@@ -136,3 +136,28 @@ def test_the_full_pattern_opens_on_demand_and_follows_ablations(qtbot, demo_wind
     assert np.abs(dlg.matrices()[0] - mats[0]).max() > 0.05
     dlg.close()
     assert errors == []
+
+
+def test_the_graph_token_rows_show_both_prompts_and_the_selected_node(qtbot, demo_window, errors) -> None:
+    """Prompt B is drawn under prompt A; a selected node colours each token by its value there, and a
+    head's node frames the tokens its head attends to (strongest on the opening quote)."""
+    from engine.scene.layout import MAX_TOKENS
+
+    win = demo_window
+    rows, tv = win.view.tokens, win.state.bundle.task_view
+    assert len(rows.side_items(0)) == min(len(tv.tokens[0]), MAX_TOKENS)
+    assert len(rows.side_items(1)) == min(len(tv.tokens[1]), MAX_TOKENS)
+    assert max(rows.shown_fill(0) + rows.shown_frame(0)) == 0  # nothing selected: plain tokens
+    t = _wait_trace(qtbot, win, lambda: win.state.select(HEAD6_K[11]))
+    for side in (0, 1):
+        frames, items = rows.shown_frame(side), rows.side_items(side)
+        assert max(frames) > 0
+        assert items[int(np.argmax(frames))].textItem.toPlainText() in ('"', "'")
+        vals = np.nan_to_num(t.trace.positions(HEAD6_K[11])[side, :t.trace.lengths[side]])[-len(items):]
+        fills = rows.shown_fill(side)
+        assert (np.array(fills) > 0).tolist() == (np.abs(vals) > 1e-3 * np.abs(vals).max()).tolist()
+    win.state.select("blocks.0.mlp.neuron:43")  # not a head: no frames once its trace is drawn
+    qtbot.waitUntil(lambda: max(rows.shown_frame(0)) == 0, timeout=LOAD_TIMEOUT_MS)
+    win.state.select(None)
+    assert max(rows.shown_fill(0) + rows.shown_frame(1)) == 0
+    assert errors == []
