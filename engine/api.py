@@ -76,6 +76,9 @@ from engine.scene.export import (
     IMAGE_FORMATS as EXPORT_IMAGE_FORMATS, add_export_arguments, check_image_size, check_output, output_paths,
     parse_ablate, write_image, write_view,
 )
+from engine.scene.diff import bundle_partner, circuit_names, resolve_circuit, run_diff
+from engine.scene.focus import (CircuitDiff, DiffView, FocusSettings, circuit_diff, degree_mask, diff_view, emphasis,
+                                neighbourhood)
 from engine.scene.attribution import edge_attribution, run_trace
 
 __all__ = [
@@ -98,4 +101,6 @@ __all__ = [
     "import_openai", "import_openai_job", "import_viz_circuits", "export_openai_job",
     "EXPORT_DEFAULT_SIZE", "EXPORT_FORMATS", "EXPORT_GUI_MESSAGE", "EXPORT_IMAGE_FORMATS", "add_export_arguments",
     "check_image_size", "check_output", "output_paths", "parse_ablate", "write_image", "write_view",
+    "bundle_partner", "circuit_names", "resolve_circuit", "run_diff", "CircuitDiff", "DiffView", "FocusSettings",
+    "circuit_diff", "degree_mask", "diff_view", "emphasis", "neighbourhood",
 ]

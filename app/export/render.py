@@ -26,10 +26,11 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from app.widgets import theme
-from app.graph.edges import LEVELS, QUANTILES, bucket_pens
+from app.graph.edges import EdgeStyle, edge_levels, style_buckets, style_pens
 from app.graph.captions import RING, RING_GAP
 from app.graph.items import LEGEND_KINDS, caption, visible_token, zoom_node_size
 from engine.scene.labels import HIDDEN, MAX_CAPTIONS, caption_order, node_blockers, place_captions
+from engine.scene.focus import DIFF_SIDES, lit_edges
 from engine.scene.layout import qk_arcs, row_gaps
 from engine.scene.snapshot import ViewSnapshot
 
@@ -149,17 +150,23 @@ def _wrap_text(text: str, px: float, room: float, max_lines: int = 3) -> list[st
     return [_fit_text(ln, px, room) for ln in lines]
 
 
-def _legend_items() -> list[tuple[str, str, object]]:
-    items = [("line", "+ weight", theme.weight_color(True, 255)), ("line", "− weight", theme.weight_color(False, 255)),
-             ("ablated", "ablated", None), ("dash", "ablated weight", None), ("ring", "selected", None),
+def _legend_items(snap: ViewSnapshot | None = None) -> list[tuple[str, str, object]]:
+    """The legend: weight signs and node kinds, or in a diff the sides' colours (nodes and weights)."""
+    marks = [("ablated", "ablated", None), ("dash", "ablated weight", None), ("ring", "selected", None),
              ("dots", "q·k pair", theme.QK_LINK)]
-    return items + [("dot", name, theme.KIND_COLORS[k]) for k, name in LEGEND_KINDS]
+    if snap is not None and snap.diff is not None:
+        d = snap.diff.diff
+        words = {"a": f"only in {d.a}", "b": f"only in {d.b}", "both": "in both"}
+        return [("dot", words[DIFF_SIDES[k]], "#%02x%02x%02x" % theme.DIFF_COLORS[k]) for k in (1, 2, 0)] + marks
+    items = [("line", "+ weight", theme.weight_color(True, 255)),
+             ("line", "− weight", theme.weight_color(False, 255))]
+    return items + marks + [("dot", name, theme.KIND_COLORS[k]) for k, name in LEGEND_KINDS]
 
 
-def _legend(width: float, top: float) -> tuple[list[str], float]:
+def _legend(width: float, top: float, snap: ViewSnapshot | None = None) -> tuple[list[str], float]:
     """The legend rows from ``top``; returns (elements, bottom)."""
     out, x, y = ['<g class="legend">'], PAD, top + LEGEND_PX / 2
-    for kind, text, color in _legend_items():
+    for kind, text, color in _legend_items(snap):
         item_w = 26 + len(text) * CHAR_W * LEGEND_PX + 14
         if x + item_w > width - PAD and x > PAD:
             x, y = PAD, y + LEGEND_PX + 7
@@ -189,22 +196,33 @@ def _ablated_mark(x: float, y: float, size: float) -> str:
             f'{_n(y + c)}L{_n(x + c)} {_n(y - c)}" stroke="{theme.ABLATED}" stroke-width="2.2"/>')
 
 
+def edge_style(snap: ViewSnapshot) -> EdgeStyle:
+    """The view's edge style for the snapshot: a diff's sides, a focus's bright weights."""
+    lit, _ = lit_edges(snap.graph, snap.emphasis)
+    d = snap.diff
+    return EdgeStyle(lit=lit) if d is None else EdgeStyle(d.edge_side, theme.DIFF_COLORS, lit)
+
+
 def _edges(snap: ViewSnapshot, f: Frame) -> list[str]:
-    """Weight edges in the view's buckets (sign x |w| level), weakest first, as in EdgeLayer."""
+    """Weight edges in the view's buckets (colour group x |w| level, the faint ones outside a focus
+    first), weakest first, as in EdgeLayer."""
     g = snap.graph
     order = np.argsort(-np.abs(g.weight), kind="stable")
     absw = np.abs(g.weight)
-    cuts = np.quantile(absw, QUANTILES) if len(absw) else np.zeros(len(QUANTILES))
-    bucket = (2 * np.searchsorted(cuts, absw, side="right") + (g.weight > 0))[order]
+    style = edge_style(snap)
+    n = style.n_groups
+    group = (g.weight > 0).astype(np.int64) if style.group is None else np.asarray(style.group, np.int64)
+    bucket = style_buckets(edge_levels(absw), group, style.lit, n)[order]
     shown = absw[order] >= snap.threshold
-    pens = bucket_pens(len(g.weight))  # as the view: the threshold removes edges, never restyles them
+    pens = style_pens(len(g.weight), style)  # as the view: the threshold removes edges, never restyles them
+    names = ("neg", "pos") if style.group is None else DIFF_SIDES
     segs = np.concatenate([f.map(g.pos[g.src[order]]), f.map(g.pos[g.dst[order]])], axis=1)
     clipped, kept = clip_segments(segs, f)
     out = ['<g class="edges">']
-    for b in range(2 * LEVELS):
+    for b, (color, width) in enumerate(pens):
         sel = (bucket == b) & shown
-        color, width = pens[b]
-        out.append(_line_path(clipped[sel[kept]], color, width, cls=f"edges-{'pos' if b % 2 else 'neg'}-{b // 2}"))
+        what = f"{names[b % n]}-dim" if b < n else f"{names[(b - n) % n]}-{(b - n) // n}"
+        out.append(_line_path(clipped[sel[kept]], color, width, cls=f"edges-{what}"))
     out.append("</g>")
     return out
 
@@ -220,12 +238,17 @@ def _nodes(snap: ViewSnapshot, f: Frame, p: np.ndarray, inside: np.ndarray, size
     stroke = f'stroke="{theme.BG}" stroke-width="{0.6 if snap.view == "circuit" else 1}"'
     out = ['<g class="nodes">']
     for i in np.flatnonzero(inside).tolist():
-        dim = snap.in_circuit is not None and not snap.in_circuit[i]
+        dim = (snap.in_circuit is not None and not snap.in_circuit[i] and snap.diff is None) or \
+            (snap.emphasis is not None and not snap.emphasis[i])
         opacity = f' fill-opacity="{80 / 255:.3f}"' if dim else ""
         node = g.ids[i]
         tip = f"{node}: {snap.labels[node]}" if snap.labels.get(node) else node
+        fill = theme.KIND_COLORS[int(g.kind[i])]
+        if snap.diff is not None:
+            side = int(snap.diff.node_side[i])
+            fill, tip = "#%02x%02x%02x" % theme.DIFF_COLORS[side], f"{tip} ({DIFF_SIDES[side]})"
         out.append(f'<circle class="node" data-id="{_text(node)}" cx="{_n(p[i, 0])}" cy="{_n(p[i, 1])}" '
-                   f'r="{_n(size[i] / 2)}" fill="{theme.KIND_COLORS[int(g.kind[i])]}"{opacity} {stroke}>'
+                   f'r="{_n(size[i] / 2)}" fill="{fill}"{opacity} {stroke}>'
                    f'<title>{_text(tip)}</title></circle>')
     out.append("</g>")
     return out
@@ -338,6 +361,12 @@ def _axis(snap: ViewSnapshot, f: Frame) -> list[str]:
     return out
 
 
+def _arcs(g, f: Frame, sel: np.ndarray) -> np.ndarray:
+    """The q-k arcs ``sel`` (a mask of ``g.qk``) in pixels, clipped to the plot."""
+    arcs = qk_arcs(g.pos, g.qk[sel])
+    return clip_segments(np.concatenate([f.map(arcs[:, :2]), f.map(arcs[:, 2:])], axis=1), f)[0]
+
+
 def render_svg(snap: ViewSnapshot) -> str:
     """The snapshot as an SVG document (``snap.size`` pixels; see the module docstring)."""
     width, height = snap.size
@@ -350,7 +379,7 @@ def render_svg(snap: ViewSnapshot) -> str:
     metrics = _wrap_text(snap.metrics_line(), SUB_PX, width - 2 * PAD)  # a narrow picture wraps, not cuts
     for k, line in enumerate(metrics):
         title.append(_label(PAD, PAD + TITLE_PX + 6 + SUB_PX + k * (SUB_PX + 3), line, SUB_PX, theme.MUTED, "start"))
-    legend, legend_bottom = _legend(width, PAD + TITLE_PX + SUB_PX + 16 + (len(metrics) - 1) * (SUB_PX + 3))
+    legend, legend_bottom = _legend(width, PAD + TITLE_PX + SUB_PX + 16 + (len(metrics) - 1) * (SUB_PX + 3), snap)
     x0, x1, y0, y1 = snap.view_range
     f = Frame(width, height, min(LEFT_AXIS, 0.3 * width), legend_bottom + 10, width - PAD, height - PAD,
               x0, x1, y0, y1)
@@ -360,8 +389,9 @@ def render_svg(snap: ViewSnapshot) -> str:
     links = g.resid.reshape(-1)
     resid = np.concatenate([p[links[0::2]], p[links[1::2]]], axis=1) if len(links) else np.zeros((0, 4))
     resid, _ = clip_segments(resid, f)
-    arcs = qk_arcs(g.pos, g.qk)
-    arcs, _ = clip_segments(np.concatenate([f.map(arcs[:, :2]), f.map(arcs[:, 2:])], axis=1), f)
+    _, lit_qk = lit_edges(g, snap.emphasis)
+    bright = np.ones(len(g.qk), bool) if lit_qk is None else lit_qk
+    arcs, dim_arcs = _arcs(g, f, bright), _arcs(g, f, ~bright)
     io_edges, io_items = _io(snap, f)
     size = node_sizes(snap, f)
     cuts, marks = _ablation(snap, f, p, inside, size)
@@ -371,6 +401,7 @@ def render_svg(snap: ViewSnapshot) -> str:
         ring.append(f'<circle class="selected" cx="{_n(p[i, 0])}" cy="{_n(p[i, 1])}" '
                     f'r="{_n((size[i] + RING) / 2)}" fill="none" stroke="{theme.SELECTED}" stroke-width="2.5"/>')
     body = [*_edges(snap, f), _line_path(resid, theme.RESIDUAL_LINK, 1, cls="residual-links"),
+            _line_path(dim_arcs, theme.QK_LINK[:3] + (45,), 1.0, dash="2,3", cls="qk-links-dim"),
             _line_path(arcs, theme.QK_LINK, 1.3, dash="2,3", cls="qk-links"), *io_edges, *cuts,
             *_nodes(snap, f, p, inside, size), *marks, *ring, *io_items, *_captions(snap, f, p, inside, size),
             *_axis(snap, f)]

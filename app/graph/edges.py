@@ -1,7 +1,10 @@
 """Drawing many weighted edges cheaply: a few big items fed with arrays, never one item per edge.
 
 Edges are sorted by |w| once; the |w| threshold keeps a prefix of that order. Each edge falls into
-one of ``2 * LEVELS`` buckets (sign x |w| level by quantile), and each bucket has one pen:
+one bucket (colour group x |w| level by quantile; the group is the sign, or a diff's side), and each
+bucket has one pen; with a focus (:class:`EdgeStyle` ``lit``) the edges outside it go to one faint
+bucket per group, drawn first (:func:`style_buckets`, :func:`style_pens`, shared with the exported
+pictures):
 
 * up to ``VECTOR_MAX`` edges: one ``PlotDataItem`` per bucket (``connect='pairs'``,
   ``skipFiniteCheck=True``), crisp and cheap;
@@ -19,7 +22,7 @@ mode and tests wait for it). Knows nothing about runs, tasks or ablation.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
@@ -57,6 +60,47 @@ def bucket_pens(n_edges: int) -> list[tuple[QColor, float]]:
         for positive in (False, True):
             pens.append((theme.weight_color(positive, alpha), WIDTH[level] if fade > 0.5 else 1.0))
     return pens
+
+
+@dataclass(frozen=True, eq=False)
+class EdgeStyle:
+    """How edges are coloured and which are bright: ``group`` (E,) is a colour group per edge in the
+    caller's order (None: the sign, coral + and blue -), ``colors`` an (r, g, b) per group, ``lit`` (E,)
+    the bright edges (None: all; the others are faint context, as outside a focus)."""
+
+    group: np.ndarray | None = None
+    colors: tuple = field(default=())
+    lit: np.ndarray | None = None
+
+    @property
+    def n_groups(self) -> int:
+        return 2 if self.group is None else len(self.colors)
+
+    def color(self, group: int, alpha: int) -> QColor:
+        return theme.weight_color(bool(group), alpha) if self.group is None else QColor(*self.colors[group], alpha)
+
+
+def edge_levels(absw: np.ndarray) -> np.ndarray:
+    """(E,) the |w| level of each edge (0 weakest .. LEVELS - 1), by quantile."""
+    cuts = np.quantile(absw, QUANTILES) if len(absw) else np.zeros(len(QUANTILES))
+    return np.searchsorted(cuts, absw, side="right")
+
+
+def style_buckets(level: np.ndarray, group: np.ndarray, lit: np.ndarray | None, n_groups: int) -> np.ndarray:
+    """(E,) the pen of each edge: a dimmed edge's is its group (0 .. G-1, drawn first), a bright one's
+    G + G * level + group (weak levels first), as in :func:`style_pens`."""
+    bucket = n_groups + n_groups * np.asarray(level) + group
+    return (bucket if lit is None else np.where(lit, bucket, group)).astype(np.int8)
+
+
+def style_pens(n_edges: int, style: EdgeStyle) -> list[tuple[QColor, float]]:
+    """(colour, width) per bucket of :func:`style_buckets`: :func:`bucket_pens`' opacity and width per
+    level in each group's colour, after one faint pen per group for the dimmed edges."""
+    base = bucket_pens(n_edges)
+    groups = range(style.n_groups)
+    dim = [(style.color(g, theme.DIM_EDGE_ALPHA), 1.0) for g in groups]
+    return dim + [(style.color(g, base[2 * level][0].alpha()), base[2 * level][1])
+                  for level in range(LEVELS) for g in groups]
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,11 +189,8 @@ class EdgeLayer(QObject):
         super().__init__(parent)
         self.vb = viewbox
         self.items = []
-        for _ in range(2 * LEVELS):
-            item = pg.PlotDataItem(connect="pairs", skipFiniteCheck=True)
-            item.setZValue(1)
-            viewbox.addItem(item, ignoreBounds=True)
-            self.items.append(item)
+        self.style = EdgeStyle()
+        self._ensure_items(2 + 2 * LEVELS)
         self.raster = RasterItem()
         self.raster.setZValue(0.5)
         viewbox.addItem(self.raster, ignoreBounds=True)
@@ -180,11 +221,32 @@ class EdgeLayer(QObject):
         self.weight = np.asarray(weight, np.float32)[order]
         self.ids = np.asarray(ids)[order]
         absw = np.abs(self.weight)
-        cuts = np.quantile(absw, QUANTILES) if len(absw) else np.zeros(len(QUANTILES))
-        self.bucket = (2 * np.searchsorted(cuts, absw, side="right") + (self.weight > 0)).astype(np.int8)
+        self._level = edge_levels(absw)
         self._neg_abs = -absw
         self.k = int(np.searchsorted(self._neg_abs, -float(threshold), side="right"))
+        self.set_style(self.style if self._fits(self.style) else EdgeStyle())  # new values, same edges: kept
+
+    def _fits(self, style: EdgeStyle) -> bool:
+        """Whether ``style``'s arrays cover the caller's edge indices (kept over new values of the same
+        edges, e.g. attributions instead of weights; the owner sets it again for another graph)."""
+        top = int(self.ids.max()) if len(self.ids) else -1
+        return all(a is None or len(a) > top for a in (style.group, style.lit))
+
+    def set_style(self, style: EdgeStyle) -> None:
+        """Colour groups and bright edges (:class:`EdgeStyle`, arrays in the caller's edge order)."""
+        self.style = style
+        group = (self.weight > 0).astype(np.int64) if style.group is None else np.asarray(style.group)[self.ids]
+        lit = None if style.lit is None else np.asarray(style.lit, bool)[self.ids]
+        self.bucket = style_buckets(self._level, group, lit, style.n_groups)
         self._refresh()
+
+    def _ensure_items(self, n: int) -> None:
+        """At least ``n`` vector items, one per bucket, painted in bucket order (the dimmed first)."""
+        while len(self.items) < n:
+            item = pg.PlotDataItem(connect="pairs", skipFiniteCheck=True)
+            item.setZValue(1)
+            self.vb.addItem(item, ignoreBounds=True)
+            self.items.append(item)
 
     def set_threshold(self, threshold: float) -> None:
         """Show only edges with |w| >= threshold."""
@@ -202,7 +264,7 @@ class EdgeLayer(QObject):
 
     def _refresh(self) -> None:
         self._gen += 1
-        pens = bucket_pens(len(self.weight))
+        pens = style_pens(len(self.weight), self.style)
         self._pens = tuple(pens)
         self.capped = None
         if self.k <= VECTOR_MAX:
@@ -210,9 +272,10 @@ class EdgeLayer(QObject):
             self.raster.set_image(None, QRectF())
             self._rendered = None
             segs, bucket = self.segs[: self.k], self.bucket[: self.k]
+            self._ensure_items(len(pens))
             for b, item in enumerate(self.items):
                 sel = segs[bucket == b]
-                color, width = pens[b]
+                color, width = pens[min(b, len(pens) - 1)]
                 item.setPen(pg.mkPen(color, width=width))
                 item.setData(sel[:, [0, 2]].ravel(), sel[:, [1, 3]].ravel(), connect="pairs",
                              skipFiniteCheck=True)

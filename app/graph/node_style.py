@@ -41,10 +41,10 @@ class NodeHeat:
         return np.array([self.values.get(i, np.nan) for i in graph.ids], dtype=np.float64).reshape(-1)
 
 
-def _kind_brushes(alpha: int) -> list[QBrush]:
+def _kind_brushes(alpha: int, colors=theme.KIND_COLORS) -> list[QBrush]:
     out = []
-    for name in theme.KIND_COLORS:
-        c = QColor(name)
+    for name in colors:
+        c = QColor(name) if isinstance(name, str) else QColor(*name)
         c.setAlpha(alpha)
         out.append(QBrush(c))
     return out
@@ -74,19 +74,22 @@ def heat_brush(value: float, scale: float, signed: bool, alpha: int = 255) -> QB
 
 
 def node_brushes(graph: GraphData, in_circuit: np.ndarray | None = None, heat: NodeHeat | None = None,
-                 emphasis: frozenset | None = None) -> list[QBrush]:
+                 emphasis: frozenset | None = None, categories: tuple | None = None) -> list[QBrush]:
     """One brush per node of ``graph``: see the module docstring. ``in_circuit`` (whole-model view)
-    dims the nodes outside the circuit; ``emphasis`` (None: all) dims every node not in it."""
-    bright = _cached(("kind", 255), lambda: _kind_brushes(255))
-    dim = _cached(("kind", DIM_ALPHA), lambda: _kind_brushes(DIM_ALPHA))
+    dims the nodes outside the circuit; ``emphasis`` (None: all) dims every node not in it;
+    ``categories`` ((n,) index, colours) fills by category instead of kind (a diff's sides)."""
+    colors = theme.KIND_COLORS if categories is None else tuple(categories[1])
+    kinds = graph.kind if categories is None else np.asarray(categories[0])
+    bright = _cached(("kind", 255, colors), lambda: _kind_brushes(255, colors))
+    dim = _cached(("kind", DIM_ALPHA, colors), lambda: _kind_brushes(DIM_ALPHA, colors))
     lit = np.ones(graph.n_nodes, bool) if in_circuit is None else np.asarray(in_circuit, bool)
     if emphasis is not None:
         lit = lit & np.fromiter((i in emphasis for i in graph.ids), bool, graph.n_nodes)
     if heat is None:
-        return [bright[k] if on else dim[k] for k, on in zip(graph.kind, lit)]
+        return [bright[k] if on else dim[k] for k, on in zip(kinds, lit)]
     values, scale = heat.array(graph), heat.scale()
     out = []
-    for k, on, v in zip(graph.kind, lit, values):
+    for k, on, v in zip(kinds, lit, values):
         if np.isnan(v):
             out.append(dim[k])
         else:

@@ -128,11 +128,14 @@ class AppState(QObject):
         self.pair = 0
         self.thresholds = {v: 0.0 for v in VIEWS}
         self.labels = dict(bundle.labels) if bundle is not None else {}
+        had_diff, self.diff = self.diff is not None, None  # a diff belongs to its bundle's circuit
         if bundle is None or bundle.circuit is None:  # forced: the user's choice comes back with a circuit
             self.view, self.baseline = "model", "full"
         if self.mode == "resample" and (bundle is None or not bundle.resample):
             self.mode = "mean"
         self.bundleChanged.emit(bundle)
+        if had_diff or self.diff is not None:  # (a listener may compare the same circuit again)
+            self.diffChanged.emit(self.diff)
         self.viewChanged.emit(self.view)
         self.modeChanged.emit(self.mode)
         self.baselineChanged.emit(self.baseline)

@@ -21,6 +21,10 @@ BAD = "#ff6b6b"
 RESIDUAL_LINK = (120, 126, 145, 70)
 QK_LINK = (242, 193, 78, 200)  # a query and its key (the query's gold): dotted arcs, not weights
 HEAT = (255, 196, 61)  # an unsigned node overlay at full strength (app/graph/node_style.py)
+# A diff of two circuits (engine.scene.focus.DIFF_SIDES order: in both, only in A, only in B): nodes and
+# weights in both in a neutral grey, A's own in orange, B's own in cyan (apart for colour-blind eyes too)
+DIFF_COLORS = ((200, 204, 216), (255, 159, 28), (0, 187, 249))
+DIM_EDGE_ALPHA = 26  # weights outside a focus: faint context
 
 # Node colours per site kind (engine.scene.layout.KINDS order: the block sites, then final_resid):
 # residual reads/writes in cool greys, q/k/v in warm-to-green hues, neurons violet, the final

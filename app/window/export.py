@@ -45,7 +45,7 @@ def window_snapshot(w) -> ViewSnapshot:
     from app.window import session as session_view
 
     return build_snapshot(w.state.bundle, session_view.capture(w), view_size(w), current_result(w.state),
-                          current_circuit_result(w.state))
+                          current_circuit_result(w.state), diff=w.state.diff)
 
 
 def export_view(w, fmt: str, out: Path | str, scale: float = 1.0) -> list[Path] | None:

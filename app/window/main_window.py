@@ -39,6 +39,7 @@ from app.panels.inspector import InspectorView
 from app.panels.job_box import PanelContext
 from app.panels.metrics import MetricsView
 from app.widgets import dialogs
+from app.window import focus_bar
 from app.window import session as session_view
 from app.window import tools as circuit_tools
 from app.window.actions import Commands, WindowActions
@@ -152,7 +153,7 @@ class MainWindow(QMainWindow):
         self.train_panel, self.train_dock = train_panel.install(
             self, self.jobs, self.report_error, when_painted=self.when_painted, open_run=self.load_run,
             run_saved=self.add_recent_run, view_menu=self.menu_actions.view_menu)
-        self.tools = self._build_tools()
+        self.tools, self.focus_tools = self._build_tools()  # and the Focus toolbar, Circuits > Compare…
         self._connect()
         self._start_up(run_dir)
 
@@ -192,11 +193,12 @@ class MainWindow(QMainWindow):
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
         return toolbar
 
-    def _build_tools(self) -> circuit_tools.CircuitTools:
+    def _build_tools(self) -> tuple[circuit_tools.CircuitTools, focus_bar.FocusTools]:
         ctx = PanelContext(state=self.state, jobs=self.jobs, log=self.log_panel.log, report_error=self.report_error,
                            load_task=self.load_task, last_open_dir=self.last_open_dir, recent_runs=self.recent_runs)
-        return circuit_tools.install(self, ctx, tasks_dock=self.tasks_dock, log_dock=self.log_dock,
-                                     view_menu=self.menu_actions.view_menu)
+        tools = circuit_tools.install(self, ctx, tasks_dock=self.tasks_dock, log_dock=self.log_dock,
+                                      view_menu=self.menu_actions.view_menu)
+        return tools, focus_bar.install(self, self.state, self.report_error, self.menu_actions.view_menu)
 
     def _connect(self) -> None:
         self.loader.ready.connect(self.ready)

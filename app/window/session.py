@@ -36,27 +36,30 @@ def capture(w) -> Session:
 def capture_view(state, view) -> Session:
     """The state and the graph ``view`` as a Session (run-less when no run is loaded)."""
     s, b = state, state.bundle
+    focus = {"focus": s.focus.on, "focus_hops": s.focus.hops, "min_degree": s.focus.min_degree}
     if b is None:
-        return Session(view=s.view, mode=s.mode, baseline=s.baseline)
+        return Session(view=s.view, mode=s.mode, baseline=s.baseline, **focus)
     from engine import api
 
     (x0, x1), (y0, y1) = view.vb.viewRange()
     return Session(run=api.run_name(b.run_path), task=b.task.name, task_file=b.spec.task_file,
-                   circuit=_circuit_ref(b), view=s.view, mode=s.mode,
+                   circuit=_circuit_ref(b), **focus,
+                   diff=_circuit_ref(b, s.diff.partner) if s.diff is not None else None, view=s.view, mode=s.mode,
                    baseline=s.baseline, ablated_nodes=tuple(sorted(s.ablation.nodes)),
                    ablated_edges=tuple(sorted(s.ablation.edges)), labels=dict(s.labels), selected=s.selected,
                    pair=s.pair, threshold=s.threshold,
                    view_range=(float(x0), float(x1), float(y0), float(y1)) if view.graph is not None else None)
 
 
-def _circuit_ref(b) -> str | None:
-    """The circuit file relative to the run folder when it lies in it, so that a session of the bundled
-    demo still opens after a reinstall moves the package; else its absolute path (a circuit in the
-    per-user derived folder, whose name depends on where the run is, may shadow a bundled one of the
-    same relative path)."""
-    if b.circuit_path is None:
+def _circuit_ref(b, file=None) -> str | None:
+    """The circuit file (or ``file``: a diff's partner) relative to the run folder when it lies in it, so
+    that a session of the bundled demo still opens after a reinstall moves the package; else its absolute
+    path (a circuit in the per-user derived folder, whose name depends on where the run is, may shadow a
+    bundled one of the same relative path)."""
+    file = b.circuit_path if file is None else file
+    if file is None:
         return None
-    path = Path(b.circuit_path).resolve()
+    path = Path(file).resolve()
     try:
         return path.relative_to(Path(b.run_path).resolve()).as_posix()
     except ValueError:
@@ -73,6 +76,7 @@ def apply(session: Session, state, view, toolbar, log: Callable[[str], None]) ->
     dropped = list(session.dropped)
     s.set_view(session.view)
     s.set_baseline(session.baseline)
+    _apply_focus(session, s, dropped)
     if session.mode == "resample" and not s.bundle.resample:
         dropped.append("resample ablation (the run has no activation store; mean is used)")
     else:
@@ -101,6 +105,21 @@ def apply(session: Session, state, view, toolbar, log: Callable[[str], None]) ->
     for item in dropped:
         log(f"session: left out {item}")
     return dropped
+
+
+def _apply_focus(session: Session, state, dropped: list[str]) -> None:
+    """The focus settings and the circuit compared with (left out, and said, if it cannot be read)."""
+    from engine.errors import UserError
+    from engine.scene.diff import bundle_partner
+    from engine.scene.focus import FocusSettings
+
+    state.set_focus(FocusSettings(session.focus, session.focus_hops, session.min_degree))
+    state.set_diff(None)
+    if session.diff:
+        try:
+            state.set_diff(bundle_partner(state.bundle, session.diff))
+        except UserError as exc:
+            dropped.append(f"the comparison with the circuit {session.diff} ({exc})")
 
 
 def _known_ablations(session: Session, graph, dropped: list[str]) -> tuple[list[str], list[str]]:

@@ -33,7 +33,8 @@ def _print_list(title: str, items: list[str], limit: int) -> None:
 def _print_diff(r: dict[str, Any]) -> None:
     a, b = r["a"], r["b"]
     print(f"task {r['task']}: A = {a['name']} ({a['nodes']} nodes, {a['weights']} weights, {a['path']})")
-    print(f"{' ' * len('task ' + r['task'])}  B = {b['name']} ({b['nodes']} nodes, {b['weights']} weights, {b['path']})")
+    pad = " " * len(f"task {r['task']}:")
+    print(f"{pad} B = {b['name']} ({b['nodes']} nodes, {b['weights']} weights, {b['path']})")
     print(r["summary"])
     for what, key in (("nodes", "nodes"), ("weights", "weights")):
         for side, title in (("a", f"{what} only in {a['name']}"), ("b", f"{what} only in {b['name']}"),

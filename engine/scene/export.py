@@ -11,8 +11,14 @@ model) exactly as the app draws it; :func:`engine.scene.snapshot.view_document` 
      "metrics": {"full": {"loss", "accuracy"}, "circuit": {"loss", "accuracy", "ablation"} | null,
                  "now": {...} | null},
      "ablated_nodes": [NODE, ...], "ablated_edges": ["SRC->DST", ...],
+     "focus": {"on", "hops", "min_degree"} | null, "diff": {"a", "b", "a_circuit", "b_circuit", "counts"} | null,
      "nodes": [{"id", "label", "site", "layer", "index", "x", "y", "ablated", "in_circuit", "selected"}],
      "edges": [{"source", "target", "weight", "ablated", "shown"}]}
+
+With a focus or a degree filter every node and edge also has ``emphasised`` (drawn bright); in a diff
+(the union of circuits A and B, ``in_circuit`` meaning "in A") every node and edge has ``side``
+("a", "b" or "both") and every edge ``weight_b``, its value in B (null where B lacks it). CSV adds
+them as the last columns.
 
 ``metrics.circuit`` is the circuit alone; its ``ablation`` says how everything outside the circuit was
 ablated: the mode the circuit was pruned with (mean) in mean mode, the view's mode in zero and resample
@@ -141,11 +147,17 @@ def write_view(doc: dict[str, Any], fmt: str, out: Path | str) -> list[Path]:
     if fmt == "json":
         blobs = [(json.dumps(doc, indent=1) + "\n").encode("utf-8")]
     elif fmt == "csv":
-        blobs = [_csv(doc["nodes"], NODE_COLUMNS), _csv(doc["edges"], EDGE_COLUMNS)]
+        blobs = [_csv(doc["nodes"], _with_extra(NODE_COLUMNS, doc["nodes"])),
+                 _csv(doc["edges"], _with_extra(EDGE_COLUMNS, doc["edges"]))]
     else:
         blobs = [_graphml(doc)]
     _write_all(list(zip(paths, blobs)))
     return paths
+
+
+def _with_extra(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The fixed columns, then any other key the rows have (a diff's ``side``, a focus's ``emphasised``)."""
+    return columns + tuple(k for k in (rows[0] if rows else {}) if k not in columns)
 
 
 def _cell(value: Any) -> Any:
@@ -169,6 +181,9 @@ def graph_attributes(doc: dict[str, Any]) -> dict[str, Any]:
     for name, result in (doc.get("metrics") or {}).items():
         for key, value in (result or {}).items():
             out[f"{name}_{key}"] = value
+    for name in ("focus", "diff"):  # focus_hops, diff_b, ...
+        scalars = {k: v for k, v in (doc.get(name) or {}).items() if isinstance(v, (str, int, float, bool))}
+        out.update({f"{name}_{k}": v for k, v in scalars.items()})
     return out
 
 
@@ -185,6 +200,19 @@ def _graphml_value(value: Any) -> str:
     return _xml(repr(value) if isinstance(value, float) else str(value))
 
 
+def _first_values(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each key of ``rows`` with its first value that is not None (its GraphML type), in key order."""
+    out = {k: v for k, v in (rows[0] if rows else {}).items() if v is not None}
+    missing = [k for k, v in (rows[0] if rows else {}).items() if v is None]
+    for row in rows[1:] if missing else ():
+        for k in [k for k in missing if row.get(k) is not None]:
+            out[k] = row[k]
+            missing.remove(k)
+        if not missing:
+            break
+    return out
+
+
 def _xml(text: str) -> str:
     return xml_escape(text, {'"': "&quot;"})
 
@@ -199,8 +227,8 @@ def _graphml(doc: dict[str, Any]) -> bytes:
              '<graphml xmlns="http://graphml.graphdrawing.org/xmlns">']
     for domain, prefix, rows in domains:
         skip = {"id"} if domain == "node" else {"source", "target"} if domain == "edge" else set()
-        for name, value in (rows[0].items() if rows else ()):
-            if name not in skip and value is not None:
+        for name, value in _first_values(rows).items():
+            if name not in skip:
                 keys[(domain, name)] = f"{prefix}{len([k for k in keys if k[0] == domain])}"
                 lines.append(f'<key id="{keys[(domain, name)]}" for="{domain}" attr.name="{_xml(name)}" '
                              f'attr.type="{_graphml_type(value)}"/>')
@@ -268,6 +296,12 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--view", choices=VIEWS, help="the circuit or the whole model")
     p.add_argument("--session", type=Path, metavar="S.json",
                    help="a session saved by the app: its view range, ablations, selection, labels, pair")
+    p.add_argument("--diff", metavar="B", help="compare the circuit with circuit B of the run (a name of the task's "
+                                               "circuits, e.g. zero or formation/step_0001000, or a file): nodes and "
+                                               "weights coloured by side (only in A, only in B, both)")
+    p.add_argument("--focus", metavar="NODE", help="select NODE and dim all but its --hops neighbourhood")
+    p.add_argument("--hops", type=int, metavar="K", help="the focus's radius in hops (default 1, or the session's)")
+    p.add_argument("--min-degree", type=int, metavar="N", help="dim nodes with fewer than N weights shown (in + out)")
     p.add_argument("--json", action="store_true", help="print one JSON line with what was written")
 
 

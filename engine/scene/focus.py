@@ -17,7 +17,7 @@ says which weights (and q-k links) stay bright: those whose two ends are bright.
 **Diff** (:func:`circuit_diff`, :func:`diff_view`): the nodes and weights only in circuit A, only in
 B and in both, and the union as one graph laid out in the union's frame (``build_graph``'s
 ``layout_ids``), so that A or B drawn in the same frame keeps every node in place. Each node and edge
-carries its side (:data:`SIDES`). A weight in both keeps A's value (two formation steps differ in
+carries its side (:data:`DIFF_SIDES`). A weight in both keeps A's value (two formation steps differ in
 value; B's is in ``DiffView.weight_b``). The circuits are anything with ``nodes`` (ids or NodeIds),
 ``edges`` (``src``, ``dst``, ``weight``) and ``name``: :mod:`engine.scene.diff` loads them from a run.
 
@@ -33,7 +33,7 @@ import numpy as np
 
 from engine.scene.layout import GraphData, ModelShape, build_graph, split_id
 
-SIDES = ("both", "a", "b")  # a node's or edge's side in a diff: an index into this tuple
+DIFF_SIDES = ("both", "a", "b")  # a node's or edge's side in a diff: an index into this tuple
 BOTH, A_ONLY, B_ONLY = 0, 1, 2
 MAX_HOPS = 20  # beyond this a neighbourhood is the whole connected graph anyway
 MAX_DEGREE = 100_000
@@ -212,11 +212,11 @@ def circuit_diff(a: Any, b: Any, a_name: str | None = None, b_name: str | None =
 
 @dataclass(frozen=True, eq=False)
 class DiffView:
-    """Two circuits in one graph: the union, each node and weight with its side (:data:`SIDES`)."""
+    """Two circuits in one graph: the union, each node and weight with its side (:data:`DIFF_SIDES`)."""
 
     diff: CircuitDiff
     graph: GraphData  # the union, in the union's frame
-    node_side: np.ndarray  # (n,) int8 index into SIDES
+    node_side: np.ndarray  # (n,) int8 index into DIFF_SIDES
     edge_side: np.ndarray  # (E,) int8
     weight_b: np.ndarray  # (E,) float32: B's value of each weight (NaN where B lacks it)
     partner: str | None = None  # B's file, when it came from one

@@ -15,7 +15,9 @@ from typing import Any
 from engine.ablation.modes import circuit_mode_for
 from engine.errors import UserError
 from engine.scene.bundle import RunCache, SetupSpec, load_bundle
+from engine.scene.diff import bundle_partner
 from engine.scene.export import DEFAULT_SIZE, IMAGE_FORMATS, parse_ablate
+from engine.scene.focus import FocusSettings
 from engine.scene.session import Session, SessionError, read_session
 from engine.scene.snapshot import ViewSnapshot, build_snapshot
 
@@ -72,13 +74,30 @@ def headless_snapshot(args: argparse.Namespace) -> ViewSnapshot:
                     ablated_nodes=tuple(dict.fromkeys(session.ablated_nodes + nodes)),
                     ablated_edges=tuple(dict.fromkeys(session.ablated_edges + edges)),
                     labels={**bundle.labels, **session.labels})
+    state = _focus_options(args, state)
     _check_ids(bundle, state)
+    diff = bundle_partner(bundle, state.diff) if state.diff else None
     baseline = state.baseline if bundle.circuit is not None else "full"
     outside = circuit_mode_for(state.mode)  # as the window: zero and resample ablate the rest of the model too
     now = ablator.evaluate(state.ablated_nodes, state.ablated_edges, state.mode, baseline, circuit_mode=outside)
     alone = ablator.evaluate((), (), outside or ablator.circuit_mode, "circuit", circuit_mode=outside) \
         if bundle.circuit is not None else None
-    return build_snapshot(bundle, state, args.size or DEFAULT_SIZE, now, alone)
+    return build_snapshot(bundle, state, args.size or DEFAULT_SIZE, now, alone, diff=diff)
+
+
+def _focus_options(args: argparse.Namespace, state: Session) -> Session:
+    """``--focus NODE`` (selects it), ``--hops``, ``--min-degree`` and ``--diff`` over the session's."""
+    changes: dict[str, Any] = {}
+    if getattr(args, "focus", None):
+        changes.update(focus=True, selected=args.focus)
+    for option, key in (("hops", "focus_hops"), ("min_degree", "min_degree"), ("diff", "diff")):
+        if getattr(args, option, None) is not None:
+            changes[key] = getattr(args, option)
+    try:
+        FocusSettings(True, changes.get("focus_hops", state.focus_hops), changes.get("min_degree", state.min_degree))
+    except ValueError as exc:
+        raise UserError(f"--hops / --min-degree: {exc}") from None
+    return replace(state, **changes)
 
 
 def export_result(snap: ViewSnapshot, args: argparse.Namespace, paths: list[Path]) -> dict[str, Any]:

@@ -9,7 +9,8 @@ File > Save session (Ctrl+S), File > Open session (Ctrl+O), ``circuit-inspector 
      "view": "circuit", "mode": "mean", "baseline": "circuit",
      "ablated_nodes": ["blocks.1.mlp.neuron:212"], "ablated_edges": ["blocks.0.mlp.read:3->blocks.0.mlp.neuron:7"],
      "labels": {"blocks.1.mlp.neuron:212": "quote type"}, "selected": "blocks.1.mlp.neuron:212",
-     "pair": 0, "threshold": 0.0, "view_range": [-20.5, 20.5, -0.9, 14.3]}
+     "pair": 0, "threshold": 0.0, "view_range": [-20.5, 20.5, -0.9, 14.3],
+     "focus": true, "focus_hops": 1, "min_degree": 0, "diff": "circuits/single_double_quote/zero.json"}
 
 ``run`` is a folder or ``demo`` / ``demo-dense`` (what the window writes for the bundled runs); a
 relative ``circuit`` is looked up in the run's folder, then its per-user derived folder, then the
@@ -19,8 +20,10 @@ Every key but ``kind`` is optional (version 1 files, without ``circuit``, ``labe
 ``read_session(path, drop_invalid=True)`` (the window) leaves a value it cannot use at its default
 and lists it in ``Session.dropped`` instead, so that the rest of the view still comes back and the
 window says what was left out. ``view_range`` is [x0, x1, y0, y1] in layout units (engine/scene/layout.py); without it the view fits
-the graph. ``labels`` are merged into the run's labels when the session loads. Knows nothing about
-Qt or models.
+the graph. ``labels`` are merged into the run's labels when the session loads. ``focus`` dims all but
+the selected node's ``focus_hops``-hop neighbourhood, ``min_degree`` all nodes with fewer shown weights,
+and ``diff`` names the circuit the view compares with (the circuit file, as ``circuit``; see
+engine/scene/focus.py). Knows nothing about Qt or models.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pathlib import Path
 from engine.ablation.modes import BASELINES, MODES
 from engine.errors import UserError
 from engine.fileio import read_json
+from engine.scene.focus import MAX_DEGREE, MAX_HOPS
 from engine.scene.layout import VIEWS
 
 SCHEMA_VERSION = 2
@@ -65,6 +69,10 @@ class Session:
     pair: int = 0
     threshold: float = 0.0
     view_range: tuple[float, float, float, float] | None = None
+    focus: bool = False  # dim all but the selected node's neighbourhood
+    focus_hops: int = 1  # its radius
+    min_degree: int = 0  # dim nodes with fewer shown weights (0: off)
+    diff: str | None = None  # the circuit compared with (a file, as ``circuit``)
     source: str | None = field(default=None, compare=False)  # the file it was read from (not saved)
     dropped: tuple[str, ...] = field(default=(), compare=False)  # what reading left out (not saved)
 
@@ -115,6 +123,21 @@ def _threshold(value) -> float:
     return float(value)
 
 
+def _flag(value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _whole(hi: int):
+    def parse(value) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) \
+                or not 0 <= value <= hi:
+            raise ValueError(f"must be a whole number from 0 to {hi}")
+        return int(value)
+    return parse
+
+
 def _labels(value) -> dict[str, str]:
     if not isinstance(value, dict):
         raise ValueError("must be an object {node id: label}")
@@ -135,6 +158,8 @@ _FIELDS = {
     "view": (_choice(VIEWS), "circuit"), "mode": (_choice(MODES), "mean"), "baseline": (_choice(BASELINES), "circuit"),
     "ablated_nodes": (_strings, ()), "ablated_edges": (_strings, ()), "labels": (_labels, {}),
     "selected": (_opt_str, None), "pair": (_pair, 0), "threshold": (_threshold, 0.0), "view_range": (_view_range, None),
+    "focus": (_flag, False), "focus_hops": (_whole(MAX_HOPS), 1), "min_degree": (_whole(MAX_DEGREE), 0),
+    "diff": (_opt_str, None),
 }
 
 

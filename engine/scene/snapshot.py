@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.scene.focus import B_ONLY, DIFF_SIDES, FocusSettings, emphasis_mask, lit_edges
 from engine.scene.layout import GraphData, io_edges, logit_positions, token_positions
 
 IO_EDGES_SHOWN = 48  # strongest display-only embedding/unembedding edges drawn (as in the view)
@@ -63,6 +64,9 @@ class ViewSnapshot:
     io_segs: np.ndarray  # (K, 4) display-only embedding/unembedding edges
     io_weight: np.ndarray  # (K,)
     metrics: dict[str, Any]  # {"full", "circuit", "now"}: {"loss", "accuracy"} or None; "circuit" adds "ablation"
+    emphasis: np.ndarray | None = None  # (n,) bool: the bright nodes (focus, degree filter); None: all
+    focus: dict[str, Any] | None = None  # {"on", "hops", "min_degree"} when one of them dims nodes
+    diff: Any = None  # engine.scene.focus.DiffView: the circuit compared with another (graph is their union)
 
     @property
     def shown(self) -> np.ndarray:
@@ -72,7 +76,9 @@ class ViewSnapshot:
     def header(self) -> str:
         """The view's header line, as plain text."""
         g = self.graph
-        if self.circuit is None:
+        if self.diff is not None:
+            what = self.diff.header()
+        elif self.circuit is None:
             what = f"whole model ({g.n_nodes:,} nodes, {g.n_edges:,} weights), no circuit for this task"
         elif self.view == "circuit":
             what = f"circuit {self.circuit_name}: {counted(g.n_nodes, 'node')}, {counted(g.n_edges, 'weight')}"
@@ -123,15 +129,19 @@ def circuit_metrics(result) -> dict[str, Any] | None:
     return {**result_metrics(result), "ablation": getattr(result, "circuit_mode", None)}
 
 
-def build_snapshot(bundle, state, size: tuple[int, int], now=None, circuit=None) -> ViewSnapshot:
+def build_snapshot(bundle, state, size: tuple[int, int], now=None, circuit=None, diff=None) -> ViewSnapshot:
     """The view of ``bundle`` in ``state`` (a Session-like object) at ``size`` pixels; ``now`` is
     the engine's result for the state's ablation (None if it is not known yet); ``circuit`` the
     circuit alone as the view's mode ablates the rest of the model (None: ``bundle.circuit_result``,
-    the circuit's own mode)."""
+    the circuit's own mode); ``diff`` the circuit compared with another (a DiffView, drawn in the
+    circuit view). The state's focus settings dim what they dim in the window."""
     has_circuit = bundle.circuit is not None
     view = "circuit" if state.view == "circuit" and has_circuit else "model"
-    graph = bundle.circuit_graph if view == "circuit" else bundle.model_graph
-    in_circuit = None
+    diff = diff if view == "circuit" else None
+    graph = diff.graph if diff is not None else bundle.circuit_graph if view == "circuit" else bundle.model_graph
+    in_circuit = None if diff is None else diff.node_side != B_ONLY
+    focus = FocusSettings(bool(getattr(state, "focus", False)), int(getattr(state, "focus_hops", 1)),
+                          int(getattr(state, "min_degree", 0)))
     if view == "model" and has_circuit:
         kept = {str(n) for n in bundle.circuit.nodes}
         in_circuit = np.fromiter((i in kept for i in graph.ids), bool, graph.n_nodes)
@@ -157,7 +167,10 @@ def build_snapshot(bundle, state, size: tuple[int, int], now=None, circuit=None)
         view_range=tuple(state.view_range) if state.view_range else fit_range(graph),
         size=(int(size[0]), int(size[1])), tokens=tokens, token_x=token_x,
         targets=(tv.target_str[a], tv.target_str[b]), logit_x=logit_positions(graph.width),
-        io_segs=segs[keep], io_weight=w[keep], metrics=metrics)
+        io_segs=segs[keep], io_weight=w[keep], metrics=metrics,
+        emphasis=emphasis_mask(graph, state.selected, focus, float(state.threshold)),
+        focus={"on": focus.on, "hops": focus.hops, "min_degree": focus.min_degree} if focus.active else None,
+        diff=diff)
 
 
 def view_document(snap: ViewSnapshot) -> dict[str, Any]:
@@ -177,9 +190,35 @@ def view_document(snap: ViewSnapshot) -> dict[str, Any]:
     edges = [{"source": g.ids[s], "target": g.ids[d], "weight": float(w),
               "ablated": f"{g.ids[s]}->{g.ids[d]}" in cut, "shown": bool(sh)}
              for s, d, w, sh in zip(g.src.tolist(), g.dst.tolist(), g.weight.tolist(), shown.tolist())]
+    _add_focus_and_sides(snap, nodes, edges)
     return {"kind": VIEW_KIND, "schema_version": VIEW_SCHEMA_VERSION, "run": snap.run, "run_name": snap.run_name,
             "task": snap.task, "circuit": snap.circuit, "circuit_name": snap.circuit_name, "view": snap.view,
             "mode": snap.mode, "baseline": snap.baseline, "threshold": snap.threshold, "pair": snap.pair,
             "selected": snap.selected, "view_range": list(snap.view_range), "size": list(snap.size),
             "metrics": snap.metrics, "ablated_nodes": list(snap.ablated_nodes),
-            "ablated_edges": list(snap.ablated_edges), "nodes": nodes, "edges": edges}
+            "ablated_edges": list(snap.ablated_edges), "focus": snap.focus, "diff": _diff_header(snap),
+            "nodes": nodes, "edges": edges}
+
+
+def _diff_header(snap: ViewSnapshot) -> dict[str, Any] | None:
+    d = snap.diff
+    if d is None:
+        return None
+    return {"a": d.diff.a, "b": d.diff.b, "a_circuit": snap.circuit, "b_circuit": d.partner, "counts": d.diff.counts()}
+
+
+def _add_focus_and_sides(snap: ViewSnapshot, nodes: list[dict], edges: list[dict]) -> None:
+    """``emphasised`` (focus, degree filter) and, in a diff, ``side`` (a, b, both) on every node and
+    edge, plus each weight's value in B (``weight_b``, None where B lacks it)."""
+    if snap.emphasis is not None:
+        lit, _ = lit_edges(snap.graph, snap.emphasis)
+        for row, on in zip(nodes, snap.emphasis.tolist()):
+            row["emphasised"] = bool(on)
+        for row, on in zip(edges, lit.tolist()):
+            row["emphasised"] = bool(on)
+    if snap.diff is not None:
+        for row, side in zip(nodes, snap.diff.node_side.tolist()):
+            row["side"] = DIFF_SIDES[side]
+        for row, side, wb in zip(edges, snap.diff.edge_side.tolist(), snap.diff.weight_b.tolist()):
+            row["side"] = DIFF_SIDES[side]
+            row["weight_b"] = None if np.isnan(wb) else float(wb)
