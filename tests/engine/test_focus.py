@@ -181,3 +181,54 @@ def test_cli_diff_refuses_a_circuit_of_another_model(run_with_two_circuits, tmp_
     assert main(["diff", str(run), "--task", TASK, "mean", str(alien)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "made for another model" in err[0] and "blocks.7.mlp.neuron:0" in err[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Session keys and the headless export of a diff with a focus
+
+
+def test_session_focus_keys_read_write_and_bad_values(tmp_path: Path) -> None:
+    from engine.scene.session import Session, SessionError, read_session, write_session
+
+    path = write_session(tmp_path / "s.json", Session(run="demo", focus=True, focus_hops=3, min_degree=2,
+                                                      diff="circuits/x/zero.json"))
+    data = json.loads(path.read_text())
+    assert (data["focus"], data["focus_hops"], data["min_degree"], data["diff"]) == (True, 3, 2, "circuits/x/zero.json")
+    back = read_session(path)
+    assert (back.focus, back.focus_hops, back.min_degree, back.diff) == (True, 3, 2, "circuits/x/zero.json")
+    old = tmp_path / "old.json"  # a file from before these keys: focus off
+    old.write_text(json.dumps({"kind": "session", "schema_version": 2, "run": "demo"}))
+    assert (read_session(old).focus, read_session(old).focus_hops, read_session(old).diff) == (False, 1, None)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"kind": "session", "focus": "yes", "focus_hops": -1, "min_degree": 2.5}))
+    with pytest.raises(SessionError, match="focus"):
+        read_session(bad)
+    lenient = read_session(bad, drop_invalid=True)
+    assert (lenient.focus, lenient.focus_hops, lenient.min_degree) == (False, 1, 0) and len(lenient.dropped) == 3
+
+
+def test_export_of_a_diff_with_a_focus(run_with_two_circuits, tmp_path: Path, capsys) -> None:
+    """circuit-engine export --diff B --focus NODE: every node and weight with its side and emphasis
+    (the demo's weights; circuit B is a file next to A)."""
+    from engine.cli.main import main
+
+    _, c = run_with_two_circuits
+    b_file = tmp_path / "b.json"
+    b_file.write_text(json.dumps(c["other"]))
+    node = c["mean"]["edges"][0][1]
+    out = tmp_path / "v.json"
+    assert main(["export", "demo", "--circuit", TASK, "--diff", str(b_file), "--focus", node, "--hops", "1",
+                 "--format", "json", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    sides = {n["id"]: n["side"] for n in doc["nodes"]}
+    assert sides[c["dropped"]] == "a" and sides["blocks.0.mlp.neuron:0"] == "b"
+    assert doc["diff"]["counts"]["nodes"] == {"a": 1, "b": 1, "both": len(c["mean"]["nodes"]) - 1}
+    assert doc["focus"] == {"on": True, "hops": 1, "min_degree": 0} and doc["selected"] == node
+    lit = {n["id"] for n in doc["nodes"] if n["emphasised"]}
+    assert node in lit and 1 < len(lit) < len(doc["nodes"])
+    assert all(e["emphasised"] == (e["source"] in lit and e["target"] in lit) for e in doc["edges"])
+    assert all((e["weight_b"] is None) == (e["side"] == "a") for e in doc["edges"])
+    capsys.readouterr()
+    assert main(["export", "demo", "--circuit", TASK, "--hops", "-2", "--format", "json", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --hops") and "0 to 20" in err[0]
