@@ -57,8 +57,9 @@ from engine.ablation.means import load_means, node_means
 from engine.ablation.modes import BASELINES, MODES
 from engine.ablation.setup import make_ablator, run_ablator
 from engine.mechanism.attention import PromptAttention, head_attention, prompt_attention, run_attention
-from engine.mechanism.rank import (NodeEffect, attribution_estimates, exact_effects, rank_circuit, rank_nodes,
-                                   rank_whole_model, spearman)
+from engine.ablation.scan import evaluate_each
+from engine.mechanism.rank import (NodeEffect, RankEvent, attribution_estimates, exact_effects, rank_circuit, rank_job,
+                                   rank_nodes, rank_whole_model, spearman)
 from engine.mechanism.trace import PairTrace, trace_pair
 
 # -- activation store ----------------------------------------------------------------------------
@@ -96,6 +97,7 @@ __all__ = [
     "AblationResult", "Ablator", "Edge", "load_means", "node_means", "BASELINES", "MODES", "make_ablator",
     "run_ablator", "PromptAttention", "head_attention", "prompt_attention", "run_attention",
     "NodeEffect", "attribution_estimates", "exact_effects", "rank_circuit", "rank_nodes", "rank_whole_model", "spearman",
+    "RankEvent", "evaluate_each", "rank_job",
     "PairTrace", "trace_pair", "edge_attribution", "run_trace",
     "ActivationStore", "default_store_path", "partial_path", "record_store",
     "import_openai", "import_openai_job", "import_viz_circuits", "export_openai_job",

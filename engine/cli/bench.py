@@ -237,3 +237,44 @@ def bench_ablate(run: str = "demo", task: str = "single_double_quote", n_pairs: 
             "p50_ms_last_layer": sparse[f"sparse_p50_ms_layer{last}"],
             "speedup_vs_dense_naive": round(dense["dense_naive_p50_ms"] / max(1e-9, sparse[f"sparse_p50_ms_layer{first}"]), 1),
             "speedup_first_layer_vs_dense": round(dense[f"dense_p50_ms_layer{first}"] / max(1e-9, sparse[f"sparse_p50_ms_layer{first}"]), 2)}
+
+
+def bench_rank(run: str = "demo", task: str = "bracket_counting", pairs: tuple[int, ...] = (24, 64),
+               repeats: int = 3) -> dict[str, Any]:
+    """The exact node-effect scan of a task's circuit (``circuit-engine rank``), each circuit node ablated
+    alone on top of the circuit: the one-by-one reference (one ``Ablator.evaluate`` per node) and the
+    packed scan (engine.ablation.scan: shared prefixes once, nodes grouped by restart point and
+    batched; also with one node per forward) side by side on one ablator, interleaved, the median of
+    ``repeats`` each, per pair count (the app's 24 and the CLI's 64 by default); the largest difference
+    of any logit difference between the two says they agree."""
+    from engine.ablation.modes import circuit_mode_for
+    from engine.ablation.scan import REPLICA_POSITIONS, Packing, evaluate_each
+    from engine.ablation.setup import make_ablator
+
+    out: dict[str, Any] = {"benchmark": "rank", "run": run, "task": task, "threads": torch.get_num_threads(),
+                           "repeats": repeats, "mode": "mean"}
+    outside = circuit_mode_for("mean")
+    for n_pairs in pairs:
+        ab = make_ablator(run, task, circuit=task, n_pairs=n_pairs)
+        nodes = list(ab.circuit.nodes)
+        ab.evaluate((), (), "mean", "circuit", outside)  # the clean-run cache, as in rank
+        pk = Packing(ab)
+        ways = {"one_by_one": lambda: [ab.evaluate([n], (), "mean", "circuit", outside) for n in nodes],
+                "packed": lambda: evaluate_each(ab, nodes, "mean", "circuit", outside),
+                "packed_1_replica": lambda: evaluate_each(ab, nodes, "mean", "circuit", outside, replicas=1)}
+        times: dict[str, list[float]] = {k: [] for k in ways}
+        results: dict[str, list] = {}
+        for _ in range(repeats):
+            for name, way in ways.items():
+                t0 = time.perf_counter()
+                results[name] = way()
+                times[name].append(time.perf_counter() - t0)
+        diff = max(float(np.abs(a.logit_diff - b.logit_diff).max())
+                   for a, b in zip(results["one_by_one"], results["packed"]))
+        med = {k: float(np.median(v)) for k, v in times.items()}
+        p = f"pairs{n_pairs}_"
+        out.update({p + "nodes": len(nodes), p + "positions_padded": sum(int(m.numel()) for m in pk.maps),
+                    p + "positions_packed": pk.n, p + "replicas": max(1, REPLICA_POSITIONS // pk.n),
+                    **{p + k + "_s": round(v, 3) for k, v in med.items()},
+                    p + "speedup": round(med["one_by_one"] / med["packed"], 2), p + "max_abs_diff": diff})
+    return out

@@ -277,14 +277,16 @@ def _print_info(info: dict[str, Any]) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.cli.bench import bench_ablate, bench_prune, bench_train
+    from engine.cli.bench import bench_ablate, bench_prune, bench_rank, bench_train
 
     if args.what == "train":
         return bench_train(args.preset, steps=args.steps, device=args.device)
+    task = args.task or ("bracket_counting" if args.what == "rank" else "single_double_quote")
     if args.what == "prune":
-        return bench_prune(args.run, args.task, args.steps)
-    if args.what == "ablate":
-        return bench_ablate(args.run, args.task, args.pairs, args.repeats)
+        return bench_prune(args.run, task, args.steps)
+    if args.what in ("ablate", "rank"):
+        return bench_ablate(args.run, task, args.pairs, args.repeats) if args.what == "ablate" else \
+            bench_rank(args.run, task, (args.pairs,) if args.pairs else (24, 64))
     if args.what == "store":
         from engine.cli.store import bench_store
         return bench_store(args.run)
@@ -400,13 +402,13 @@ def _add_bench(sub) -> None:
     from engine.config import PRESETS
 
     b = sub.add_parser("bench", help="benchmarks that print numbers")
-    b.add_argument("what", choices=["train", "prune", "ablate", "store", "import", "load"])
+    b.add_argument("what", choices=["train", "prune", "ablate", "rank", "store", "import", "load"])
     b.add_argument("--shape", default="csp_yolo2", choices=["csp_yolo2", "small"],
                    help="import: the size of the OpenAI model file written and imported (default csp_yolo2)")
     b.add_argument("--run", default="demo", help="prune, ablate, load: the run (default demo; e.g. a `synth` run)")
-    b.add_argument("--pairs", type=int, help="ablate: task pairs evaluated (default 64; 24 for paper-scale runs)")
+    b.add_argument("--pairs", type=int, help="ablate: task pairs (default 64; 24 paper-scale); rank: default 24 and 64")
     b.add_argument("--repeats", type=int, help="ablate: random nodes timed per layer (default 40; 8 paper-scale)")
-    b.add_argument("--task", default="single_double_quote", help="prune: the task (default single_double_quote)")
+    b.add_argument("--task", help="the task (default single_double_quote; rank: bracket_counting's 112 nodes)")
     b.add_argument("--preset", default="demo", choices=sorted(PRESETS))
     b.add_argument("--steps", type=int, help="train: timed steps (default 30; 3 for paper-1x); prune: mask steps "
                                              "per k_coef of the whole prune (paper-scale runs prune whole only with it)")

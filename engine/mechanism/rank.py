@@ -2,7 +2,8 @@
 
 * **A circuit, exact** (:func:`rank_circuit`): every circuit node ablated alone on top of the circuit
   alone (everything outside it ablated), with the live :class:`~engine.ablation.ablator.Ablator`, so
-  each number is what a click in the app shows. Per node: the change in held-out task loss and
+  each number is what a click in the app shows (computed packed and batched,
+  :mod:`engine.ablation.scan`; ``reference=True``: one evaluation per node). Per node: the change in held-out task loss and
   accuracy, the mean |change| of the per-sequence logit difference, and ``no_effect`` when no
   sequence's logit difference moves by :data:`NO_EFFECT_TOL` or more.
 * **The whole model, estimated** (:func:`rank_whole_model`): attribution patching. Every site gets a
@@ -14,7 +15,9 @@
   checked exactly with the Ablator and the Spearman rank correlation of estimate and exact change
   over them is reported.
 
-Headless and print-free: the CLI (``circuit-engine rank``) and ``engine.api`` show what these return.
+Each is also a generator of :class:`RankEvent` (:func:`rank_job`: the CLI and the app's Node effects
+dock; closing it stops between forwards). Headless and print-free: the CLI (``circuit-engine rank``),
+``engine.api`` and the app show what these return.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Generator, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -30,7 +33,9 @@ import torch
 from engine.ablation.ablator import CHUNK, AblationResult, Ablator
 from engine.ablation.core import logits_from, mask_hooks
 from engine.ablation.modes import PRUNE_MODES, circuit_mode_for
+from engine.ablation.scan import scan
 from engine.ablation.setup import run_ablator
+from engine.jobs import run_to_end
 from engine.circuits.circuit import load_circuit
 from engine.circuits.library import circuit_for_task, find_circuit
 from engine.errors import UserError
@@ -42,6 +47,20 @@ from engine.tasks.lookup import two_way_loss
 RANK_MODES = PRUNE_MODES  # mean | zero: one replacement value per node, so the estimate is one backward
 NO_EFFECT_TOL = 1e-7  # a node is "no effect" when no sequence's logit difference moves by this much
 N_CHECK = 50  # whole model: the nodes with the largest |estimate| checked exactly
+
+
+@dataclass(frozen=True)
+class RankEvent:
+    """Progress of a ranking job: ``kind`` "setup", "estimate" or "exact"; ``step`` of ``total`` nodes."""
+
+    kind: str
+    step: int = 0
+    total: int = 0
+    message: str = ""
+
+    @property
+    def fraction(self) -> float | None:
+        return self.step / self.total if self.total else None
 
 
 @dataclass(frozen=True)
@@ -75,12 +94,39 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def exact_effects(ablator: Ablator, nodes: Iterable[NodeId | str], mode: str = "mean", baseline: str = "full",
-                  circuit_mode: str | None = None) -> tuple[AblationResult, list[NodeEffect]]:
-    """The baseline's result and, in the order given, each node ablated alone on top of it (exact,
-    ``Ablator.evaluate([node], (), mode, baseline, circuit_mode)``)."""
+def exact_scan(ablator: Ablator, nodes: Iterable[NodeId | str], mode: str = "mean", baseline: str = "full",
+               circuit_mode: str | None = None, reference: bool = False
+               ) -> Generator[RankEvent, None, tuple[AblationResult, list[NodeEffect]]]:
+    """The baseline's result and, in the order given, each node ablated alone on top of it, exactly:
+    packed and batched (:func:`engine.ablation.scan.scan`), or with ``reference`` one
+    ``Ablator.evaluate([node], (), mode, baseline, circuit_mode)`` per node (the naive reference). A
+    generator of progress events."""
+    nodes = list(nodes)
     base = ablator.evaluate((), (), mode, baseline, circuit_mode)
-    return base, [node_effect(n, base, ablator.evaluate([n], (), mode, baseline, circuit_mode)) for n in nodes]
+    if reference:
+        results = []
+        for i, n in enumerate(nodes):
+            results.append(ablator.evaluate([n], (), mode, baseline, circuit_mode))
+            yield RankEvent("exact", i + 1, len(nodes), f"node {i + 1}/{len(nodes)} ablated alone")
+    else:
+        results = yield from _scan_events(scan(ablator, nodes, mode, baseline, circuit_mode))
+    return base, [node_effect(n, base, r) for n, r in zip(nodes, results)]
+
+
+def _scan_events(gen: Generator) -> Generator[RankEvent, None, list[AblationResult]]:
+    """A scan's progress as RankEvents; returns the scan's results."""
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        yield RankEvent("exact", p.done, p.total, f"{p.done}/{p.total} nodes ablated alone")
+
+
+def exact_effects(ablator: Ablator, nodes: Iterable[NodeId | str], mode: str = "mean", baseline: str = "full",
+                  circuit_mode: str | None = None, reference: bool = False) -> tuple[AblationResult, list[NodeEffect]]:
+    """:func:`exact_scan` to the end."""
+    return run_to_end(exact_scan(ablator, nodes, mode, baseline, circuit_mode, reference))
 
 
 def sort_effects(effects: Sequence[NodeEffect]) -> list[NodeEffect]:
@@ -140,40 +186,51 @@ def _base_fields(base: AblationResult, n_seq: int) -> dict[str, Any]:
             "accuracy_baseline": base.accuracy, "circuit_mode": base.circuit_mode}
 
 
-def rank_circuit(ablator: Ablator, mode: str = "mean", nodes: Iterable[NodeId | str] | None = None,
-                 circuit_mode: str | None = None) -> dict[str, Any]:
+def circuit_ranking(ablator: Ablator, mode: str = "mean", nodes: Iterable[NodeId | str] | None = None,
+                    circuit_mode: str | None = None, reference: bool = False) -> Generator[RankEvent, None, dict]:
     """Every circuit node (or ``nodes``) ablated alone on top of the circuit alone, exactly, sorted by
-    effect (:func:`sort_effects`). Everything outside the circuit is ablated with ``circuit_mode``
-    (default: as the app and ``circuit-engine ablate`` do, ``engine.ablation.modes.circuit_mode_for``)."""
+    effect (:func:`sort_effects`); a generator of progress events returning plain data. Everything
+    outside the circuit is ablated with ``circuit_mode`` (default: as the app and ``circuit-engine
+    ablate`` do, ``engine.ablation.modes.circuit_mode_for``); ``reference``: one evaluation per node."""
     check_mode(mode)
     if ablator.circuit is None:
         raise UserError("rank_circuit needs an ablator with a circuit")
     outside = circuit_mode_for(mode) if circuit_mode is None else circuit_mode
     nodes = list(ablator.circuit.nodes if nodes is None else nodes)
     t0 = time.perf_counter()
-    base = ablator.evaluate((), (), mode, "circuit", outside)  # builds the clean-run cache
+    ablator.evaluate((), (), mode, "circuit", outside)  # builds the clean-run cache
     t1 = time.perf_counter()
-    effects = sort_effects([node_effect(n, base, ablator.evaluate([n], (), mode, "circuit", outside)) for n in nodes])
+    base, effects = yield from exact_scan(ablator, nodes, mode, "circuit", outside, reference)
+    effects = sort_effects(effects)
     t2 = time.perf_counter()
     name = f"{ablator.circuit.task}/{ablator.circuit.name}"
     return {"kind": "exact", "mode": mode, "baseline": name, **_base_fields(base, ablator.n),
             "n_nodes": len(effects), "n_no_effect": sum(e.no_effect for e in effects),
-            "rows": [e.to_dict() for e in effects],
+            "rows": [e.to_dict() for e in effects], "scan": "one by one" if reference else "packed",
             "timing_s": {"baseline": t1 - t0, "exact": t2 - t1}}
 
 
-def rank_whole_model(ablator: Ablator, mode: str = "mean", n_check: int = N_CHECK) -> dict[str, Any]:
+def rank_circuit(ablator: Ablator, mode: str = "mean", nodes: Iterable[NodeId | str] | None = None,
+                 circuit_mode: str | None = None, reference: bool = False) -> dict[str, Any]:
+    """:func:`circuit_ranking` to the end."""
+    return run_to_end(circuit_ranking(ablator, mode, nodes, circuit_mode, reference))
+
+
+def whole_model_ranking(ablator: Ablator, mode: str = "mean", n_check: int = N_CHECK
+                        ) -> Generator[RankEvent, None, dict]:
     """Attribution-patching estimates for every node of the full model, sorted by |estimate|; the first
     ``n_check`` checked exactly (full-model baseline) and the Spearman correlation of estimate and exact
-    change of loss over them (``spearman_top50`` for the default 50)."""
+    change of loss over them (``spearman_top50`` for the default 50). A generator of progress events
+    returning plain data."""
     check_mode(mode)
     t0 = time.perf_counter()
+    yield RankEvent("estimate", message="attribution patching: one forward and one backward")
     est = attribution_estimates(ablator, mode)
     t1 = time.perf_counter()
     flat = [(NodeId(site, i), float(v)) for site, arr in est.items() for i, v in enumerate(arr)]
     flat.sort(key=lambda p: (-abs(p[1]), str(p[0])))
     checked = flat[:max(0, n_check)]
-    base, effects = exact_effects(ablator, [n for n, _ in checked], mode, "full")
+    base, effects = yield from exact_scan(ablator, [n for n, _ in checked], mode, "full")
     t2 = time.perf_counter()
     rows = [{"node": str(n), "estimate": v} for n, v in flat]
     for row, e in zip(rows, effects):
@@ -187,26 +244,44 @@ def rank_whole_model(ablator: Ablator, mode: str = "mean", n_check: int = N_CHEC
             "timing_s": {"estimate": t1 - t0, "exact_check": t2 - t1}}
 
 
-def rank_nodes(run_dir: Path | str, task: str | None = None, task_file: str | Path | None = None,
-               circuit: str | Path | None = None, mode: str = "mean", n_pairs: int = 64,
-               whole_model: bool = False, n_check: int = N_CHECK, seed: int = 0) -> dict[str, Any]:
-    """``circuit-engine rank``: with a circuit (``circuit``, else the task's circuit in the run) every
-    circuit node ablated alone, exactly (:func:`rank_circuit`); without one, or with ``whole_model``, the
-    attribution-patching estimate for every node with the top ``n_check`` checked (:func:`rank_whole_model`).
-    Held-out (``val``) pairs; plain data back."""
+def rank_whole_model(ablator: Ablator, mode: str = "mean", n_check: int = N_CHECK) -> dict[str, Any]:
+    """:func:`whole_model_ranking` to the end."""
+    return run_to_end(whole_model_ranking(ablator, mode, n_check))
+
+
+def rank_job(run_dir: Path | str, task: str | None = None, task_file: str | Path | None = None,
+             circuit: str | Path | None = None, mode: str = "mean", n_pairs: int = 64,
+             whole_model: bool = False, n_check: int = N_CHECK, seed: int = 0,
+             checkpoint: int | None = None) -> Generator[RankEvent, None, dict]:
+    """``circuit-engine rank`` (and the app's Node effects dock) as a job: with a circuit (``circuit``,
+    else the task's circuit in the run) every circuit node ablated alone, exactly (:func:`circuit_ranking`);
+    without one, or with ``whole_model``, the attribution-patching estimate for every node with the top
+    ``n_check`` checked (:func:`whole_model_ranking`). Held-out (``val``) pairs drawn with ``seed`` (the
+    app's: 0); ``checkpoint``: the weights of that training step (then only an explicit ``circuit``).
+    A generator of :class:`RankEvent`; returns plain data."""
     check_mode(mode)
     if n_pairs < 1:
         raise UserError(f"--pairs must be at least 1 (got {n_pairs})")
     if whole_model and circuit:
         raise UserError("give either a circuit or --whole-model, not both")
-    run = load_run(run_dir)
+    yield RankEvent("setup", message="loading the run and the task's held-out pairs")
+    run = load_run(run_dir, checkpoint=checkpoint)
     t = resolve_task_arg(task, task_file)
-    path = None if whole_model else (find_circuit(run, circuit) if circuit else circuit_for_task(run, t.name))
+    path = None if whole_model or (checkpoint is not None and not circuit) else (
+        find_circuit(run, circuit) if circuit else circuit_for_task(run, t.name))
     circ = load_circuit(path, run.model, run.model_hash) if path is not None else None
     t0 = time.perf_counter()
     ablator = run_ablator(run, t, circ, n_pairs, seed)[0]
     setup_s = time.perf_counter() - t0
-    out = rank_circuit(ablator, mode) if circ is not None else rank_whole_model(ablator, mode, n_check)
+    out = (yield from circuit_ranking(ablator, mode)) if circ is not None else \
+        (yield from whole_model_ranking(ablator, mode, n_check))
     out["timing_s"]["setup"] = setup_s
-    return {"task": t.name, "run": str(run.path), "circuit": str(path) if path is not None else None, **out}
+    return {"task": t.name, "run": str(run.path), "circuit": str(path) if path is not None else None,
+            "checkpoint": checkpoint, **out}
 
+
+def rank_nodes(run_dir: Path | str, task: str | None = None, task_file: str | Path | None = None,
+               circuit: str | Path | None = None, mode: str = "mean", n_pairs: int = 64,
+               whole_model: bool = False, n_check: int = N_CHECK, seed: int = 0) -> dict[str, Any]:
+    """:func:`rank_job` to the end (``circuit-engine rank``)."""
+    return run_to_end(rank_job(run_dir, task, task_file, circuit, mode, n_pairs, whole_model, n_check, seed))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from engine.ablation import scan as scan_module
 from engine.ablation.ablator import Ablator
 from engine.ablation.core import last_logits_reference, mask_hooks
 from engine.ablation.modes import circuit_mode_for
@@ -19,7 +20,7 @@ from engine.mechanism.rank import (NO_EFFECT_TOL, attribution_estimates, exact_e
                                    rank_whole_model, spearman)
 from engine.sites import NodeId, all_sites, site_width
 from engine.tasks.lookup import two_way_loss
-from tests.engine.test_ablation import random_enc, random_means, random_nodes, sparse_model
+from tests.engine.test_ablation import OPTION_SETS, TOL, random_enc, random_means, random_nodes, sparse_model
 
 DEAD = NodeId("blocks.0.mlp.neuron", 5)  # its outgoing weights are zeroed: ablating it changes nothing
 
@@ -184,3 +185,152 @@ def test_cli_rank_errors(args, match, capsys):
     assert main(["rank", "demo", *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and match in err and "Traceback" not in err
+
+
+# -- the packed, batched scan (engine.ablation.scan) against one Ablator.evaluate per node
+
+
+def prefix_enc(n_pairs=10, seed=0):
+    """Pairs whose sides share a prefix (B is A with one token changed, as task pairs are), one pair
+    twice over (identical prompts) and one side that is a prefix of another: the trie packs them."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n_pairs):
+        a = rng.integers(1, 30, size=int(rng.integers(6, 20)))
+        b = a.copy()
+        b[int(rng.integers(1, len(a)))] = int(rng.integers(1, 30))
+        rows += [a, b]
+    rows += [rows[0].copy(), rows[1].copy(), rows[2][:4].copy(), rows[3].copy()]
+    tokens = np.zeros((len(rows), 20), dtype=np.int64)
+    for i, r in enumerate(rows):
+        tokens[i, :len(r)] = r
+    target = rng.integers(0, 30, size=len(rows))
+    from types import SimpleNamespace
+    return SimpleNamespace(tokens=tokens, lengths=np.array([len(r) for r in rows]), target=target,
+                           foil=(target + 1 + rng.integers(0, 28, size=len(rows))) % 30)
+
+
+def _one_per_site(m, rng, extra=12):
+    nodes = [NodeId(s, int(rng.integers(site_width(m.cfg, s)))) for s in all_sites(m.cfg, final=True)]
+    return nodes + random_nodes(m, rng, extra)
+
+
+def _assert_same(scanned, ab, nodes, tol, **kw):
+    assert len(scanned) == len(nodes)
+    for n, got in zip(nodes, scanned):
+        ref = ab.evaluate([n], (), **kw)
+        np.testing.assert_allclose(got.logit_diff, ref.logit_diff, atol=tol, rtol=0, err_msg=str(n))
+        assert got.loss == pytest.approx(ref.loss, abs=tol) and got.accuracy == ref.accuracy
+        assert (got.n_nodes, got.mode, got.baseline, got.circuit_mode) == (1, ref.mode, ref.baseline, ref.circuit_mode)
+
+
+@pytest.mark.parametrize("mode,baseline,replicas", [("mean", "full", None), ("zero", "full", 3),
+                                                    ("mean", "circuit", 1), ("zero", "circuit", None)])
+def test_packed_scan_equals_one_evaluation_per_node(mode, baseline, replicas, device):
+    """One node of every site of every layer (final_resid too) and random ones, on the full model and
+    on top of a circuit: the packed, batched scan gives each node's exact result (1e-5, fp32; AbsTopK
+    off, so no near-ties at the top-k boundary)."""
+    m = sparse_model(afrac=1.0, alibi_heads=1).to(device)
+    rng = np.random.default_rng(5)
+    circuit = _circuit(m, random_nodes(m, rng, 60)) if baseline == "circuit" else None
+    ab = Ablator(m, prefix_enc(), random_means(m), circuit=circuit)
+    nodes = _one_per_site(m, rng) + (list(circuit.nodes[:20]) if circuit else [])
+    pk = scan_module.Packing(ab)
+    assert pk.n < int(ab.lengths.sum())  # shared prefixes are computed once
+    scanned = scan_module.evaluate_each(ab, nodes, mode, baseline, replicas=replicas)
+    _assert_same(scanned, ab, nodes, TOL[device], mode=mode, baseline=baseline)
+
+
+@pytest.mark.parametrize("options", [dict(n_layer=1), dict(afrac=0.25), *OPTION_SETS.values()],
+                         ids=["one-layer", "abstopk", *OPTION_SETS])
+def test_packed_scan_with_model_options(options):
+    """Every model option takes the same route in the packed half-blocks as in the Ablator; with
+    AbsTopK (0.25) the batch shapes differ, so nearly every sequence must agree to 1e-5."""
+    options = {"afrac": 1.0, **options}
+    m = sparse_model(**options)
+    ab = Ablator(m, prefix_enc(seed=1), random_means(m))
+    nodes = _one_per_site(m, np.random.default_rng(6))
+    scanned = scan_module.evaluate_each(ab, nodes, "mean", "full", replicas=4)
+    for n, got in zip(nodes, scanned):
+        diff = np.abs(got.logit_diff - ab.evaluate([n]).logit_diff)
+        assert (diff <= 1e-5).mean() >= (0.95 if options["afrac"] < 1 else 1.0), (n, diff.max())
+
+
+def test_packed_positions_hold_every_occurrence_of_their_prefix():
+    m = sparse_model(afrac=1.0)
+    ab = Ablator(m, prefix_enc(), random_means(m))
+    pk = scan_module.Packing(ab)
+    caches = ab._cache("full", None)
+    for h in (1, 2 * m.cfg.n_layer - 2):  # residuals that depend on the whole prefix
+        packed = pk.pack(c[0][h] for c in caches)
+        for (bounds, _, _), idx, (rows, _, _, _) in zip(caches, pk.maps, ab._chunks):
+            for b, n in enumerate(ab.lengths[rows].tolist()):
+                np.testing.assert_allclose(packed[idx[b, :n]].numpy(), bounds[h][b, :n].numpy(), atol=1e-5)
+    assert sum(int(o.sum()) for o in pk.own) == pk.n  # each prefix computed in exactly one place
+
+
+def test_nodes_that_change_nothing_are_skipped(monkeypatch):
+    """A neuron without outgoing weights, and (zero ablation) one whose incoming weights are zero so it
+    is 0 everywhere already, get the baseline's result without a forward; the others still run."""
+    m = _model_with_dead_neuron(afrac=1.0)
+    silent = NodeId("blocks.1.mlp.neuron", 3)
+    with torch.no_grad():
+        m.blocks[1].mlp.c_fc.weight[silent.index] = 0.0
+        if m.blocks[1].mlp.c_fc.bias is not None:
+            m.blocks[1].mlp.c_fc.bias[silent.index] = 0.0
+    ab = Ablator(m, prefix_enc(), random_means(m))
+    forwards = []
+    real = scan_module._forward
+    monkeypatch.setattr(scan_module, "_forward", lambda *a: forwards.append(a[5]) or real(*a))
+    base = ab.evaluate(mode="zero")
+    got = scan_module.evaluate_each(ab, [DEAD, silent], "zero")
+    assert forwards == [] and all(np.array_equal(r.logit_diff, base.logit_diff) for r in got)
+    _assert_same(got, ab, [DEAD, silent], 1e-5, mode="zero")  # the Ablator's own restart rounds differently
+    live = NodeId("blocks.0.mlp.neuron", 6)
+    got = scan_module.evaluate_each(ab, [DEAD, live, silent], "mean")  # mean: the silent one is not at its value
+    assert [str(n) for f in forwards for n in f] == [str(live), str(silent)]
+    _assert_same(got, ab, [DEAD, live, silent], 1e-5, mode="mean")
+
+
+def test_resample_scan_falls_back_to_the_ablator():
+    m = sparse_model(afrac=1.0)
+    pool = {s: torch.randn(50, site_width(m.cfg, s)) for s in all_sites(m.cfg, final=True)}
+    ab = Ablator(m, prefix_enc(), random_means(m), resample_pool=pool)
+    nodes = random_nodes(m, np.random.default_rng(2), 6)
+    _assert_same(scan_module.evaluate_each(ab, nodes, "resample"), ab, nodes, 0.0, mode="resample")
+
+
+def test_closing_the_scan_stops_it_and_frees_the_ablator():
+    m = sparse_model(afrac=1.0)
+    ab = Ablator(m, prefix_enc(), random_means(m))
+    nodes = random_nodes(m, np.random.default_rng(3), 20)
+    gen = scan_module.scan(ab, nodes, "mean", replicas=2)
+    first = next(gen)
+    assert 0 < first.done < first.total == 20
+    gen.close()
+    assert ab._lock.acquire(blocking=False)  # not held after a close between forwards
+    ab._lock.release()
+
+
+@pytest.mark.parametrize("mode", ["mean", "zero"])
+def test_rank_circuit_packed_equals_the_one_by_one_reference(mode):
+    m = _model_with_dead_neuron(afrac=1.0)
+    nodes = random_nodes(m, np.random.default_rng(4), 30) + [DEAD]
+    ab = Ablator(m, prefix_enc(), random_means(m), circuit=_circuit(m, nodes))
+    fast, ref = rank_circuit(ab, mode), rank_circuit(ab, mode, reference=True)
+    assert (fast["scan"], ref["scan"]) == ("packed", "one by one")
+    refs = {r["node"]: r for r in ref["rows"]}
+    assert len(refs) == len(fast["rows"]) == len(set(nodes))  # the order may differ among near-equal effects
+    for a in fast["rows"]:
+        b = refs[a["node"]]
+        assert a["delta_loss"] == pytest.approx(b["delta_loss"], abs=1e-5)
+        # the flag agrees, but where the reference's restart moves logits by float rounding only
+        assert a["no_effect"] == b["no_effect"] or b["max_abs_dlogit_diff"] < 1e-5
+
+
+def test_bench_rank_prints_both_scans_side_by_side(capsys):
+    assert main(["bench", "rank", "--task", "single_double_quote", "--pairs", "4", "--json"]) == 0
+    r = _json(capsys)
+    assert (r["benchmark"], r["task"], r["pairs4_nodes"]) == ("rank", "single_double_quote", 21)
+    assert r["pairs4_positions_packed"] < r["pairs4_positions_padded"] and r["pairs4_max_abs_diff"] < 1e-5
+    assert r["pairs4_one_by_one_s"] > 0 and r["pairs4_packed_s"] > 0 and r["pairs4_packed_1_replica_s"] > 0
