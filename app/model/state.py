@@ -76,6 +76,7 @@ class AppState(QObject):
     historyChanged = Signal(object)  # tuple[HistoryEntry, ...]
     labelsChanged = Signal(object)  # dict
     nodeHeatChanged = Signal(object)  # app.graph.node_style.NodeHeat | None: a colour overlay on the nodes
+    overlayChanged = Signal(object)  # str | None: the overlay asked for ("effects": node effects, app/panels/effects.py)
     emphasisChanged = Signal(object)  # frozenset[str] | None: nodes shown bright (focus, filters); None: all
     focusChanged = Signal(object)  # engine.scene.focus.FocusSettings: focus on the selection, minimum degree
     diffChanged = Signal(object)  # engine.scene.focus.DiffView | None: the circuit compared with another
@@ -98,6 +99,7 @@ class AppState(QObject):
         self.history: tuple[HistoryEntry, ...] = ()
         self.labels: dict[str, str] = {}
         self.node_heat = None  # a colour overlay on the nodes (node effects, attributions), or None
+        self.overlay: str | None = None  # the overlay asked for (sessions keep it), kept over runs and tasks
         self.emphasis: frozenset[str] | None = None  # nodes shown bright; every other one dimmed (None: all)
         self.focus = FocusSettings()  # kept over runs and tasks, like the ablation mode
         self.diff = None  # the circuit view compares the circuit with another (a DiffView), or None
@@ -281,6 +283,12 @@ class AppState(QObject):
             self.history = (self.history + (entry,))[-500:]
             self.historyChanged.emit(self.history)
         self.evaluationChanged.emit(evaluation)
+
+    def set_overlay(self, overlay: str | None) -> None:
+        """Ask for a colour overlay on the nodes ("effects") or none; its panel computes and sets the heat."""
+        if overlay != self.overlay:
+            self.overlay = overlay
+            self.overlayChanged.emit(overlay)
 
     def set_node_heat(self, heat) -> None:
         """Colour the nodes by ``heat`` (a NodeHeat: values per node id), or back to kinds (None)."""

@@ -161,6 +161,7 @@ class PanelContext:
     load_task: Callable[..., Any]  # MainWindow.load_task: show a task / circuit / checkpoint of the run
     last_open_dir: Callable[[], str]  # where file dialogs start
     recent_runs: Callable[[], list[str]]  # run folders opened lately, newest first
+    center_on: Callable[[str], None] | None = None  # centre the graph on a node (CircuitView.center_on)
 
 
 class PanelJob(QObject):

@@ -2,7 +2,7 @@
 
 Docks: Runs (bundled demo, recent runs, open folder, the run's config), Tasks, Metrics, Node
 inspector and Log (with progress), and, from :mod:`app.panels.train` and :mod:`app.window.tools`,
-Training, Pruning, Formation and Compare. Layout, geometry and recent runs persist in QSettings;
+Training, Pruning, Formation, Compare and Node effects. Layout, geometry and recent runs persist in QSettings;
 View > Reset layout goes back to the first-start layout.
 
 :class:`MainWindow` owns every part (each created in its ``__init__``) and wires them: the parts get what they
@@ -195,7 +195,8 @@ class MainWindow(QMainWindow):
 
     def _build_tools(self) -> tuple[circuit_tools.CircuitTools, focus_bar.FocusTools]:
         ctx = PanelContext(state=self.state, jobs=self.jobs, log=self.log_panel.log, report_error=self.report_error,
-                           load_task=self.load_task, last_open_dir=self.last_open_dir, recent_runs=self.recent_runs)
+                           load_task=self.load_task, last_open_dir=self.last_open_dir, recent_runs=self.recent_runs,
+                           center_on=self.view.center_on)
         tools = circuit_tools.install(self, ctx, tasks_dock=self.tasks_dock, log_dock=self.log_dock,
                                       view_menu=self.menu_actions.view_menu)
         return tools, focus_bar.install(self, self.state, self.report_error, self.menu_actions.view_menu)

@@ -2,7 +2,8 @@
 
 :func:`capture_view` reads the state and the graph view into a :class:`engine.scene.session.Session`:
 run, task (or task file), circuit file, view, ablation mode and baseline, ablated nodes and weights,
-every node label, the selected node and pair, the |w| threshold and the range the graph shows.
+every node label, the selected node and pair, the |w| threshold, the range the graph shows and the
+colour overlay asked for (node effects).
 :func:`apply` puts one back once its run has loaded (the main window calls it when the bundle it
 was waiting for arrives), so that saving, opening a new window and loading gives the identical view.
 :func:`ask_session` and :func:`save_session_dialog` are File > Open / Save session;
@@ -37,6 +38,7 @@ def capture_view(state, view) -> Session:
     """The state and the graph ``view`` as a Session (run-less when no run is loaded)."""
     s, b = state, state.bundle
     focus = {"focus": s.focus.on, "focus_hops": s.focus.hops, "min_degree": s.focus.min_degree}
+    focus["overlay"] = s.overlay  # the colour overlay asked for (app/panels/effects.py)
     if b is None:
         return Session(view=s.view, mode=s.mode, baseline=s.baseline, **focus)
     from engine import api
@@ -81,6 +83,7 @@ def apply(session: Session, state, view, toolbar, log: Callable[[str], None]) ->
         dropped.append("resample ablation (the run has no activation store; mean is used)")
     else:
         s.set_mode(session.mode)
+    s.set_overlay(session.overlay)  # after the view and mode: with no ranking yet, it ranks with them
     graph = s.bundle.model_graph
     nodes, edges = _known_ablations(session, graph, dropped)
     s.set_ablation(nodes, edges, "session")

@@ -23,7 +23,8 @@ window says what was left out. ``view_range`` is [x0, x1, y0, y1] in layout unit
 the graph. ``labels`` are merged into the run's labels when the session loads. ``focus`` dims all but
 the selected node's ``focus_hops``-hop neighbourhood, ``min_degree`` all nodes with fewer shown weights,
 and ``diff`` names the circuit the view compares with (the circuit file, as ``circuit``; see
-engine/scene/focus.py). Knows nothing about Qt or models.
+engine/scene/focus.py). ``overlay`` ``"effects"`` colours the nodes by their effect on the task
+(the app ranks them when the overlay is on; null: no overlay). Knows nothing about Qt or models.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from engine.scene.layout import VIEWS
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
+OVERLAYS = ("effects",)  # colour overlays a view can ask for: node effects (the app ranks them)
 
 
 #: Largest coordinate a view range may have (layout units are tens to thousands).
@@ -73,6 +75,7 @@ class Session:
     focus_hops: int = 1  # its radius
     min_degree: int = 0  # dim nodes with fewer shown weights (0: off)
     diff: str | None = None  # the circuit compared with (a file, as ``circuit``)
+    overlay: str | None = None  # a colour overlay on the nodes: "effects" (node effects) or None
     source: str | None = field(default=None, compare=False)  # the file it was read from (not saved)
     dropped: tuple[str, ...] = field(default=(), compare=False)  # what reading left out (not saved)
 
@@ -152,6 +155,11 @@ def _choice(allowed: tuple[str, ...]):
     return parse
 
 
+def _opt_choice(allowed: tuple[str, ...]):
+    choice = _choice(allowed)
+    return lambda value: None if value is None else choice(value)
+
+
 #: How each key is read (a parser raises ValueError with what the value must be) and its default.
 _FIELDS = {
     "run": (_opt_str, None), "task": (_opt_str, None), "task_file": (_opt_str, None), "circuit": (_opt_str, None),
@@ -160,6 +168,7 @@ _FIELDS = {
     "selected": (_opt_str, None), "pair": (_pair, 0), "threshold": (_threshold, 0.0), "view_range": (_view_range, None),
     "focus": (_flag, False), "focus_hops": (_whole(MAX_HOPS), 1), "min_degree": (_whole(MAX_DEGREE), 0),
     "diff": (_opt_str, None),
+    "overlay": (_opt_choice(OVERLAYS), None),
 }
 
 

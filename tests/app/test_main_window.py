@@ -42,7 +42,7 @@ def test_window_builds_with_title_docks_and_empty_state(window: MainWindow, qtbo
     assert window.windowTitle() == WINDOW_TITLE
     names = {d.objectName(): d for d in window.findChildren(QDockWidget)}
     assert set(names) == {"runDock", "taskDock", "metricsDock", "inspectorDock", "logDock", "trainDock", "pruneDock",
-                          "formationDock", "compareDock"}
+                          "formationDock", "compareDock", "effectsDock"}
     assert not names["trainDock"].isVisible()  # File > Train a model... (Ctrl+T) opens it
     assert window.dockWidgetArea(names["runDock"]) == Qt.DockWidgetArea.LeftDockWidgetArea
     assert window.dockWidgetArea(names["metricsDock"]) == Qt.DockWidgetArea.RightDockWidgetArea
