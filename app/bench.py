@@ -10,7 +10,9 @@ bench train|prune|ablate|store``, :mod:`engine.cli.bench`) and these two.
   95th percentile over 60 frames, after the raster of the edges has arrived (``raster_s``).
 * ``click_to_metric_ms``: ablating one circuit node (from the baseline) in the running window -> the
   new metrics in the GUI thread (the latency the status bar shows), median / p95 over 24 nodes;
-  ``engine_median`` is the Ablator's own time, ``median_by_layer`` splits by the node's layer.
+  ``engine_median`` is the Ablator's own time, ``median_by_layer`` splits by the node's layer;
+  ``paced_300ms_apart``: the same with the user pausing between clicks, with nothing selected and with
+  a q/k/v node selected (the pair's trace then runs after each result, and a click may wait for it).
 
 ``--bench-export`` (:func:`export_times`): each export format of the demo's circuit view and of its
 whole-model view, written as the window's File > Export writes it (the run already loaded), median
@@ -35,6 +37,8 @@ import numpy as np
 TARGETS = {"first_paint_s": 2.0, "pan_frame_ms": 33.0, "click_to_metric_ms": 50.0}
 FRAMES = 60
 CLICKS = 24
+PACED = 12  # nodes clicked twice each, PACE_MS apart (with and without a q/k/v node selected)
+PACE_MS = 300
 
 
 def _training_running() -> bool:
@@ -157,8 +161,6 @@ def measure_pan(app, view) -> dict:
 
 def click_latency(app, run: str = "demo") -> dict:
     """Toggle circuit nodes in a real window and time click -> metrics shown."""
-    from PySide6.QtCore import QEventLoop, QTimer
-
     from app.window.main_window import MainWindow
 
     window = MainWindow(persist_settings=False, error_handler=lambda *a: None)
@@ -176,16 +178,7 @@ def click_latency(app, run: str = "demo") -> dict:
     rng = np.random.default_rng(0)
     nodes = [graph.ids[i] for i in rng.choice(graph.n_nodes, size=min(CLICKS, graph.n_nodes), replace=False)]
     latencies, engine_ms, per_layer = [], [], {}
-    def click(node: str):
-        before = window.state.evaluation
-        loop = QEventLoop()
-        window.state.evaluationChanged.connect(loop.quit)
-        QTimer.singleShot(60_000, loop.quit)
-        window.state.toggle_nodes([node])
-        loop.exec()  # sleeps until the result arrives (a busy loop would steal the worker's GIL)
-        window.state.evaluationChanged.disconnect(loop.quit)
-        return None if window.state.evaluation is before else window.state.evaluation
-
+    click = lambda node: _click(window, node)  # noqa: E731
     for node in nodes:  # each node ablated from the baseline, then restored (two clicks)
         ev = click(node)
         if ev is None or click(node) is None:
@@ -193,6 +186,8 @@ def click_latency(app, run: str = "demo") -> dict:
         latencies.append(ev.latency_ms)
         engine_ms.append(ev.result.elapsed_ms)
         per_layer.setdefault(node.split(".")[1], []).append(ev.latency_ms)
+    paced = {"nothing selected": _paced(app, window, nodes[:PACED], None),
+             "q/k/v node selected": _paced(app, window, nodes[:PACED], _head_node(graph))}
     shown = "circuit" if window.state.view == "circuit" else "whole model"
     window.state.set_view("model")  # the demo's own weights, whole-model view
     _settle(app, window.view)
@@ -203,7 +198,48 @@ def click_latency(app, run: str = "demo") -> dict:
             "p95": round(float(np.percentile(latencies, 95)), 1),
             "median_by_layer": {k: round(float(np.median(v)), 1) for k, v in sorted(per_layer.items())},
             "engine_median": round(float(np.median(engine_ms)), 1),
-            "graph": shown, "whole_model_pan_ms": demo_pan}
+            "graph": shown, f"paced_{PACE_MS}ms_apart": paced, "whole_model_pan_ms": demo_pan}
+
+
+def _click(window, node: str):
+    """Toggle ``node``; the Evaluation it produced, or None (no result within a minute)."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    before = window.state.evaluation
+    loop = QEventLoop()
+    window.state.evaluationChanged.connect(loop.quit)
+    QTimer.singleShot(60_000, loop.quit)
+    window.state.toggle_nodes([node])
+    loop.exec()  # sleeps until the result arrives (a busy loop would steal the worker's GIL)
+    window.state.evaluationChanged.disconnect(loop.quit)
+    return None if window.state.evaluation is before else window.state.evaluation
+
+
+def _head_node(graph) -> str | None:
+    return next((n for n in graph.ids if ".attn.k:" in n or ".attn.q:" in n or ".attn.v:" in n), None)
+
+
+def _paced(app, window, nodes: list[str], selected: str | None) -> dict:
+    """Click-to-metric with the user pausing :data:`PACE_MS` between clicks, so that whatever follows
+    the metrics (the pair's trace when a node is selected: positions, attention, attributions) runs
+    between clicks and a click may land while it does."""
+    window.state.select(selected)
+    latencies = []
+    for node in nodes:
+        for _ in range(2):
+            ev = _click(window, node)
+            if ev is None:
+                break
+            latencies.append(ev.latency_ms)
+            end = time.monotonic() + PACE_MS / 1000
+            while time.monotonic() < end:
+                app.processEvents()
+                time.sleep(0.003)
+    window.state.select(None)
+    if not latencies:
+        return {"error": "no result"}
+    return {"clicks": len(latencies), "median": round(float(np.median(latencies)), 1),
+            "p95": round(float(np.percentile(latencies, 95)), 1)}
 
 
 EXPORT_CASES = (("png", 1.0), ("png", 2.0), ("svg", 1.0), ("graphml", 1.0), ("json", 1.0), ("csv", 1.0))

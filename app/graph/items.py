@@ -109,6 +109,14 @@ def build_legend(plot: pg.PlotItem) -> pg.LegendItem:
     return legend
 
 
+def set_sign_labels(legend: pg.LegendItem, what: str) -> None:
+    """Name the legend's two sign colours after what the edges show ("weight" or "attribution")."""
+    for (_sample, label), sign in zip(legend.items[:2], "+−"):
+        text = f"{sign} {what}"
+        if label.text != text:
+            label.setText(text)
+
+
 LEGEND_COLUMNS = (12, 6, 4, 3, 2, 1)
 
 

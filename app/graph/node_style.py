@@ -30,6 +30,7 @@ class NodeHeat:
     title: str
     values: dict = field(default_factory=dict)  # node id -> float
     signed: bool = True
+    source: str = ""  # who set it ("attribution", "effects"): each clears only its own
 
     def scale(self) -> float:
         v = np.abs(np.fromiter(self.values.values(), float, len(self.values)))

@@ -28,6 +28,7 @@ from app.graph import focus_style
 from app.graph import items as gi
 from app.graph.captions import CaptionLayer
 from app.graph.edges import EdgeLayer
+from app.graph.attribution import AttributionMode
 from app.graph.node_style import node_brushes
 from app.graph.token_row import B_ROW_Y, TokenRow
 from app.workers.trace import head_of
@@ -105,6 +106,7 @@ class CircuitView(QWidget):
         self._build_items()
         self.legend = gi.build_legend(self.plot)
         self.plot.geometryChanged.connect(self._fit_legend)
+        self.attribution = AttributionMode(state, self)  # edges and nodes by attribution on the pair
         self._show_frame(False)
         self.edges.drawn.connect(self._on_edges_drawn)
         self.vb.sigRangeChanged.connect(self._size_nodes)
@@ -137,11 +139,12 @@ class CircuitView(QWidget):
         self.ring = PassiveScatter(symbol="o", brush=None, pen=pg.mkPen(theme.SELECTED, width=2.5))
         self.io_nodes = pg.ScatterPlotItem(hoverable=True, tip=self._io_tip, size=12,
                                            pen=pg.mkPen(theme.TEXT, width=1.5), brush=pg.mkBrush(theme.PANEL))
-        for z, item in enumerate((self.resid, self.qk_dim, self.qk, *self.io_items, self.cut_edges, self.nodes, self.cut_marks,
-                                  self.ablated, self.ring, self.io_nodes)):
+        for z, item in enumerate((self.resid, self.qk_dim, self.qk, *self.io_items, self.cut_edges, self.nodes,
+                                  self.cut_marks, self.ablated, self.ring, self.io_nodes)):
             item.setZValue(2 + z)
             vb.addItem(item)
         self.edges = EdgeLayer(vb, self)
+        self._segs = np.zeros((0, 4))  # (E, 4) every weight's segment in the graph on screen
         self.nodes.sigClicked.connect(self._on_node_click)
         self.nodes.sigHovered.connect(self._on_hover)
         self.texts: list[pg.TextItem] = []  # the target logits' names
@@ -167,8 +170,8 @@ class CircuitView(QWidget):
         if graph is None:
             self._clear_texts(self.texts)
             self.tokens.clear()
-            for item in (self.resid, self.qk, self.qk_dim, self.nodes, self.ablated, self.ring, self.io_nodes, self.cut_marks,
-                         self.cut_edges, *self.io_items):
+            for item in (self.resid, self.qk, self.qk_dim, self.nodes, self.ablated, self.ring, self.io_nodes,
+                         self.cut_marks, self.cut_edges, *self.io_items):
                 item.setData([], [])
             self.edges.set_edges(np.zeros((0, 4)), np.zeros(0, np.float32), np.zeros(0, np.int64))
             return
@@ -187,14 +190,13 @@ class CircuitView(QWidget):
         self._sizes = size
         self._view = view
         self.fit()  # before the edges: a raster is rendered for the range on screen
-        segs = np.concatenate([graph.pos[graph.src], graph.pos[graph.dst]], axis=1)
-        self.edges.set_edges(segs, graph.weight, np.arange(graph.n_edges), self.state.threshold)
+        self._segs = np.concatenate([graph.pos[graph.src], graph.pos[graph.dst]], axis=1)
+        self.show_edges()
         links = graph.pos[graph.resid.reshape(-1)] if len(graph.resid) else np.zeros((0, 2))
         self.resid.setData(links[:, 0], links[:, 1], connect="pairs")
         focus_style.restyle_links(self)  # q-k arcs; a diff's colours, a focus's faint weights
         rows = [(y, "prompt A" if y == 0.0 else name) for y, name in graph.row_labels()]
         self.plot.getAxis("left").setTicks([rows + [(B_ROW_Y, "prompt B")], []])
-        self._update_header(view)
         self._show_io()
         self._show_ablation()
         self._show_selection(self.state.selected, center=False)
@@ -279,6 +281,8 @@ class CircuitView(QWidget):
         else:
             text = (f"<b>{b.run_name}</b> · task <b>{task}</b> · whole model: {g.n_nodes:,} nodes, "
                     f"{g.n_edges:,} weights; circuit nodes bright")
+        if self.attribution.on:
+            text += f"<br><span style='color:{theme.MUTED}'>{self.attribution.caption()}</span>"
         self.header.setText(text)
 
     # -- state -> items ------------------------------------------------------------------------
@@ -356,7 +360,26 @@ class CircuitView(QWidget):
 
     @Slot(float)
     def _set_threshold(self, value: float) -> None:
-        self.edges.set_threshold(value)
+        if self.attribution.on:
+            self.show_edges()
+        else:
+            self.edges.set_threshold(value)
+
+    def show_edges(self) -> None:
+        """The edges of the graph on screen: by weight, or (attribution mode) by their contribution on
+        the selected pair, among the weights at or above the |w| threshold (app/graph/attribution.py);
+        the header and the legend say which."""
+        graph = self.graph
+        if graph is None:
+            return
+        values = self.attribution.values(graph)
+        if values is None:
+            self.edges.set_edges(self._segs, graph.weight, np.arange(graph.n_edges), self.state.threshold)
+        else:
+            keep = np.flatnonzero((np.abs(graph.weight) >= self.state.threshold) & (values != 0))
+            self.edges.set_edges(self._segs[keep], values[keep], keep, 0.0)
+        gi.set_sign_labels(self.legend, "attribution" if self.attribution.on else "weight")
+        self._update_header(self._view)
 
     @Slot()
     def _on_edges_drawn(self) -> None:

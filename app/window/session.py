@@ -37,7 +37,8 @@ def capture(w) -> Session:
 def capture_view(state, view) -> Session:
     """The state and the graph ``view`` as a Session (run-less when no run is loaded)."""
     s, b = state, state.bundle
-    focus = {"focus": s.focus.on, "focus_hops": s.focus.hops, "min_degree": s.focus.min_degree}
+    focus = {"focus": s.focus.on, "focus_hops": s.focus.hops, "min_degree": s.focus.min_degree,
+             "edges": s.edge_mode, "side": s.side}
     focus["overlay"] = s.overlay  # the colour overlay asked for (app/panels/effects.py)
     if b is None:
         return Session(view=s.view, mode=s.mode, baseline=s.baseline, **focus)
@@ -79,6 +80,7 @@ def apply(session: Session, state, view, toolbar, log: Callable[[str], None]) ->
     s.set_view(session.view)
     s.set_baseline(session.baseline)
     _apply_focus(session, s, dropped)
+    s.set_edge_mode(session.edges, session.side)
     if session.mode == "resample" and not s.bundle.resample:
         dropped.append("resample ablation (the run has no activation store; mean is used)")
     else:

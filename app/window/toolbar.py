@@ -27,6 +27,12 @@ MODE_TIPS = {"mean": "replace the node by its mean over pretraining text",
 BASELINE_TIPS = {"circuit": "the circuit alone: every node outside it is ablated",
                  "full": "the full model"}
 EDIT_ICON_TEXTS = ("Undo", "Redo", "Reset", "Fit")  # short texts of the edit actions on the bar
+#: What the edges (and node colours) show: (combo text, AppState.edge_mode, side, tooltip).
+EDGE_CHOICES = (("weight", "weight", None, "edges by weight; nodes by kind"),
+                ("attribution A", "attribution", "A", "on the selected pair's prompt A: edges by weight × source "
+                 "signal, nodes by the estimated effect of ablating each on A's logit diff"),
+                ("attribution B", "attribution", "B", "the same on prompt B"),
+                ("attribution A−B", "attribution", "A-B", "A's attribution minus B's: what separates the two sides"))
 
 
 class GraphToolbar(QToolBar):
@@ -47,6 +53,7 @@ class GraphToolbar(QToolBar):
         self._add_view_actions()
         self.addSeparator()
         self._add_threshold()
+        self._add_edge_mode()
         self.addSeparator()
         self._add_ablation_combos()
         self.addSeparator()
@@ -58,6 +65,7 @@ class GraphToolbar(QToolBar):
         state.modeChanged.connect(self._on_mode)
         state.baselineChanged.connect(self._on_baseline)
         state.thresholdChanged.connect(self.update_threshold_label)
+        state.edgeModeChanged.connect(self._on_edge_mode)
 
     # -- building ------------------------------------------------------------------------------
     def _add_view_actions(self) -> None:
@@ -83,6 +91,17 @@ class GraphToolbar(QToolBar):
         self.threshold_label = QLabel("")
         self.threshold_label.setMinimumWidth(120)
         self.addWidget(self.threshold_label)
+
+    def _add_edge_mode(self) -> None:
+        self.addWidget(QLabel(" edges "))
+        self.edge_combo = QComboBox()
+        self.edge_combo.setObjectName("edgeModeCombo")
+        self.edge_combo.setToolTip("What edge colours and widths show: weights, or attribution on the selected pair")
+        for text, _mode, _side, tip in EDGE_CHOICES:
+            self.edge_combo.addItem(text)
+            self.edge_combo.setItemData(self.edge_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.edge_combo.currentIndexChanged.connect(self._on_edge_combo)
+        self.addWidget(self.edge_combo)
 
     def _add_ablation_combos(self) -> None:
         self.addWidget(QLabel(" Ablate with "))
@@ -122,6 +141,15 @@ class GraphToolbar(QToolBar):
         self.circuit_view_action.setEnabled(b is not None and b.circuit is not None)
         (self.circuit_view_action if view == "circuit" else self.model_view_action).setChecked(True)
         self._show_threshold()  # this view's own threshold, not the other view's share
+
+    @Slot(str)
+    def _on_edge_mode(self, _mode: str) -> None:
+        s = self._state
+        index = next(i for i, (_t, m, side, _tip) in enumerate(EDGE_CHOICES)
+                     if m == s.edge_mode and (side is None or side == s.side))
+        self.edge_combo.blockSignals(True)
+        self.edge_combo.setCurrentIndex(index)
+        self.edge_combo.blockSignals(False)
 
     @Slot(str)
     def _on_mode(self, mode: str) -> None:
@@ -186,6 +214,12 @@ class GraphToolbar(QToolBar):
             self.mode_combo.setCurrentText(s.mode)
             return
         s.set_mode(mode)
+
+    @Slot(int)
+    def _on_edge_combo(self, index: int) -> None:
+        if 0 <= index < len(EDGE_CHOICES):
+            _text, mode, side, _tip = EDGE_CHOICES[index]
+            self._state.set_edge_mode(mode, side)
 
     @Slot(str)
     def _on_baseline_combo(self, baseline: str) -> None:

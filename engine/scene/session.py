@@ -40,7 +40,10 @@ from engine.ablation.modes import BASELINES, MODES
 from engine.errors import UserError
 from engine.fileio import read_json
 from engine.scene.focus import MAX_DEGREE, MAX_HOPS
+from engine.scene.attribution import SIDES
 from engine.scene.layout import VIEWS
+
+EDGE_MODES = ("weight", "attribution")  # what a view's edges show (AppState.edge_mode)
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -76,6 +79,8 @@ class Session:
     min_degree: int = 0  # dim nodes with fewer shown weights (0: off)
     diff: str | None = None  # the circuit compared with (a file, as ``circuit``)
     overlay: str | None = None  # a colour overlay on the nodes: "effects" (node effects) or None
+    edges: str = "weight"  # what edges and node colours show: "weight" or "attribution" on the pair
+    side: str = "A"  # attribution: on prompt A, B or A-B
     source: str | None = field(default=None, compare=False)  # the file it was read from (not saved)
     dropped: tuple[str, ...] = field(default=(), compare=False)  # what reading left out (not saved)
 
@@ -167,7 +172,7 @@ _FIELDS = {
     "ablated_nodes": (_strings, ()), "ablated_edges": (_strings, ()), "labels": (_labels, {}),
     "selected": (_opt_str, None), "pair": (_pair, 0), "threshold": (_threshold, 0.0), "view_range": (_view_range, None),
     "focus": (_flag, False), "focus_hops": (_whole(MAX_HOPS), 1), "min_degree": (_whole(MAX_DEGREE), 0),
-    "diff": (_opt_str, None),
+    "diff": (_opt_str, None), "edges": (_choice(EDGE_MODES), "weight"), "side": (_choice(SIDES), "A"),
     "overlay": (_opt_choice(OVERLAYS), None),
 }
 

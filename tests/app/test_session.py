@@ -24,8 +24,8 @@ EVAL_TIMEOUT_MS = 60_000
 
 
 def settle(qtbot, win) -> None:
-    qtbot.waitUntil(lambda: export.current_result(win.state) is not None and win.view.is_drawn,
-                    timeout=EVAL_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: export.current_result(win.state) is not None and win.view.is_drawn
+                    and not win.service.trace.pending, timeout=EVAL_TIMEOUT_MS)  # the pair's trace colours tokens
 
 
 def pixels(win) -> np.ndarray:
@@ -172,7 +172,8 @@ def test_a_session_that_partly_fits_is_applied_and_says_what_was_left_out(
 
 
 @pytest.mark.parametrize("bad", [{"pair": -3}, {"threshold": float("nan")}, {"view_range": [-1e308, 1e308, -1, 1]},
-                                 {"view_range": [0, 1e308, 0, 1e308]}, {"pair": 1e999}])
+                                 {"view_range": [0, 1e308, 0, 1e308]}, {"pair": 1e999}, {"edges": "colour"},
+                                 {"side": "C"}])
 def test_unusable_session_values_are_left_out_not_fatal(open_window, fresh_tiny_run: Path, tmp_path: Path, qtbot,
                                                       monkeypatch, errors, warnings_shown, bad: dict) -> None:
     win = open_window(fresh_tiny_run)

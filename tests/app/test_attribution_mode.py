@@ -1,0 +1,105 @@
+"""Attribution mode (issue 18, item 4): edges coloured and sized by weight x source signal on the
+selected pair and nodes by their estimated effect on its logit difference, on A, B or A - B; it follows
+ablations and the pair, goes back to weights cleanly, and is kept in sessions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.graph.attribution import SOURCE
+from app.window.session import capture
+from conftest import LOAD_TIMEOUT_MS
+from engine.scene.attribution import edge_attribution, shown
+
+TASK = "single_double_quote"
+
+
+@pytest.fixture
+def demo_window(open_window, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("CIRCUIT_INSPECTOR_DATA", str(tmp_path / "data"))
+    return open_window("demo", task=TASK)
+
+
+def _wait_heat(qtbot, win, trigger, check=lambda h: True):
+    with qtbot.waitSignal(win.state.nodeHeatChanged, timeout=LOAD_TIMEOUT_MS,
+                          check_params_cb=lambda h: h is not None and h.source == SOURCE and check(h)):
+        trigger()
+    return win.state.node_heat
+
+
+def _drawn(view) -> np.ndarray:
+    """The values the edge layer draws, in graph edge order (NaN: not drawn)."""
+    out = np.full(view.graph.n_edges, np.nan)
+    out[view.edges.ids] = view.edges.weight
+    return out
+
+
+def test_edges_and_nodes_follow_the_attribution_on_the_pair(qtbot, demo_window, errors) -> None:
+    win = demo_window
+    s, view, bar = win.state, win.view, win.toolbar
+    weights = _drawn(view)
+    np.testing.assert_allclose(weights, view.graph.weight)
+    heat = _wait_heat(qtbot, win, lambda: bar.edge_combo.setCurrentText("attribution A"))
+    assert (s.edge_mode, s.side) == ("attribution", "A")
+    tr = s.current_trace().trace
+    att = edge_attribution(view.graph, tr)
+    drawn = _drawn(view)
+    carries = att[0] != 0
+    np.testing.assert_allclose(drawn[carries], att[0][carries], rtol=1e-6)
+    assert np.isnan(drawn[~carries]).all()  # no signal on this pair: not drawn
+    for node in view.graph.ids:  # nodes: the estimated effect of ablating each on A's logit diff
+        assert heat.values[node] == pytest.approx(float(tr.effect(node)[0]), abs=1e-6)
+    assert "+ attribution" in [label.text for _s, label in view.legend.items]
+    assert "attribution on pair 0 (prompt A)" in view.header.text()
+    # A - B, another pair: both recomputed.
+    heat = _wait_heat(qtbot, win, lambda: bar.edge_combo.setCurrentText("attribution A−B"),
+                      lambda h: "A − B" in h.title)
+    diff = shown(att, "A-B")
+    np.testing.assert_allclose(_drawn(view)[diff != 0], diff[diff != 0], rtol=1e-5, atol=1e-7)
+    _wait_heat(qtbot, win, lambda: s.set_pair(2), lambda h: s.current_trace() is not None)
+    assert s.current_trace().request.pair == 2
+    assert capture(win).edges == "attribution" and capture(win).side == "A-B"
+    # Back to weights: the overlay goes, the weights come back.
+    bar.edge_combo.setCurrentText("weight")
+    assert s.node_heat is None and s.edge_mode == "weight"
+    np.testing.assert_allclose(_drawn(view), view.graph.weight)
+    assert "+ weight" in [label.text for _s, label in view.legend.items]
+    assert errors == []
+
+
+def test_an_ablated_node_has_no_effect_left_and_the_attributions_move(qtbot, demo_window, errors) -> None:
+    win = demo_window
+    s = win.state
+    _wait_heat(qtbot, win, lambda: s.set_edge_mode("attribution", "A"))
+    before = _drawn(win.view).copy()
+    node = "blocks.1.attn.v:99"
+    heat = _wait_heat(qtbot, win, lambda: s.toggle_nodes([node]),
+                      lambda h: node in s.current_trace().request.nodes)
+    assert abs(heat.values[node]) < 1e-6  # already ablated: nothing left to estimate
+    after = _drawn(win.view)
+    both = ~np.isnan(before) & ~np.isnan(after)
+    assert not np.allclose(before[both], after[both])  # v:99 carried signal: its weights changed
+    assert errors == []
+
+
+def test_a_session_restores_the_attribution_mode(qtbot, demo_window, tmp_path: Path, monkeypatch, errors) -> None:
+    import json
+
+    from app.widgets import dialogs
+
+    win = demo_window
+    path = tmp_path / "attr.json"
+    path.write_text(json.dumps({"kind": "session", "run": "demo", "task": TASK, "edges": "attribution", "side": "B",
+                                "pair": 1}))
+    monkeypatch.setattr(dialogs, "ask_open_session", lambda parent, start="": path)
+    with qtbot.waitSignal(win.ready, timeout=LOAD_TIMEOUT_MS):
+        win.menu_actions.open_session.trigger()
+    s = win.state
+    assert (s.edge_mode, s.side, s.pair) == ("attribution", "B", 1)
+    assert win.toolbar.edge_combo.currentText() == "attribution B"
+    qtbot.waitUntil(lambda: s.node_heat is not None and s.node_heat.source == SOURCE, timeout=LOAD_TIMEOUT_MS)
+    assert "prompt B" in s.node_heat.title and s.current_trace().request.pair == 1
+    assert errors == []
