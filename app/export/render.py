@@ -29,6 +29,7 @@ from app.widgets import theme
 from app.graph.edges import EdgeStyle, edge_levels, style_buckets, style_pens
 from app.graph.captions import RING, RING_GAP
 from app.graph.items import LEGEND_KINDS, caption, visible_token, zoom_node_size
+from app.graph.node_style import heat_brush
 from engine.scene.labels import HIDDEN, MAX_CAPTIONS, caption_order, node_blockers, place_captions
 from engine.scene.focus import DIFF_SIDES, lit_edges
 from engine.scene.layout import qk_arcs, row_gaps
@@ -158,8 +159,9 @@ def _legend_items(snap: ViewSnapshot | None = None) -> list[tuple[str, str, obje
         d = snap.diff.diff
         words = {"a": f"only in {d.a}", "b": f"only in {d.b}", "both": "in both"}
         return [("dot", words[DIFF_SIDES[k]], "#%02x%02x%02x" % theme.DIFF_COLORS[k]) for k in (1, 2, 0)] + marks
-    items = [("line", "+ weight", theme.weight_color(True, 255)),
-             ("line", "− weight", theme.weight_color(False, 255))]
+    word = "attribution" if snap is not None and snap.node_heat() is not None else "weight"
+    items = [("line", f"+ {word}", theme.weight_color(True, 255)),
+             ("line", f"− {word}", theme.weight_color(False, 255))]
     return items + marks + [("dot", name, theme.KIND_COLORS[k]) for k, name in LEGEND_KINDS]
 
 
@@ -207,13 +209,19 @@ def _edges(snap: ViewSnapshot, f: Frame) -> list[str]:
     """Weight edges in the view's buckets (colour group x |w| level, the faint ones outside a focus
     first), weakest first, as in EdgeLayer."""
     g = snap.graph
-    order = np.argsort(-np.abs(g.weight), kind="stable")
-    absw = np.abs(g.weight)
+    values, drawn = snap.edge_values()  # weights, or (attribution mode) the attribution on the pair
+    order = np.argsort(-np.abs(values), kind="stable")
+    absw = np.abs(values)
     style = edge_style(snap)
     n = style.n_groups
-    group = (g.weight > 0).astype(np.int64) if style.group is None else np.asarray(style.group, np.int64)
-    bucket = style_buckets(edge_levels(absw), group, style.lit, n)[order]
-    shown = absw[order] >= snap.threshold
+    group = (values > 0).astype(np.int64) if style.group is None else np.asarray(style.group, np.int64)
+    if snap.node_heat() is not None:  # attribution: as in the view, levels among the weights drawn
+        level = np.zeros(len(absw), np.int64)
+        level[drawn] = edge_levels(absw[drawn])
+    else:
+        level = edge_levels(absw)
+    bucket = style_buckets(level, group, style.lit, n)[order]
+    shown = drawn[order]
     pens = style_pens(len(g.weight), style)  # as the view: the threshold removes edges, never restyles them
     names = ("neg", "pos") if style.group is None else DIFF_SIDES
     segs = np.concatenate([f.map(g.pos[g.src[order]]), f.map(g.pos[g.dst[order]])], axis=1)
@@ -236,6 +244,8 @@ def node_sizes(snap: ViewSnapshot, f: Frame) -> np.ndarray:
 def _nodes(snap: ViewSnapshot, f: Frame, p: np.ndarray, inside: np.ndarray, size: np.ndarray) -> list[str]:
     g = snap.graph
     stroke = f'stroke="{theme.BG}" stroke-width="{0.6 if snap.view == "circuit" else 1}"'
+    heat = snap.node_heat()  # attribution mode: each node's estimated effect on the chosen side
+    scale = float(np.nanmax(np.abs(heat))) if heat is not None and np.isfinite(heat).any() else 1.0
     out = ['<g class="nodes">']
     for i in np.flatnonzero(inside).tolist():
         dim = (snap.in_circuit is not None and not snap.in_circuit[i] and snap.diff is None) or \
@@ -244,6 +254,11 @@ def _nodes(snap: ViewSnapshot, f: Frame, p: np.ndarray, inside: np.ndarray, size
         node = g.ids[i]
         tip = f"{node}: {snap.labels[node]}" if snap.labels.get(node) else node
         fill = theme.KIND_COLORS[int(g.kind[i])]
+        if heat is not None:
+            dim = dim or np.isnan(heat[i])
+            if not np.isnan(heat[i]):
+                fill = heat_brush(float(heat[i]), scale, True).color().name()
+                tip = f"{tip} (estimated effect {heat[i]:+.3f})"
         if snap.diff is not None:
             side = int(snap.diff.node_side[i])
             fill, tip = "#%02x%02x%02x" % theme.DIFF_COLORS[side], f"{tip} ({DIFF_SIDES[side]})"

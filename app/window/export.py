@@ -41,11 +41,37 @@ def view_size(w) -> tuple[int, int]:
     return w.view.widget.width(), w.view.widget.height()
 
 
+TRACE_WAIT_MS = 30_000  # how long an export waits for the pair's trace (~15 ms on the demo)
+
+
+def pair_trace(w):
+    """The selected pair traced under the window's ablations (an engine PairTrace), asked for and
+    waited on when it is not on screen yet, so that every export carries the pair's attributions;
+    None when it cannot be had (the export then has none, and attribution mode refuses)."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    follower = w.service.trace
+    if follower.current() is None:
+        follower.force()
+        loop = QEventLoop()
+        w.state.traceChanged.connect(loop.quit)
+        QTimer.singleShot(TRACE_WAIT_MS, loop.quit)
+        loop.exec()
+        w.state.traceChanged.disconnect(loop.quit)
+    done = follower.current()
+    return done.trace if done is not None else None
+
+
 def window_snapshot(w) -> ViewSnapshot:
     from app.window import session as session_view
+    from engine.errors import UserError
 
+    trace = pair_trace(w) if w.state.bundle is not None else None
+    if trace is None and w.state.edge_mode == "attribution":
+        raise UserError("the selected pair's attribution could not be computed, so the view cannot be "
+                        "exported in attribution mode; switch the edges to weight, or try again")
     return build_snapshot(w.state.bundle, session_view.capture(w), view_size(w), current_result(w.state),
-                          current_circuit_result(w.state), diff=w.state.diff)
+                          current_circuit_result(w.state), diff=w.state.diff, trace=trace)
 
 
 def export_view(w, fmt: str, out: Path | str, scale: float = 1.0) -> list[Path] | None:

@@ -71,8 +71,11 @@ class TraceResult:
 def compute_trace(ablator: Any, request: TraceRequest) -> TraceResult:
     """In the ablation worker's thread: the engine traces the pair on ``ablator``."""
     from engine import api  # torch: only ever imported in a worker thread
+    from engine.ablation.modes import circuit_mode_for
 
-    trace = api.trace_pair(ablator, request.pair, request.nodes, request.edges, request.mode, request.baseline)
+    # as the click's evaluation: zero and resample ablate the rest of the model that way too
+    trace = api.trace_pair(ablator, request.pair, request.nodes, request.edges, request.mode, request.baseline,
+                           circuit_mode_for(request.mode))
     return TraceResult(request, trace)
 
 
@@ -86,6 +89,7 @@ class TraceFollower(QObject):
         self._next_id = 0
         self._latest: TraceRequest | None = None  # posted, not answered yet
         self._shown_key: tuple | None = None  # the key of the answer in the state
+        self._forced = False  # asked for once, whether or not anything shows it (an export)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._fire)
@@ -113,16 +117,33 @@ class TraceFollower(QObject):
     def needed(self) -> bool:
         """Whether anything on screen shows the trace: a selected node, or attribution edges."""
         s = self._state
-        return s.selected is not None or s.edge_mode == "attribution"
+        return self._forced or s.selected is not None or s.edge_mode == "attribution"
 
     def wanted(self) -> TraceRequest | None:
         """The request the state calls for now (its id not yet assigned), or None."""
+        return self._request() if self.needed() else None
+
+    def _request(self) -> TraceRequest | None:
+        """The request for the state's pair and ablations (None before a run is ready)."""
         s, service = self._state, self._service
-        if s.bundle is None or not service.ready or not self.needed():
+        if s.bundle is None or not service.ready:
             return None
         baseline = s.baseline if s.bundle.circuit is not None else "full"
         return TraceRequest(-1, service.generation, s.pair, tuple(sorted(s.ablation.nodes)), s.mode, baseline,
                             tuple(sorted(str(e) for e in s.ablation.edges)))
+
+    def current(self):
+        """The state's trace if it is the one the state calls for now (pair, ablations), else None."""
+        want, t = self._request(), self._state.trace
+        if want is None or t is None or t.trace is None or self._shown_key != want.key:
+            return None
+        return t
+
+    def force(self) -> None:
+        """Ask for the trace even when nothing shows it (an export wants the pair's attributions)."""
+        if not self._forced:
+            self._forced = True
+            self._timer.start(0)
 
     @property
     def pending(self) -> bool:
@@ -149,6 +170,7 @@ class TraceFollower(QObject):
         if self._latest is None or result.request.id != self._latest.id:
             return  # a newer request is on its way
         self._latest = None
+        self._forced = False
         self._shown_key = result.request.key
         self._state.set_trace(result)
 

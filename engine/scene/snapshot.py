@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from engine.scene.focus import B_ONLY, DIFF_SIDES, FocusSettings, emphasis_mask, lit_edges
+from engine.scene.attribution import edge_attribution, shown as shown_side
 from engine.scene.layout import GraphData, io_edges, logit_positions, token_positions
 
 IO_EDGES_SHOWN = 48  # strongest display-only embedding/unembedding edges drawn (as in the view)
@@ -67,6 +68,26 @@ class ViewSnapshot:
     emphasis: np.ndarray | None = None  # (n,) bool: the bright nodes (focus, degree filter); None: all
     focus: dict[str, Any] | None = None  # {"on", "hops", "min_degree"} when one of them dims nodes
     diff: Any = None  # engine.scene.focus.DiffView: the circuit compared with another (graph is their union)
+    attribution: np.ndarray | None = None  # (2, E) each weight's attribution on the pair's A and B (a trace)
+    effects: np.ndarray | None = None  # (2, n) each node's estimated effect on A's and B's logit diff (NaN: none)
+    trace_mode: str | None = None  # the ablation the effects estimate (the trace's mode)
+    edge_mode: str = "weight"  # what edges and node colours show: "weight" or "attribution"
+    side: str = "A"  # attribution: A, B or A-B
+
+    def edge_values(self) -> tuple[np.ndarray, np.ndarray]:
+        """((E,) what each edge's colour and width follow, (E,) bool which are drawn): the weights at or
+        above the |w| threshold, or in attribution mode their attribution on the chosen side, among
+        those, where it is not 0."""
+        if self.edge_mode == "attribution" and self.attribution is not None:
+            values = shown_side(self.attribution, self.side)
+            return values, self.shown & (values != 0)
+        return self.graph.weight, self.shown
+
+    def node_heat(self) -> np.ndarray | None:
+        """(n,) the nodes' estimated effects on the chosen side in attribution mode (NaN: none), else None."""
+        if self.edge_mode != "attribution" or self.effects is None:
+            return None
+        return shown_side(self.effects, self.side)
 
     @property
     def shown(self) -> np.ndarray:
@@ -129,12 +150,28 @@ def circuit_metrics(result) -> dict[str, Any] | None:
     return {**result_metrics(result), "ablation": getattr(result, "circuit_mode", None)}
 
 
-def build_snapshot(bundle, state, size: tuple[int, int], now=None, circuit=None, diff=None) -> ViewSnapshot:
+def _trace_fields(graph: GraphData, state, trace) -> dict[str, Any]:
+    """The snapshot's attribution fields from a traced pair (None: no trace, none)."""
+    out: dict[str, Any] = {"edge_mode": getattr(state, "edges", "weight"), "side": getattr(state, "side", "A")}
+    if trace is None:
+        return out
+    effects = np.full((2, graph.n_nodes), np.nan)
+    for i, node in enumerate(graph.ids):
+        e = trace.effect(node)
+        if e is not None:
+            effects[:, i] = e
+    return {**out, "attribution": edge_attribution(graph, trace), "effects": effects, "trace_mode": trace.mode}
+
+
+def build_snapshot(bundle, state, size: tuple[int, int], now=None, circuit=None, diff=None,
+                   trace=None) -> ViewSnapshot:
     """The view of ``bundle`` in ``state`` (a Session-like object) at ``size`` pixels; ``now`` is
     the engine's result for the state's ablation (None if it is not known yet); ``circuit`` the
     circuit alone as the view's mode ablates the rest of the model (None: ``bundle.circuit_result``,
     the circuit's own mode); ``diff`` the circuit compared with another (a DiffView, drawn in the
-    circuit view). The state's focus settings dim what they dim in the window."""
+    circuit view); ``trace`` the selected pair traced under the state's ablations (an engine
+    ``PairTrace``: the weights' attributions and the nodes' effects). The state's focus settings dim
+    what they dim in the window."""
     has_circuit = bundle.circuit is not None
     view = "circuit" if state.view == "circuit" and has_circuit else "model"
     diff = diff if view == "circuit" else None
@@ -170,7 +207,7 @@ def build_snapshot(bundle, state, size: tuple[int, int], now=None, circuit=None,
         io_segs=segs[keep], io_weight=w[keep], metrics=metrics,
         emphasis=emphasis_mask(graph, state.selected, focus, float(state.threshold)),
         focus={"on": focus.on, "hops": focus.hops, "min_degree": focus.min_degree} if focus.active else None,
-        diff=diff)
+        diff=diff, **_trace_fields(graph, state, trace if trace is not None and trace.pair == pair else None))
 
 
 def view_document(snap: ViewSnapshot) -> dict[str, Any]:
@@ -191,12 +228,14 @@ def view_document(snap: ViewSnapshot) -> dict[str, Any]:
               "ablated": f"{g.ids[s]}->{g.ids[d]}" in cut, "shown": bool(sh)}
              for s, d, w, sh in zip(g.src.tolist(), g.dst.tolist(), g.weight.tolist(), shown.tolist())]
     _add_focus_and_sides(snap, nodes, edges)
+    _add_attribution(snap, nodes, edges)
     return {"kind": VIEW_KIND, "schema_version": VIEW_SCHEMA_VERSION, "run": snap.run, "run_name": snap.run_name,
             "task": snap.task, "circuit": snap.circuit, "circuit_name": snap.circuit_name, "view": snap.view,
             "mode": snap.mode, "baseline": snap.baseline, "threshold": snap.threshold, "pair": snap.pair,
             "selected": snap.selected, "view_range": list(snap.view_range), "size": list(snap.size),
             "metrics": snap.metrics, "ablated_nodes": list(snap.ablated_nodes),
             "ablated_edges": list(snap.ablated_edges), "focus": snap.focus, "diff": _diff_header(snap),
+            "attribution": _attribution_header(snap),
             "nodes": nodes, "edges": edges}
 
 
@@ -222,3 +261,26 @@ def _add_focus_and_sides(snap: ViewSnapshot, nodes: list[dict], edges: list[dict
         for row, side, wb in zip(edges, snap.diff.edge_side.tolist(), snap.diff.weight_b.tolist()):
             row["side"] = DIFF_SIDES[side]
             row["weight_b"] = None if np.isnan(wb) else float(wb)
+
+
+def _attribution_header(snap: ViewSnapshot) -> dict[str, Any] | None:
+    if snap.attribution is None:
+        return None
+    return {"pair": snap.pair, "edges_show": snap.edge_mode, "side": snap.side, "effects_mode": snap.trace_mode,
+            "edge": "weight x its source's signal on the pair's prompt (A, B): the source at the last position, "
+                    "or into a key or value and from a value, at every position weighted by the head's "
+                    "attention from the last position",
+            "node": "estimated change of the prompt's logit diff (target - foil) when the node alone is "
+                    "ablated (attribution patching, first order)"}
+
+
+def _add_attribution(snap: ViewSnapshot, nodes: list[dict], edges: list[dict]) -> None:
+    """With a traced pair: ``attribution_a`` / ``attribution_b`` on every weight, ``effect_a`` /
+    ``effect_b`` on every node (None where the node's site was not traced)."""
+    if snap.attribution is None:
+        return
+    for row, a, b in zip(edges, snap.attribution[0].tolist(), snap.attribution[1].tolist()):
+        row["attribution_a"], row["attribution_b"] = float(a), float(b)
+    for row, a, b in zip(nodes, snap.effects[0].tolist(), snap.effects[1].tolist()):
+        row["effect_a"] = None if np.isnan(a) else float(a)
+        row["effect_b"] = None if np.isnan(b) else float(b)

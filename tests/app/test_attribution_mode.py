@@ -103,3 +103,40 @@ def test_a_session_restores_the_attribution_mode(qtbot, demo_window, tmp_path: P
     qtbot.waitUntil(lambda: s.node_heat is not None and s.node_heat.source == SOURCE, timeout=LOAD_TIMEOUT_MS)
     assert "prompt B" in s.node_heat.title and s.current_trace().request.pair == 1
     assert errors == []
+
+
+def test_exports_carry_weights_and_attributions_and_the_headless_export_agrees(qtbot, demo_window, tmp_path: Path,
+                                                                              errors) -> None:
+    """Every export has both: each weight's attribution on A and B, each node's estimated effect; in
+    attribution mode the picture draws the attribution. The headless export of the saved session has
+    the same numbers."""
+    import json
+
+    from app.export.command import main as app_export
+    from app.window import export
+    from app.window import session as session_view
+    from engine.scene.session import write_session
+
+    win = demo_window
+    s = win.state
+    s.set_pair(3)
+    [js] = export.export_view(win, "json", tmp_path / "w.json")  # nothing selected, weight mode: traced anyway
+    doc = json.loads(js.read_text())
+    assert doc["attribution"]["pair"] == 3 and doc["attribution"]["edges_show"] == "weight"
+    tr = s.trace.trace
+    att = edge_attribution(win.view.graph, tr)
+    np.testing.assert_allclose([e["attribution_a"] for e in doc["edges"]], att[0], rtol=1e-6)
+    np.testing.assert_allclose([e["attribution_b"] for e in doc["edges"]], att[1], rtol=1e-6)
+    by_id = {n["id"]: n for n in doc["nodes"]}
+    assert by_id["blocks.1.attn.v:99"]["effect_a"] == pytest.approx(float(tr.effect("blocks.1.attn.v:99")[0]))
+
+    _wait_heat(qtbot, win, lambda: s.set_edge_mode("attribution", "A"))
+    [svg] = export.export_view(win, "svg", tmp_path / "w.svg")
+    text = svg.read_text()
+    assert "+ attribution" in text and "estimated effect" in text
+    session = write_session(tmp_path / "s.json", session_view.capture(win))
+    assert app_export(["demo", "--session", str(session), "--format", "json", "--out", str(tmp_path / "h.json")]) == 0
+    head = json.loads((tmp_path / "h.json").read_text())
+    assert head["attribution"]["edges_show"] == "attribution" and head["pair"] == 3
+    np.testing.assert_allclose([e["attribution_a"] for e in head["edges"]], att[0], rtol=1e-5, atol=1e-7)
+    assert errors == []
