@@ -12,13 +12,19 @@ model) exactly as the app draws it; :func:`engine.scene.snapshot.view_document` 
                  "now": {...} | null},
      "ablated_nodes": [NODE, ...], "ablated_edges": ["SRC->DST", ...],
      "focus": {"on", "hops", "min_degree"} | null, "diff": {"a", "b", "a_circuit", "b_circuit", "counts"} | null,
+     "attribution": {"pair", "edges_show", "side", "effects_mode", "edge", "node"} | null,
      "nodes": [{"id", "label", "site", "layer", "index", "x", "y", "ablated", "in_circuit", "selected"}],
      "edges": [{"source", "target", "weight", "ablated", "shown"}]}
 
 With a focus or a degree filter every node and edge also has ``emphasised`` (drawn bright); in a diff
 (the union of circuits A and B, ``in_circuit`` meaning "in A") every node and edge has ``side``
-("a", "b" or "both") and every edge ``weight_b``, its value in B (null where B lacks it). CSV adds
-them as the last columns.
+("a", "b" or "both") and every edge ``weight_b``, its value in B (null where B lacks it). With the
+selected pair traced (the window's exports always, headless ones always), every edge has
+``attribution_a`` / ``attribution_b`` (the weight times its source's signal on prompt A / B) and
+every node ``effect_a`` / ``effect_b`` (the estimated change of that prompt's logit difference when
+the node alone is ablated; null where its site was not traced), and the document's ``attribution``
+says which pair, what the edges show and how both are defined (:mod:`engine.scene.attribution`).
+CSV adds them as the last columns.
 
 ``metrics.circuit`` is the circuit alone; its ``ablation`` says how everything outside the circuit was
 ablated: the mode the circuit was pruned with (mean) in mean mode, the view's mode in zero and resample
