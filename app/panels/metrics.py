@@ -109,7 +109,7 @@ class MetricsView(QWidget):
         self.info.setWordWrap(True)
         self.info.setStyleSheet(f"color: {theme.MUTED};")
         self.bars = pg.PlotWidget(background=theme.BG)
-        self.bars.setMinimumHeight(60)
+        self.bars.setMinimumHeight(36)  # the window fits 680 pixels of height (two toolbar rows)
         self.bars.setMenuEnabled(False)
         self.bars.hideButtons()
         self.bars.setMouseEnabled(x=False, y=False)

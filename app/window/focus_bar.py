@@ -90,6 +90,14 @@ class FocusBar(QToolBar):
         self._on_focus(state.focus)
         self._on_diff()
 
+    def add_leading(self, label: str, widget: QWidget) -> None:
+        """Put ``label`` and ``widget`` (a view option owned elsewhere, e.g. the graph toolbar's edges
+        choice) at the start of this row, before Focus."""
+        first = self.actions()[0] if self.actions() else None
+        self.insertWidget(first, QLabel(f" {label} "))
+        self.insertWidget(first, widget)
+        self.insertSeparator(first)
+
     def _spin(self, name: str, lo: int, hi: int, value: int, label: str, tip: str) -> QSpinBox:
         self.addWidget(QLabel(label))
         spin = QSpinBox()

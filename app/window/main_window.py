@@ -199,7 +199,9 @@ class MainWindow(QMainWindow):
                            center_on=self.view.center_on)
         tools = circuit_tools.install(self, ctx, tasks_dock=self.tasks_dock, log_dock=self.log_dock,
                                       view_menu=self.menu_actions.view_menu)
-        return tools, focus_bar.install(self, self.state, self.report_error, self.menu_actions.view_menu)
+        focus = focus_bar.install(self, self.state, self.report_error, self.menu_actions.view_menu)
+        focus.bar.add_leading("edges", self.toolbar.edge_combo)  # what edges show: weight or attribution
+        return tools, focus
 
     def _connect(self) -> None:
         self.loader.ready.connect(self.ready)
@@ -214,6 +216,10 @@ class MainWindow(QMainWindow):
         self._first_layout()  # once every dock exists: later docks would squeeze earlier ones
         self._first_state = self.saveState()
         self.refresh_runs()
+        # Settle the dock layout now: before it first activates, its minimum still counts the tabbed
+        # bottom docks side by side, and a saved geometry or a resize() before show() would be clamped
+        # to that width.
+        self.layout().activate()
         if self._persist:
             restore_layout(self)
         if run_dir is not None:

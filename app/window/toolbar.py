@@ -53,7 +53,7 @@ class GraphToolbar(QToolBar):
         self._add_view_actions()
         self.addSeparator()
         self._add_threshold()
-        self._add_edge_mode()
+        self._make_edge_mode()  # shown on the second row (app.window.focus_bar): this one is full
         self.addSeparator()
         self._add_ablation_combos()
         self.addSeparator()
@@ -92,8 +92,7 @@ class GraphToolbar(QToolBar):
         self.threshold_label.setMinimumWidth(120)
         self.addWidget(self.threshold_label)
 
-    def _add_edge_mode(self) -> None:
-        self.addWidget(QLabel(" edges "))
+    def _make_edge_mode(self) -> None:
         self.edge_combo = QComboBox()
         self.edge_combo.setObjectName("edgeModeCombo")
         self.edge_combo.setToolTip("What edge colours and widths show: weights, or attribution on the selected pair")
@@ -101,7 +100,6 @@ class GraphToolbar(QToolBar):
             self.edge_combo.addItem(text)
             self.edge_combo.setItemData(self.edge_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
         self.edge_combo.currentIndexChanged.connect(self._on_edge_combo)
-        self.addWidget(self.edge_combo)
 
     def _add_ablation_combos(self) -> None:
         self.addWidget(QLabel(" Ablate with "))
