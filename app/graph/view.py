@@ -19,6 +19,8 @@ methods; it holds no truth of its own.
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal, Slot
@@ -118,7 +120,7 @@ class CircuitView(QWidget):
                              (state.ablationChanged, self._show_ablation),
                              (state.selectionChanged, self._show_selection),
                              (state.pairChanged, self._show_io), (state.thresholdChanged, self._set_threshold),
-                             (state.nodeHeatChanged, self.restyle_nodes), (state.emphasisChanged, self.restyle_nodes),
+                             (state.nodeHeatChanged, self._on_heat), (state.emphasisChanged, self.restyle_nodes),
                              (state.traceChanged, self._paint_tokens), (state.selectionChanged, self._paint_tokens)):
             signal.connect(slot)
         state.diffChanged.connect(self._rebuild)  # the circuit view shows a diff's union (app/graph/focus_style.py)
@@ -206,6 +208,13 @@ class CircuitView(QWidget):
                             focus_style.categories(self.state, self.graph))
 
     @Slot()
+    def _on_heat(self, *args) -> None:
+        """A node overlay came or went: new fills, and the header says what the colours mean."""
+        self.restyle_nodes()
+        if self.graph is not None:
+            self._update_header(self._view)
+
+    @Slot()
     def restyle_nodes(self, *args) -> None:
         """Node fills again after the heat overlay or the emphasis set changed (app/graph/node_style.py),
         and the weights and q-k arcs between bright nodes (app/graph/focus_style.py)."""
@@ -281,8 +290,12 @@ class CircuitView(QWidget):
         else:
             text = (f"<b>{b.run_name}</b> · task <b>{task}</b> · whole model: {g.n_nodes:,} nodes, "
                     f"{g.n_edges:,} weights; circuit nodes bright")
+        heat = self.state.node_heat
         if self.attribution.on:
             text += f"<br><span style='color:{theme.MUTED}'>{self.attribution.caption()}</span>"
+        elif heat is not None:  # another overlay (node effects): what the node colours are
+            text += (f"<br><span style='color:{theme.MUTED}'>nodes coloured by {html.escape(heat.title)} "
+                     "(coral +, blue −; grey: none)</span>")
         self.header.setText(text)
 
     # -- state -> items ------------------------------------------------------------------------
