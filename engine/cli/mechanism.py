@@ -67,8 +67,14 @@ def cmd_trace(args: argparse.Namespace) -> dict[str, Any]:
     if not 1 <= args.top <= 100_000:
         raise UserError(f"--top must be in 1..100,000, got {args.top}")
     ablate = [n for n in (args.ablate or "").split(",") if n.strip()]
+    heads = []
+    for text in args.pattern or []:
+        layer, sep, head = text.partition(":")
+        if not sep or not layer.strip().isdigit() or not head.strip().isdigit():
+            raise UserError(f"--pattern {text!r}: write LAYER:HEAD, e.g. --pattern 1:6")
+        heads.append((int(layer), int(head)))
     return run_trace(args.run, args.task, args.pair, args.pairs, args.circuit, args.baseline, ablate, args.mode,
-                     args.node or [], args.top, args.task_file)
+                     args.node or [], args.top, args.task_file, heads)
 
 
 def _print_trace(r: dict[str, Any]) -> None:
@@ -88,6 +94,13 @@ def _print_trace(r: dict[str, Any]) -> None:
           f"{r['mode']}; largest {len(r['effects_estimated'])}):")
     for e in r["effects_estimated"]:
         print(f"  {e['node']:<28} A {e['A']:+.3f}  B {e['B']:+.3f}")
+    for name, sides in r["patterns"].items():
+        for side in "AB":
+            toks = r["tokens"][side]
+            print(f"{name} on {side}: for each query position, the key it attends to most")
+            for q, row in enumerate(sides[side]):
+                k = max(range(len(row)), key=row.__getitem__)
+                print(f"  {q:>3} {toks[q]!r:>8} -> {k:>3} {toks[k]!r:>8} {row[k]:.2f}")
     if r["edges"]:
         print(f"circuit weights by attribution on this pair (weight x source signal; largest |A - B| first, "
               f"{len(r['edges'])} weights; --json has all):")
@@ -114,5 +127,7 @@ def register_trace(sub: Any) -> None:
                     help="ablation of --ablate and of the estimated effects (default mean)")
     tr.add_argument("--node", action="append", help="a node to show at every position (repeatable)")
     tr.add_argument("--top", type=int, default=10, help="how many node effects to list (default 10)")
+    tr.add_argument("--pattern", action="append", metavar="LAYER:HEAD",
+                    help="a head's full attention pattern on A and B, every query position (repeatable)")
     tr.add_argument("--json", action="store_true", help="one JSON object")
     tr.set_defaults(func=cmd_trace, printer=_print_trace)

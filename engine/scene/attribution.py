@@ -78,11 +78,12 @@ def shown(values: np.ndarray, side: str) -> np.ndarray:
 
 def run_trace(run_dir, task: str | None = None, pair: int = 0, n_pairs: int = 24, circuit: str | None = None,
               baseline: str = "full", ablate: Iterable[str] = (), mode: str = "mean", nodes: Iterable[str] = (),
-              top: int = 10, task_file=None) -> dict[str, Any]:
+              top: int = 10, task_file=None, heads: Iterable[tuple[int, int]] = ()) -> dict[str, Any]:
     """The ``circuit-engine trace`` result: pair ``pair`` of the task's held-out pairs traced under
     ``baseline`` and the ``ablate`` nodes (:func:`engine.mechanism.trace.trace_pair`): the requested
-    ``nodes`` at every position of A and B, the ``top`` node effects (estimated) and, with a circuit,
-    every circuit weight's attribution on A and B (:mod:`engine.scene.attribution`)."""
+    ``nodes`` at every position of A and B, the ``top`` node effects (estimated), the full attention
+    pattern of each ``(layer, head)`` in ``heads`` on A and B and, with a circuit, every circuit weight's
+    attribution on A and B (:mod:`engine.scene.attribution`)."""
     from engine.ablation.setup import run_ablator
     from engine.circuits.circuit import load_circuit
     from engine.circuits.library import find_circuit
@@ -117,7 +118,7 @@ def run_trace(run_dir, task: str | None = None, pair: int = 0, n_pairs: int = 24
            "nodes": {n: {side: [None if np.isnan(v) else float(v) for v in tr.positions(n)[i, :tr.lengths[i]]]
                          for i, side in enumerate("AB")} for n in wanted},
            "effects_estimated": [{"node": n, "A": float(e[0]), "B": float(e[1])} for n, e in effects[:top]],
-           "edges": []}
+           "edges": [], "patterns": _patterns(tr, heads, run.config.model)}
     if circ is not None:
         g = build_graph(ModelShape.from_config(run.config.model), [str(n) for n in circ.nodes], circ.edges.src,
                         circ.edges.dst, circ.edges.weight)
@@ -125,4 +126,20 @@ def run_trace(run_dir, task: str | None = None, pair: int = 0, n_pairs: int = 24
         order = np.argsort(-np.abs(att[0] - att[1]), kind="stable")
         out["edges"] = [{"src": g.ids[g.src[i]], "dst": g.ids[g.dst[i]], "weight": float(g.weight[i]),
                          "A": float(att[0, i]), "B": float(att[1, i])} for i in order]
+    return out
+
+
+def _patterns(trace, heads: Iterable[tuple[int, int]], cfg) -> dict[str, Any]:
+    """``{"L1.H6": {"A": rows, "B": rows}}``: each head's attention on each prompt, one row per query
+    position over the key positions up to it (the rest of a row is the sink's share)."""
+    from engine.errors import UserError
+
+    out = {}
+    for layer, head in heads:
+        if not (0 <= layer < cfg.n_layer and 0 <= head < cfg.n_head):
+            raise UserError(f"--pattern {layer}:{head}: this model has layers 0-{cfg.n_layer - 1} and heads "
+                            f"0-{cfg.n_head - 1}")
+        p = trace.pattern(layer, head)
+        out[f"L{layer}.H{head}"] = {side: [[float(v) for v in p[i, q, :q + 1]] for q in range(n)]
+                                    for i, (side, n) in enumerate(zip("AB", trace.lengths))}
     return out

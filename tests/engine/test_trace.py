@@ -143,3 +143,23 @@ def test_the_cli_traces_the_demos_quote_value_node(capsys) -> None:
     assert r["effects_estimated"] and all(e["node"].startswith("blocks.") for e in r["effects_estimated"])
     assert main(["trace", "demo", "--task", "single_double_quote", "--pair", "99"]) == 2
     assert capsys.readouterr().err.startswith("error: --pair 99 is out of range")
+
+
+def test_the_cli_gives_a_heads_full_pattern(capsys) -> None:
+    """--pattern 1:6: every query position's row on A and B; the last row is what `attention` reports."""
+    from engine.cli.main import main
+
+    assert main(["trace", "demo", "--task", "single_double_quote", "--pair", "1", "--pairs", "3",
+                 "--pattern", "1:6", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(["attention", "demo", "--task", "single_double_quote", "--layer", "1", "--head", "6",
+                 "--pairs", "3", "--json"]) == 0
+    att = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for side in "AB":
+        rows = r["patterns"]["L1.H6"][side]
+        assert [len(row) for row in rows] == list(range(1, len(r["tokens"][side]) + 1))  # causal
+        assert all(sum(row) <= 1 + 1e-5 for row in rows)
+        last = next(p for p in att["prompts"] if p["pair"] == 1 and p["side"] == side)
+        np.testing.assert_allclose(rows[-1], last["weights"], atol=1e-6)
+    assert main(["trace", "demo", "--task", "single_double_quote", "--pattern", "1:99"]) == 2
+    assert "heads 0-7" in capsys.readouterr().err
