@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import re
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Callable, Iterator, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping, NamedTuple
 
 from engine.errors import UserError
 
@@ -128,6 +128,19 @@ _HOOKS: ContextVar[Mapping[str, tuple[Hook, ...]] | None] = ContextVar("circuit_
 def active_hooks() -> Mapping[str, tuple[Hook, ...]] | None:
     """The hooks installed for the current call (None when none): the model's fast path checks this."""
     return _HOOKS.get()
+
+
+def recorders(names: Iterable[str]) -> tuple[dict[str, Hook], dict[str, object]]:
+    """(hooks, captured): hooks for :func:`intervene` that leave each named site's value unchanged and
+    keep it in ``captured`` (by name), as the forward used it after the hooks installed before them."""
+    captured: dict[str, object] = {}
+
+    def keep(name: str) -> Hook:
+        def hook(x):
+            captured[name] = x
+            return x
+        return hook
+    return {name: keep(name) for name in names}, captured
 
 
 @contextlib.contextmanager

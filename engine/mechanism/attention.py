@@ -18,7 +18,7 @@ import torch
 from engine.ablation.ablator import Ablator
 from engine.ablation.modes import circuit_mode_for
 from engine.errors import UserError
-from engine.sites import intervene, site_name
+from engine.sites import intervene, recorders, site_name
 
 
 @dataclass(frozen=True)
@@ -58,20 +58,13 @@ def head_attention(ablator: Ablator, layer: int, head: int, nodes: Iterable = ()
     weights zeroed, as a click on a weight does). Positions after a prompt's end have weight 0."""
     model, cfg = ablator.model, ablator.cfg
     check_head(cfg, layer, head)
-    captured: dict[str, torch.Tensor] = {}
-
-    def keep(kind: str):
-        def hook(x: torch.Tensor) -> torch.Tensor:
-            captured[kind] = x
-            return x
-        return hook
-
-    recorders = {site_name(layer, k): keep(k) for k in ("attn.q", "attn.k")}
+    q_site, k_site = site_name(layer, "attn.q"), site_name(layer, "attn.k")
+    hooks, captured = recorders((q_site, k_site))
     # zero and resample clicks ablate the rest of the model that way too, as in the app
-    with ablator.intervened(nodes, edges, mode, baseline, circuit_mode_for(mode)), intervene(recorders):
+    with ablator.intervened(nodes, edges, mode, baseline, circuit_mode_for(mode)), intervene(hooks):
         model.run_from(0, model.embed(ablator.tokens), ablator.tokens, stop=2 * layer + 1)
     att = model.blocks[layer].attn
-    pattern = att.pattern(captured["attn.q"], captured["attn.k"])[:, head]  # (N, T, T)
+    pattern = att.pattern(captured[q_site], captured[k_site])[:, head]  # (N, T, T)
     rows = torch.arange(ablator.n, device=pattern.device)
     weights = pattern[rows, ablator.last].float().cpu().numpy()  # (N, T)
     sink = 1.0 - weights.sum(-1) if att.sink is not None else np.zeros(ablator.n, np.float32)

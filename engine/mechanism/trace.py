@@ -31,7 +31,7 @@ import torch
 from engine.ablation.ablator import Ablator
 from engine.ablation.core import mask_hooks
 from engine.errors import UserError
-from engine.sites import all_sites, intervene, site_name, site_width
+from engine.sites import all_sites, intervene, recorders, site_name, site_width
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,17 +101,9 @@ def trace_pair(ablator: Ablator, pair: int, nodes: Iterable = (), edges: Iterabl
     values = ablator.values(mode, rows)
     sites = [s for s in all_sites(cfg, final=True) if s in values]
     masks = {s: torch.ones(2, 1, site_width(cfg, s), device=ablator.device, requires_grad=True) for s in sites}
-    captured: dict[str, torch.Tensor] = {}
-
-    def record(site: str):
-        def hook(x: torch.Tensor) -> torch.Tensor:
-            captured[site] = x
-            return x
-        return hook
-
-    recorders = {s: record(s) for s in sites}
+    hooks, captured = recorders(sites)
     with ablator.intervened(nodes, edges, mode, baseline, circuit_mode, rows), torch.enable_grad(), \
-            intervene(mask_hooks(masks, values)), intervene(recorders):
+            intervene(mask_hooks(masks, values)), intervene(hooks):
         logits = model.run_from(0, model.embed(tokens), tokens)  # (2, T, V)
         at = logits[torch.arange(2), lengths - 1]  # (2, V)
         ld = at.gather(1, ablator.target[rows].view(-1, 1)) - at.gather(1, ablator.foil[rows].view(-1, 1))
