@@ -9,8 +9,10 @@ circuit: ``circuit_mode``, by default the mode the circuit was pruned with), and
 1. restarts at the earliest changed computation: in a layer before the last, inside its half-block
    from the cached activations of the touched site's rank (skipping the norm, matmuls and top-k
    before it); in the last layer from the boundary before the touched half-block,
-2. runs the half-blocks before the last layer over all positions (sequences in length-sorted chunks,
-   each padded only to its own longest prompt),
+2. runs the half-blocks before the last layer over all positions: with mean and zero ablation once
+   per distinct prompt prefix (:mod:`engine.ablation.packed`: sides A and B of a pair share their
+   prefix up to the token where they differ, about half the padded positions), with resample values
+   (one per sequence) in length-sorted chunks, each padded only to its own longest prompt,
 3. in the last layer computes only what the task metric needs: keys and values at all positions, but
    the query, attention output, MLP and unembedding at each prompt's last position only.
 
@@ -32,6 +34,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from engine.ablation.packed import Packing, forward
 from engine.ablation.core import (HALF_SITES, SITE_RANK, group_nodes, half_block_from, keep_masks_from_nodes,
                                   last_logits_reference, logits_from, mask_hooks, metrics_from_logits)
 from engine.circuits.circuit import Circuit
@@ -149,6 +152,9 @@ class Ablator:
         self._lock = threading.Lock()
         # (baseline, ablation outside the circuit or None) -> per chunk caches; least recently used first
         self._caches: dict[tuple[str, str | None], list] = {}
+        self._pres: dict[tuple[str, str | None], dict] = {}  # per cache: its packed copies (packed.forward)
+        self._pack: Packing | None = None
+        self.packed = True  # restarts on packed prefixes where they can (False: the padded chunks only)
         # Sequences sorted by length in chunks: each chunk is padded only to its own longest prompt.
         order = torch.argsort(self.lengths, stable=True)
         self._chunks = []
@@ -237,7 +243,8 @@ class Ablator:
             self._caches[key] = self._caches.pop(key)  # most recently used last
         else:
             while len(self._caches) >= MAX_CACHES:
-                self._caches.pop(next(iter(self._caches)))
+                self._pres.pop(gone := next(iter(self._caches)), None)
+                self._caches.pop(gone)
             caches = []
             L = self.cfg.n_layer
             for rows, tokens, _, _ in self._chunks:
@@ -253,7 +260,22 @@ class Ablator:
                     bounds = self.model.forward_with_cache(tokens)[1]
                 caches.append((bounds, pre, (kv["attn.k"], kv["attn.v"])))
             self._caches[key] = caches
+            self._pres[key] = {}
         return self._caches[key]
+
+    def _packing(self) -> Packing:
+        """The prompts as a trie of prefixes (built on first use)."""
+        if self._pack is None:
+            self._pack = Packing(self)
+        return self._pack
+
+    def _packable(self, h0: int, kv_clean: bool, mode: str, complement: str | None) -> bool:
+        """Whether a restart at half-block ``h0`` runs on packed positions (:mod:`engine.ablation.packed`):
+        mean and zero values only (resample is per sequence), and only where the padded chunks would
+        run every position (a layer before the last, or the last layer's keys and values changed)."""
+        last_attn = 2 * self.cfg.n_layer - 2
+        return (self.packed and mode != "resample" and complement != "resample"
+                and (h0 < last_attn or (h0 == last_attn and not kv_clean)))
 
     def _restart(self, nodes: Sequence[NodeId], edges: Sequence[Edge]) -> tuple[int, int]:
         """(half-block, site rank) of the earliest computation an ablation changes. A node changes its own
@@ -300,6 +322,10 @@ class Ablator:
                 L = self.cfg.n_layer
                 kv_sites = {site_name(L - 1, k) for k in ("attn.read", "attn.k", "attn.v")}
                 kv_clean = not any(n.site in kv_sites for n in nodes) and not any(e.dst.site in kv_sites for e in edges)
+                if self._packable(h0, kv_clean, mode, complement):
+                    logits = forward(self, self._packing(), caches, self._pres[(baseline, complement)], (h0, rank), 1,
+                                     self._hooks(nodes, mode, baseline, complement))[0]
+                    return self._result(logits, t0, mode, baseline, complement, nodes, edges)
                 parts = []
                 for (rows, _, last, last_tok), (bounds, pre, kv) in zip(self._chunks, caches):
                     with intervene(self._hooks(nodes, mode, baseline, complement, rows)):

@@ -5,13 +5,9 @@ parity test keeps the two equal), for ranking node effects (:mod:`engine.mechani
 
 Three savings, none of them an approximation:
 
-1. **Packed positions.** The model is causal, and mean and zero ablation give a node the same value
-   at every position, so a position's activations depend only on the prompt up to it. Every
-   per-position step (norms, matrix products, AbsTopK, the MLP) runs once per distinct prefix: the
-   prompts form a trie, and sides A and B of a pair share everything before the token where they
-   differ (on the demo's tasks about half of the padded positions are repeats). Attention gathers the
-   packed queries, keys and values into the Ablator's length-sorted chunks and scatters its output
-   back, each prefix from one chosen occurrence.
+1. **Packed positions** (:mod:`engine.ablation.packed`): every per-position step runs once per
+   distinct prompt prefix (sides A and B of a pair share everything before the token where they
+   differ).
 2. **Grouped by restart point.** Nodes whose ablation first changes the same computation (half-block
    and site rank) restart together from the Ablator's cached clean run, several per forward: the
    packed batch is repeated, replica ``j`` with node ``j`` ablated.
@@ -35,15 +31,14 @@ from typing import Generator, Iterable
 import torch
 
 from engine.ablation.ablator import AblationResult, Ablator
-from engine.ablation.core import SITE_RANK, last_layer_attention
+from engine.ablation.core import SITE_RANK
+from engine.ablation.packed import Packing, _packed, forward
 from engine.jobs import run_to_end
-from engine.kernels import module_linear
-from engine.sites import NodeId, intervene, parse_site, site_half_block, site_width
+from engine.sites import NodeId, parse_site, site_half_block, site_width
 
 #: Replicas per forward: about this many packed positions in all (measured on the demo, 2 cores: more
 #: replicas per forward are no faster once the batch outgrows the caches).
 REPLICA_POSITIONS = 2400
-QKV = ("attn.q", "attn.k", "attn.v")
 #: Site kinds whose value only a linear layer reads: (half-block module, its Linear).
 _CONSUMER = {"attn.read": ("attn", "c_attn"), "attn.v": ("attn", "c_proj"), "mlp.read": ("mlp", "c_fc"),
              "mlp.neuron": ("mlp", "c_proj")}
@@ -55,100 +50,6 @@ class ScanProgress:
 
     done: int
     total: int
-
-
-class Packing:
-    """The Ablator's prompts as a trie of prefixes: ``n`` packed positions; per length chunk, the packed
-    index of each position (``maps``, (B, T); padding: 0, never read) and where that position is the
-    occurrence its prefix is computed from (``own``, (B, T) bool); ``rep``: for each packed position,
-    its occurrence's row in the chunks' positions laid end to end."""
-
-    def __init__(self, ablator: Ablator) -> None:
-        ids: dict[tuple[int, int], int] = {}
-        rep: list[int] = []
-        self.maps, self.own = [], []
-        offset = 0
-        for rows, tokens, _, _ in ablator._chunks:
-            B, T = tokens.shape
-            index = [[0] * T for _ in range(B)]
-            own = [[False] * T for _ in range(B)]
-            for b, (row, n) in enumerate(zip(tokens.tolist(), ablator.lengths[rows].tolist())):
-                parent = -1
-                for p in range(n):
-                    u = ids.setdefault((parent, row[p]), len(rep))
-                    if u == len(rep):
-                        rep.append(offset + b * T + p)
-                        own[b][p] = True
-                    index[b][p] = parent = u
-            self.maps.append(torch.tensor(index, dtype=torch.long, device=ablator.device))
-            self.own.append(torch.tensor(own, dtype=torch.bool, device=ablator.device))
-            offset += B * T
-        self.rep = torch.tensor(rep, dtype=torch.long, device=ablator.device)
-        self.n = len(rep)
-
-    def pack(self, per_chunk: Iterable[torch.Tensor]) -> torch.Tensor:
-        """Per-chunk (B, T, width) tensors -> (n, width), one row per packed position."""
-        return torch.cat([t.reshape(-1, t.shape[-1]) for t in per_chunk])[self.rep]
-
-
-def _attend(model, layer: int, q, k, v, pk: Packing, kr: int) -> torch.Tensor:
-    """The layer's attention mix of packed q, k, v (kr, P, inner), run in the Ablator's chunks."""
-    out = q.new_empty(q.shape)
-    for m, own in zip(pk.maps, pk.own):
-        B, T = m.shape
-        y = model.blocks[layer].attn.mix(*(t[:, m].reshape(kr * B, T, -1) for t in (q, k, v)))
-        out[:, m[own]] = y.view(kr, B, T, -1)[:, own]
-    return out
-
-
-def _half(model, h: int, x, pk: Packing, kr: int, pre: dict | None = None, rank: int = -1) -> torch.Tensor:
-    """Half-block ``h`` on the packed residual x (kr, P, d_resid); with ``pre``, restarting inside it at
-    site rank ``rank`` from the clean run's activations there ((P, width), hooks applied), as
-    :func:`engine.ablation.core.half_block_from` does on the padded chunks."""
-    layer, blk = h // 2, model.blocks[h // 2]
-    start = rank if pre is not None else -1
-    hooked = lambda kind: model.site_hooks(layer, kind, pre[kind].expand(kr, -1, -1))  # noqa: E731
-    if h % 2 == 1:
-        if start < 0:
-            return model.mlp_half(layer, x)
-        if start <= 1:
-            hid = hooked("mlp.neuron") if start == 1 else \
-                model._site(layer, "mlp.neuron", model.act(module_linear(blk.mlp.c_fc, hooked("mlp.read"))))
-            write = model._site(layer, "mlp.write", module_linear(blk.mlp.c_proj, hid))
-        else:
-            write = hooked("mlp.write")
-        return model._write(x, write, 1)
-    if start >= 2:
-        return model._write(x, hooked("attn.write"), 0)
-    if start == 1:
-        q, k, v = (hooked(kind) for kind in QKV)
-    else:
-        read = hooked("attn.read") if start == 0 else model._site(layer, "attn.read", model.read(layer, 0, x))
-        q, k, v = module_linear(blk.attn.c_attn, read).chunk(3, dim=-1)
-        q, k, v = (model._site(layer, kind, t) for kind, t in zip(QKV, (q, k, v)))
-    write = model._site(layer, "attn.write", module_linear(blk.attn.c_proj, _attend(model, layer, q, k, v, pk, kr)))
-    return model._write(x, write, 0)
-
-
-def _last_logits(ablator: Ablator, x, pk: Packing, kr: int) -> torch.Tensor:
-    """From the packed residual before the last layer (kr, P, d_resid) to the logits (kr, N, V) in the
-    ablator's sequence order: keys and values at every packed position, the rest at the last ones."""
-    model = ablator.model
-    layer = ablator.cfg.n_layer - 1
-    attn = model.blocks[layer].attn
-    inner = attn.n_head * attn.d_head
-    read = model._site(layer, "attn.read", model.read(layer, 0, x))
-    kv = module_linear(attn.c_attn, read, (inner, 3 * inner))
-    k, v = model._site(layer, "attn.k", kv[..., :inner]), model._site(layer, "attn.v", kv[..., inner:])
-    parts = []
-    for m, (_, _, last, last_tok) in zip(pk.maps, ablator._chunks):
-        B, T = m.shape
-        kh, vh = (t[:, m].reshape(kr * B, T, -1) for t in (k, v))
-        x_last = x[:, m.gather(1, last.view(-1, 1))[:, 0]].reshape(kr * B, 1, -1)
-        y = last_layer_attention(model, x_last.expand(-1, T, -1), last.repeat(kr), (kh, vh))
-        y = model.mlp_half(layer, y)
-        parts.append(model.unembed(y, last_tok.repeat(kr, 1))[:, 0].view(kr, B, -1))
-    return torch.cat(parts, 1)[:, ablator._inverse]
 
 
 def _replicated(mask: torch.Tensor, value: torch.Tensor, first):
@@ -225,29 +126,6 @@ def _plan(ablator: Ablator, nodes: list[NodeId], mode: str, baseline: str, pk: P
     return groups, alone, unchanged
 
 
-def _packed(memo: dict, key, make) -> torch.Tensor:
-    if key not in memo:
-        memo[key] = make()
-    return memo[key]
-
-
-def _forward(ablator: Ablator, pk: Packing, caches: list, pre: dict, point: tuple[int, int],
-             nodes: list[NodeId], hooks: dict) -> torch.Tensor:
-    """Logits (kr, N, V) with node ``j`` of ``nodes`` ablated in replica ``j``, from ``point``."""
-    h0, rank = point
-    kr, last_attn = len(nodes), 2 * ablator.cfg.n_layer - 2
-    x = _packed(pre, h0, lambda: pk.pack(c[0][h0] for c in caches)).expand(kr, -1, -1)
-    with intervene(hooks):
-        if h0 < last_attn:
-            kinds = [k for k in ("attn.read", *QKV, "attn.write", "mlp.read", "mlp.neuron", "mlp.write")
-                     if SITE_RANK[k] == rank and (h0 % 2 == 0) == k.startswith("attn")]
-            here = {k: _packed(pre, (h0, k), lambda k=k: pk.pack(c[1][h0][k] for c in caches)) for k in kinds}
-            x = _half(ablator.model, h0, x, pk, kr, here, rank)
-            for h in range(h0 + 1, last_attn):
-                x = _half(ablator.model, h, x, pk, kr)
-        return _last_logits(ablator, x, pk, kr)
-
-
 def scan(ablator: Ablator, nodes: Iterable, mode: str = "mean", baseline: str = "full",
          circuit_mode: str | None = None, replicas: int | None = None
          ) -> Generator[ScanProgress, None, list[AblationResult]]:
@@ -275,8 +153,8 @@ def scan(ablator: Ablator, nodes: Iterable, mode: str = "mean", baseline: str = 
             t0 = time.perf_counter()
             with torch.no_grad(), ablator._lock:
                 chosen = [ns[i] for i in part]
-                logits = _forward(ablator, pk, caches, pre, point, chosen,
-                                  _hooks(ablator, chosen, mode, baseline, complement))
+                logits = forward(ablator, pk, caches, pre, point, len(chosen),
+                                 _hooks(ablator, chosen, mode, baseline, complement))
                 for j, i in enumerate(part):
                     r = ablator._result(logits[j], t0, mode, baseline, complement, [ns[i]], [])
                     out[i] = dataclasses.replace(r, elapsed_ms=r.elapsed_ms / len(part))

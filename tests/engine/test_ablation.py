@@ -333,3 +333,32 @@ def test_fast_last_logits_matches_the_full_forward_with_gradients():
     assert torch.allclose(outs[0][0], outs[1][0], atol=1e-5)
     for a, b in zip(outs[0][1], outs[1][1]):
         assert torch.allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode,baseline", [("mean", "full"), ("zero", "full"), ("mean", "circuit"), ("zero", "circuit")])
+def test_packed_prefixes_match_the_padded_chunks(mode, baseline, monkeypatch):
+    """The packed restart (engine.ablation.packed: each prompt prefix computed once) against the padded
+    length chunks, exactly (AbsTopK off): every site, every weight kind, mixed sets, both baselines;
+    and it is the path evaluate takes for mean and zero, while resample keeps the chunks."""
+    from engine.ablation import ablator as ablator_module
+    from tests.engine.test_rank import prefix_enc
+
+    m = sparse_model(afrac=1.0, alibi_heads=1)
+    rng = np.random.default_rng(5)
+    circuit = make_circuit(m, "toy", random_nodes(m, rng, 40), "h", settings={"ablation": "mean"})
+    pool = {s: torch.randn(50, site_width(m.cfg, s)) for s in all_sites(m.cfg, final=True)}
+    ab = Ablator(m, prefix_enc(), random_means(m), circuit=circuit, resample_pool=pool)
+    assert ab._packing().n < int(ab.lengths.sum())  # shared prefixes are computed once
+    calls = []
+    real = ablator_module.forward
+    monkeypatch.setattr(ablator_module, "forward", lambda *a: calls.append(a[4]) or real(*a))
+    for nodes, edges in _parity_cases(m, rng):
+        ab.packed = True
+        packed = ab.evaluate(nodes, edges, mode=mode, baseline=baseline).logit_diff
+        ab.packed = False
+        chunks = ab.evaluate(nodes, edges, mode=mode, baseline=baseline).logit_diff
+        np.testing.assert_allclose(packed, chunks, atol=1e-5, rtol=0)
+    assert len(calls) > len(all_sites(m.cfg))  # most restarts went through the packed path
+    ab.packed, n = True, len(calls)
+    ab.evaluate([NodeId("blocks.0.mlp.neuron", 1)], mode="resample")
+    assert len(calls) == n  # resample: one value per sequence, the padded chunks

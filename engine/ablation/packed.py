@@ -1,0 +1,147 @@
+"""Packed positions for the Ablator's restarts (``docs/architecture.md``, "The click path"): the model is
+causal, and mean and zero ablation give a node the same value at every position, so a position's
+activations depend only on the prompt up to it. Every per-position step (norms, matrix products,
+AbsTopK, the MLP) runs once per distinct prefix: the prompts form a trie, and sides A and B of a
+pair share everything before the token where they differ (on the demo's tasks about half of the padded
+positions are repeats). Attention gathers the packed queries, keys and values into the Ablator's
+length-sorted chunks and scatters its output back, each prefix from one chosen occurrence.
+
+Used by :meth:`engine.ablation.ablator.Ablator.evaluate` (one replica: the click's ablation) and by
+:mod:`engine.ablation.scan` (many replicas, one node ablated in each). Resample ablation (a value per
+sequence) cannot be packed; both fall back to the padded chunks for it. Knows nothing about files or Qt.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable
+
+import torch
+
+from engine.ablation.core import SITE_RANK, last_layer_attention
+from engine.kernels import module_linear
+from engine.sites import intervene
+
+if TYPE_CHECKING:
+    from engine.ablation.ablator import Ablator
+
+QKV = ("attn.q", "attn.k", "attn.v")
+
+
+class Packing:
+    """The Ablator's prompts as a trie of prefixes: ``n`` packed positions; per length chunk, the packed
+    index of each position (``maps``, (B, T); padding: 0, never read) and where that position is the
+    occurrence its prefix is computed from (``own``, (B, T) bool); ``rep``: for each packed position,
+    its occurrence's row in the chunks' positions laid end to end."""
+
+    def __init__(self, ablator: "Ablator") -> None:
+        ids: dict[tuple[int, int], int] = {}
+        rep: list[int] = []
+        self.maps, self.own = [], []
+        offset = 0
+        for rows, tokens, _, _ in ablator._chunks:
+            B, T = tokens.shape
+            index = [[0] * T for _ in range(B)]
+            own = [[False] * T for _ in range(B)]
+            for b, (row, n) in enumerate(zip(tokens.tolist(), ablator.lengths[rows].tolist())):
+                parent = -1
+                for p in range(n):
+                    u = ids.setdefault((parent, row[p]), len(rep))
+                    if u == len(rep):
+                        rep.append(offset + b * T + p)
+                        own[b][p] = True
+                    index[b][p] = parent = u
+            self.maps.append(torch.tensor(index, dtype=torch.long, device=ablator.device))
+            self.own.append(torch.tensor(own, dtype=torch.bool, device=ablator.device))
+            offset += B * T
+        self.rep = torch.tensor(rep, dtype=torch.long, device=ablator.device)
+        self.n = len(rep)
+
+    def pack(self, per_chunk: Iterable[torch.Tensor]) -> torch.Tensor:
+        """Per-chunk (B, T, width) tensors -> (n, width), one row per packed position."""
+        return torch.cat([t.reshape(-1, t.shape[-1]) for t in per_chunk])[self.rep]
+
+
+def _attend(model, layer: int, q, k, v, pk: Packing, kr: int) -> torch.Tensor:
+    """The layer's attention mix of packed q, k, v (kr, P, inner), run in the Ablator's chunks."""
+    out = q.new_empty(q.shape)
+    for m, own in zip(pk.maps, pk.own):
+        B, T = m.shape
+        y = model.blocks[layer].attn.mix(*(t[:, m].reshape(kr * B, T, -1) for t in (q, k, v)))
+        out[:, m[own]] = y.view(kr, B, T, -1)[:, own]
+    return out
+
+
+def _half(model, h: int, x, pk: Packing, kr: int, pre: dict | None = None, rank: int = -1) -> torch.Tensor:
+    """Half-block ``h`` on the packed residual x (kr, P, d_resid); with ``pre``, restarting inside it at
+    site rank ``rank`` from the clean run's activations there ((P, width), hooks applied), as
+    :func:`engine.ablation.core.half_block_from` does on the padded chunks."""
+    layer, blk = h // 2, model.blocks[h // 2]
+    start = rank if pre is not None else -1
+    hooked = lambda kind: model.site_hooks(layer, kind, pre[kind].expand(kr, -1, -1))  # noqa: E731
+    if h % 2 == 1:
+        if start < 0:
+            return model.mlp_half(layer, x)
+        if start <= 1:
+            hid = hooked("mlp.neuron") if start == 1 else \
+                model._site(layer, "mlp.neuron", model.act(module_linear(blk.mlp.c_fc, hooked("mlp.read"))))
+            write = model._site(layer, "mlp.write", module_linear(blk.mlp.c_proj, hid))
+        else:
+            write = hooked("mlp.write")
+        return model._write(x, write, 1)
+    if start >= 2:
+        return model._write(x, hooked("attn.write"), 0)
+    if start == 1:
+        q, k, v = (hooked(kind) for kind in QKV)
+    else:
+        read = hooked("attn.read") if start == 0 else model._site(layer, "attn.read", model.read(layer, 0, x))
+        q, k, v = module_linear(blk.attn.c_attn, read).chunk(3, dim=-1)
+        q, k, v = (model._site(layer, kind, t) for kind, t in zip(QKV, (q, k, v)))
+    write = model._site(layer, "attn.write", module_linear(blk.attn.c_proj, _attend(model, layer, q, k, v, pk, kr)))
+    return model._write(x, write, 0)
+
+
+def _last_logits(ablator: "Ablator", x, pk: Packing, kr: int) -> torch.Tensor:
+    """From the packed residual before the last layer (kr, P, d_resid) to the logits (kr, N, V) in the
+    ablator's sequence order: keys and values at every packed position, the rest at the last ones."""
+    model = ablator.model
+    layer = ablator.cfg.n_layer - 1
+    attn = model.blocks[layer].attn
+    inner = attn.n_head * attn.d_head
+    read = model._site(layer, "attn.read", model.read(layer, 0, x))
+    kv = module_linear(attn.c_attn, read, (inner, 3 * inner))
+    k, v = model._site(layer, "attn.k", kv[..., :inner]), model._site(layer, "attn.v", kv[..., inner:])
+    parts = []
+    for m, (_, _, last, last_tok) in zip(pk.maps, ablator._chunks):
+        B, T = m.shape
+        kh, vh = (t[:, m].reshape(kr * B, T, -1) for t in (k, v))
+        x_last = x[:, m.gather(1, last.view(-1, 1))[:, 0]].reshape(kr * B, 1, -1)
+        y = last_layer_attention(model, x_last.expand(-1, T, -1), last.repeat(kr), (kh, vh))
+        y = model.mlp_half(layer, y)
+        parts.append(model.unembed(y, last_tok.repeat(kr, 1))[:, 0].view(kr, B, -1))
+    return torch.cat(parts, 1)[:, ablator._inverse]
+
+
+def _packed(memo: dict, key, make) -> torch.Tensor:
+    if key not in memo:
+        memo[key] = make()
+    return memo[key]
+
+
+def forward(ablator: "Ablator", pk: Packing, caches: list, pre: dict, point: tuple[int, int], kr: int,
+            hooks: dict) -> torch.Tensor:
+    """Logits (kr, N, V) in the ablator's sequence order of ``kr`` replicas of the packed batch under
+    ``hooks`` (a hook may treat each replica differently: the scan ablates node ``j`` in replica ``j``),
+    restarting at ``point`` (half-block, site rank) from the clean run ``caches`` (the Ablator's, for
+    one baseline; ``pre`` memoises their packed copies and must belong to the same caches)."""
+    h0, rank = point
+    last_attn = 2 * ablator.cfg.n_layer - 2
+    x = _packed(pre, h0, lambda: pk.pack(c[0][h0] for c in caches)).expand(kr, -1, -1)
+    with intervene(hooks):
+        if h0 < last_attn:
+            kinds = [k for k in ("attn.read", *QKV, "attn.write", "mlp.read", "mlp.neuron", "mlp.write")
+                     if SITE_RANK[k] == rank and (h0 % 2 == 0) == k.startswith("attn")]
+            here = {k: _packed(pre, (h0, k), lambda k=k: pk.pack(c[1][h0][k] for c in caches)) for k in kinds}
+            x = _half(ablator.model, h0, x, pk, kr, here, rank)
+            for h in range(h0 + 1, last_attn):
+                x = _half(ablator.model, h, x, pk, kr)
+        return _last_logits(ablator, x, pk, kr)
