@@ -19,7 +19,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Slot
 
 from app.graph.node_style import NodeHeat
-from engine.scene.attribution import edge_attribution, shown
+from engine.scene.attribution import edge_attribution, node_effects, shown
 
 SOURCE = "attribution"
 
@@ -62,11 +62,8 @@ class AttributionMode(QObject):
         if not self.on or t is None or graph is None:
             return None
         tr, side = t.trace, self.state.side
-        values = {}
-        for node in graph.ids:
-            e = tr.effect(node)
-            if e is not None:
-                values[node] = float(shown(e.reshape(2, 1), side)[0])
+        per_node = shown(node_effects(graph, tr), side).tolist()
+        values = {node: v for node, v in zip(graph.ids, per_node) if v == v}  # NaN: not traced
         return NodeHeat(f"estimated effect of ablating ({tr.mode}) on the logit diff, {side_name(side)}",
                         values, signed=True, source=SOURCE)
 

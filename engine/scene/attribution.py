@@ -24,8 +24,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from engine.scene.layout import KINDS, GraphData, ModelShape, build_graph
-from engine.sites import site_name
+from engine.scene.layout import FINAL_KIND, KINDS, GraphData, ModelShape, build_graph
+from engine.sites import FINAL_RESID, site_name
 
 SIDES = ("A", "B", "A-B")  # what an attribution view shows: one side, or the difference
 _K = {k: i for i, k in enumerate(KINDS)}
@@ -62,6 +62,22 @@ def edge_attribution(graph: GraphData, trace) -> np.ndarray:
         else:
             continue
         out[:, sel] = graph.weight[sel][None, :] * np.nan_to_num(signal)
+    return out
+
+
+def node_effects(graph: GraphData, trace) -> np.ndarray:
+    """(2, n_nodes) float64: each node's estimated effect on sides A and B of ``trace`` (NaN where
+    the trace lacks its site), gathered per site (no per-node lookups: a whole model is 91k nodes)."""
+    out = np.full((2, graph.n_nodes), np.nan)
+    for site, effects in trace.effects.items():
+        if site == FINAL_RESID:
+            sel = np.flatnonzero(graph.kind == FINAL_KIND)
+        else:
+            layer, kind = site.split(".", 2)[1:]
+            sel = np.flatnonzero((graph.kind == _K.get(kind, -1)) & (graph.layer == int(layer)))
+        ch = graph.channel[sel].astype(np.int64)
+        ok = ch < effects.shape[-1]
+        out[:, sel[ok]] = effects[:, ch[ok]]
     return out
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from engine.scene.focus import B_ONLY, DIFF_SIDES, FocusSettings, emphasis_mask, lit_edges
-from engine.scene.attribution import edge_attribution, shown as shown_side
+from engine.scene.attribution import edge_attribution, node_effects, shown as shown_side
 from engine.scene.layout import GraphData, io_edges, logit_positions, token_positions
 
 IO_EDGES_SHOWN = 48  # strongest display-only embedding/unembedding edges drawn (as in the view)
@@ -155,12 +155,8 @@ def _trace_fields(graph: GraphData, state, trace) -> dict[str, Any]:
     out: dict[str, Any] = {"edge_mode": getattr(state, "edges", "weight"), "side": getattr(state, "side", "A")}
     if trace is None:
         return out
-    effects = np.full((2, graph.n_nodes), np.nan)
-    for i, node in enumerate(graph.ids):
-        e = trace.effect(node)
-        if e is not None:
-            effects[:, i] = e
-    return {**out, "attribution": edge_attribution(graph, trace), "effects": effects, "trace_mode": trace.mode}
+    return {**out, "attribution": edge_attribution(graph, trace), "effects": node_effects(graph, trace),
+            "trace_mode": trace.mode}
 
 
 def build_snapshot(bundle, state, size: tuple[int, int], now=None, circuit=None, diff=None,

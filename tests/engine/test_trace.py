@@ -163,3 +163,16 @@ def test_the_cli_gives_a_heads_full_pattern(capsys) -> None:
         np.testing.assert_allclose(rows[-1], last["weights"], atol=1e-6)
     assert main(["trace", "demo", "--task", "single_double_quote", "--pattern", "1:99"]) == 2
     assert "heads 0-7" in capsys.readouterr().err
+
+
+def test_node_effects_gathered_per_site_equal_the_per_node_lookup(setup) -> None:
+    from engine.scene.attribution import node_effects
+
+    m, enc, ab = setup
+    es = weight_edges(ab.model)
+    ids = sorted(set(es.src) | set(es.dst)) + ["final_resid:3"]
+    g = build_graph(ModelShape.from_config(m.cfg), ids, es.src, es.dst, es.weight)
+    tr = trace_pair(ab, 1, (), (), "zero")
+    got = node_effects(g, tr)
+    for i, node in enumerate(g.ids):
+        np.testing.assert_array_equal(got[:, i], tr.effect(node))
