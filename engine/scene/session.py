@@ -10,7 +10,8 @@ File > Save session (Ctrl+S), File > Open session (Ctrl+O), ``circuit-inspector 
      "ablated_nodes": ["blocks.1.mlp.neuron:212"], "ablated_edges": ["blocks.0.mlp.read:3->blocks.0.mlp.neuron:7"],
      "labels": {"blocks.1.mlp.neuron:212": "quote type"}, "selected": "blocks.1.mlp.neuron:212",
      "pair": 0, "threshold": 0.0, "view_range": [-20.5, 20.5, -0.9, 14.3],
-     "focus": true, "focus_hops": 1, "min_degree": 0, "diff": "circuits/single_double_quote/zero.json"}
+     "focus": true, "focus_hops": 1, "min_degree": 0, "diff": "circuits/single_double_quote/zero.json",
+     "overlay": null, "edges": "attribution", "side": "A-B"}
 
 ``run`` is a folder or ``demo`` / ``demo-dense`` (what the window writes for the bundled runs); a
 relative ``circuit`` is looked up in the run's folder, then its per-user derived folder, then the
@@ -24,7 +25,9 @@ the graph. ``labels`` are merged into the run's labels when the session loads. `
 the selected node's ``focus_hops``-hop neighbourhood, ``min_degree`` all nodes with fewer shown weights,
 and ``diff`` names the circuit the view compares with (the circuit file, as ``circuit``; see
 engine/scene/focus.py). ``overlay`` ``"effects"`` colours the nodes by their effect on the task
-(the app ranks them when the overlay is on; null: no overlay). Knows nothing about Qt or models.
+(the app ranks them when the overlay is on; null: no overlay). ``edges`` ``"attribution"`` colours
+edges and nodes by their attribution on the selected pair, on ``side`` A, B or A-B
+(engine/scene/attribution.py; ``"weight"``: by weight). Knows nothing about Qt or models.
 """
 
 from __future__ import annotations
