@@ -35,6 +35,7 @@ class AttributionMode(QObject):
         super().__init__(view)
         self.state, self.view = state, view
         self._cache: tuple | None = None  # (trace result, graph, (2, E) attributions)
+        self._showing = False  # whether the edges on screen show attributions
         for signal in (state.traceChanged, state.edgeModeChanged, state.viewChanged, state.pairChanged):
             signal.connect(self._on_change)
 
@@ -84,4 +85,6 @@ class AttributionMode(QObject):
             s.set_node_heat(heat)
         elif s.node_heat is not None and s.node_heat.source == SOURCE:
             s.set_node_heat(None)
-        self.view.show_edges()
+        if self.on or self._showing:  # in weight mode a new trace leaves the edges alone (393k on big runs)
+            self.view.show_edges()
+        self._showing = self.on

@@ -140,3 +140,22 @@ def test_exports_carry_weights_and_attributions_and_the_headless_export_agrees(q
     assert head["attribution"]["edges_show"] == "attribution" and head["pair"] == 3
     np.testing.assert_allclose([e["attribution_a"] for e in head["edges"]], att[0], rtol=1e-5, atol=1e-7)
     assert errors == []
+
+
+def test_in_weight_mode_a_new_trace_leaves_the_edges_alone(qtbot, demo_window, errors) -> None:
+    """Redrawing every edge per trace cost seconds on a 393k-weight model: weight mode never does."""
+    win = demo_window
+    redraws = []
+    real = win.view.edges.set_edges
+    win.view.edges.set_edges = lambda *a, **k: redraws.append(1) or real(*a, **k)
+    with qtbot.waitSignal(win.state.traceChanged, timeout=LOAD_TIMEOUT_MS):
+        win.state.select("blocks.1.attn.v:99")
+    with qtbot.waitSignal(win.state.traceChanged, timeout=LOAD_TIMEOUT_MS):
+        win.state.toggle_nodes(["blocks.1.attn.k:107"])
+    assert redraws == []
+    _wait_heat(qtbot, win, lambda: win.state.set_edge_mode("attribution", "A"))
+    assert redraws  # attribution mode draws them
+    n = len(redraws)
+    win.state.set_edge_mode("weight")
+    assert len(redraws) == n + 1  # and back to weights once
+    assert errors == []
