@@ -159,7 +159,7 @@ def _legend_items(snap: ViewSnapshot | None = None) -> list[tuple[str, str, obje
         d = snap.diff.diff
         words = {"a": f"only in {d.a}", "b": f"only in {d.b}", "both": "in both"}
         return [("dot", words[DIFF_SIDES[k]], "#%02x%02x%02x" % theme.DIFF_COLORS[k]) for k in (1, 2, 0)] + marks
-    word = "attribution" if snap is not None and snap.node_heat() is not None else "weight"
+    word = "attribution" if snap is not None and snap.shows_attribution else "weight"
     items = [("line", f"+ {word}", theme.weight_color(True, 255)),
              ("line", f"− {word}", theme.weight_color(False, 255))]
     return items + marks + [("dot", name, theme.KIND_COLORS[k]) for k, name in LEGEND_KINDS]
@@ -215,7 +215,7 @@ def _edges(snap: ViewSnapshot, f: Frame) -> list[str]:
     style = edge_style(snap)
     n = style.n_groups
     group = (values > 0).astype(np.int64) if style.group is None else np.asarray(style.group, np.int64)
-    if snap.node_heat() is not None:  # attribution: as in the view, levels among the weights drawn
+    if snap.shows_attribution:  # as in the view, levels among the weights drawn
         level = np.zeros(len(absw), np.int64)
         level[drawn] = edge_levels(absw[drawn])
     else:

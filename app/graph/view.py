@@ -278,8 +278,9 @@ class CircuitView(QWidget):
     def _update_header(self, view: str) -> None:
         b, g = self.state.bundle, self.graph
         task = b.task.name
-        if focus_style.diff_header(self.state, g):
-            text = focus_style.diff_header(self.state, g)
+        diff = focus_style.diff_header(self.state, g)
+        if diff:
+            text = diff
         elif b.circuit is None:
             text = (f"<b>{b.run_name}</b> · task <b>{task}</b> · whole model ({g.n_nodes:,} nodes, "
                     f"{g.n_edges:,} weights). <span style='color:{theme.MUTED}'>No circuit for this task "
@@ -391,7 +392,7 @@ class CircuitView(QWidget):
         else:
             keep = np.flatnonzero((np.abs(graph.weight) >= self.state.threshold) & (values != 0))
             self.edges.set_edges(self._segs[keep], values[keep], keep, 0.0)
-        gi.set_sign_labels(self.legend, "attribution" if self.attribution.on else "weight")
+        gi.set_sign_labels(self.legend, "weight" if values is None else "attribution")  # what is drawn
         self._update_header(self._view)
 
     @Slot()

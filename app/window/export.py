@@ -62,12 +62,17 @@ def pair_trace(w):
     return done.trace if done is not None else None
 
 
-def window_snapshot(w) -> ViewSnapshot:
+def window_snapshot(w, fmt: str | None = None) -> ViewSnapshot:
+    """The window's view as a snapshot for ``fmt`` (None: any). Data formats carry the pair's
+    attributions; a picture needs them only in attribution mode, so only then waits for the trace."""
     from app.window import session as session_view
     from engine.errors import UserError
+    from engine.scene.export import IMAGE_FORMATS
 
-    trace = pair_trace(w) if w.state.bundle is not None else None
-    if trace is None and w.state.edge_mode == "attribution":
+    attribution = w.state.edge_mode == "attribution"
+    wanted = w.state.bundle is not None and (fmt not in IMAGE_FORMATS or attribution)
+    trace = pair_trace(w) if wanted else None
+    if trace is None and attribution:
         raise UserError("the selected pair's attribution could not be computed, so the view cannot be "
                         "exported in attribution mode; switch the edges to weight, or try again")
     return build_snapshot(w.state.bundle, session_view.capture(w), view_size(w), current_result(w.state),
@@ -87,7 +92,7 @@ def export_view(w, fmt: str, out: Path | str, scale: float = 1.0) -> list[Path] 
     QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)  # the whole model takes a second or two
     paths, error = [], ""
     try:
-        paths = write_snapshot(window_snapshot(w), fmt, out, scale)
+        paths = write_snapshot(window_snapshot(w, fmt), fmt, out, scale)
     except api.UserError as exc:
         error = str(exc)
     finally:

@@ -22,7 +22,7 @@ Edge attributions (a weight times its source's signal) are computed from this tr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
@@ -50,7 +50,6 @@ class PairTrace:
     nodes: tuple[str, ...] = ()
     edges: tuple[str, ...] = ()
     d_head: int = 1
-    meta: dict = field(default_factory=dict)
 
     @property
     def last(self) -> np.ndarray:
@@ -60,23 +59,24 @@ class PairTrace:
     def positions(self, node: str) -> np.ndarray | None:
         """(2, T) the node's activation at every position of A and B (NaN after each end), or None
         when its site was not traced."""
-        site, _, idx = str(node).rpartition(":")
-        a = self.acts.get(site)
-        if a is None or not idx.isdigit() or int(idx) >= a.shape[-1]:
-            return None
-        return a[:, :, int(idx)]
+        return _channel(self.acts, node)
 
     def effect(self, node: str) -> np.ndarray | None:
         """(2,) the node's estimated effect on each side's logit difference, or None."""
-        site, _, idx = str(node).rpartition(":")
-        e = self.effects.get(site)
-        if e is None or not idx.isdigit() or int(idx) >= e.shape[-1]:
-            return None
-        return e[:, int(idx)]
+        return _channel(self.effects, node)
 
     def pattern(self, layer: int, head: int) -> np.ndarray:
         """(2, T, T) one head's attention probabilities on sides A and B."""
         return self.patterns[layer, :, head]
+
+
+def _channel(per_site: dict, node: str) -> np.ndarray | None:
+    """``per_site[site][..., index]`` of node ``site:index`` (its last axis is the channel), or None."""
+    site, _, idx = str(node).rpartition(":")
+    table = per_site.get(site)
+    if table is None or not idx.isdigit() or int(idx) >= table.shape[-1]:
+        return None
+    return table[..., int(idx)]
 
 
 def _rows(ablator: Ablator, pair: int) -> torch.Tensor:

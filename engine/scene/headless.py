@@ -82,10 +82,12 @@ def headless_snapshot(args: argparse.Namespace) -> ViewSnapshot:
     now = ablator.evaluate(state.ablated_nodes, state.ablated_edges, state.mode, baseline, circuit_mode=outside)
     alone = ablator.evaluate((), (), outside or ablator.circuit_mode, "circuit", circuit_mode=outside) \
         if bundle.circuit is not None else None
-    from engine.mechanism.trace import trace_pair  # the pair's attributions: every export carries them
+    trace = None  # the pair's attributions: every data export carries them, a picture draws them in attribution mode
+    if getattr(args, "format", None) not in IMAGE_FORMATS or state.edges == "attribution":
+        from engine.mechanism.trace import trace_pair
 
-    pair = max(0, min(state.pair, len(bundle.task_view.pairs) - 1))
-    trace = trace_pair(ablator, pair, state.ablated_nodes, state.ablated_edges, state.mode, baseline, outside)
+        pair = max(0, min(state.pair, len(bundle.task_view.pairs) - 1))
+        trace = trace_pair(ablator, pair, state.ablated_nodes, state.ablated_edges, state.mode, baseline, outside)
     return build_snapshot(bundle, state, args.size or DEFAULT_SIZE, now, alone, diff=diff, trace=trace)
 
 

@@ -74,20 +74,23 @@ class ViewSnapshot:
     edge_mode: str = "weight"  # what edges and node colours show: "weight" or "attribution"
     side: str = "A"  # attribution: A, B or A-B
 
+    @property
+    def shows_attribution(self) -> bool:
+        """Whether edges and node fills follow the pair's attribution (attribution mode, with a trace)."""
+        return self.edge_mode == "attribution" and self.attribution is not None
+
     def edge_values(self) -> tuple[np.ndarray, np.ndarray]:
         """((E,) what each edge's colour and width follow, (E,) bool which are drawn): the weights at or
         above the |w| threshold, or in attribution mode their attribution on the chosen side, among
         those, where it is not 0."""
-        if self.edge_mode == "attribution" and self.attribution is not None:
+        if self.shows_attribution:
             values = shown_side(self.attribution, self.side)
             return values, self.shown & (values != 0)
         return self.graph.weight, self.shown
 
     def node_heat(self) -> np.ndarray | None:
         """(n,) the nodes' estimated effects on the chosen side in attribution mode (NaN: none), else None."""
-        if self.edge_mode != "attribution" or self.effects is None:
-            return None
-        return shown_side(self.effects, self.side)
+        return shown_side(self.effects, self.side) if self.shows_attribution else None
 
     @property
     def shown(self) -> np.ndarray:
