@@ -58,8 +58,14 @@ def kernel_policy(policy: str) -> Iterator[None]:
         _policy.reset(token)
 
 
+def current_policy() -> str:
+    """The kernel policy in force here (``"auto"``, ``"dense"`` or ``"sparse"``)."""
+    return _policy.get()
+
+
 def dense_reference() -> contextlib.AbstractContextManager[None]:
-    """Within this block every :func:`linear` multiplies dense (the reference path)."""
+    """Within this block every :func:`linear` multiplies dense and AbsTopK runs ``torch.topk``
+    (:mod:`engine.topk`): the reference path."""
     return kernel_policy("dense")
 
 

@@ -32,27 +32,8 @@ import torch.nn.functional as F
 from engine.config import ModelConfig
 from engine.errors import UserError
 from engine.kernels import module_linear
+from engine.topk import abs_topk
 from engine.sites import FINAL_RESID, active_hooks, site_name
-
-
-#: Same-width integer dtypes: for non-negative floats the bit pattern read as a signed integer orders
-#: exactly like the float, and integer top-k is about 1.6x faster than float top-k on CPU.
-_INT_VIEW = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16}
-
-
-def _abs_key(x: torch.Tensor) -> torch.Tensor:
-    """|x| as a tensor whose order is |x|'s order (an integer view of the float bits where possible)."""
-    a = x.detach().abs()
-    view = _INT_VIEW.get(a.dtype)
-    return a.view(view) if view is not None else a
-
-
-def abs_topk(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Keep the k entries of largest |x| along the last dim, zero the rest (gradient flows to kept)."""
-    if k >= x.shape[-1]:
-        return x
-    idx = _abs_key(x).topk(k, dim=-1, sorted=False).indices
-    return torch.zeros_like(x).scatter(-1, idx, x.gather(-1, idx))
 
 
 def alibi_slopes(n_head: int, n_alibi: int) -> torch.Tensor:
@@ -141,7 +122,7 @@ class Attention(nn.Module):
         B, T, _ = t.shape
         return t.view(B, T, self.n_head, self.d_head).transpose(1, 2)  # (B, H, T, dh)
 
-    def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: torch.Tensor | None = None) -> torch.Tensor:
         """Causal softmax attention with optional sink; q, k, v (B, T, inner) -> (B, T, inner).
 
         Uses the fused scaled_dot_product_attention kernel. The sink is folded in exactly: one extra
@@ -149,21 +130,26 @@ class Attention(nn.Module):
         sink slot the logit b_h; the sink key sits at position 0 and a dummy query row is prepended so
         the kernel's square causal mask lets query t see the sink and keys 0..t. :meth:`mix_reference`
         is the plain formula; a parity test keeps the two equal (values and gradients).
+        ``heads`` (indices): q, k and v hold only those heads' channels, in that order (heads are
+        independent, so a live ablation recomputes only the heads it changed).
         """
         B, T, inner = q.shape
-        H, dh = self.n_head, self.d_head
-        q, k, v = self._heads(q), self._heads(k), self._heads(v)
+        dh = self.d_head
+        H = inner // dh
+        q, k, v = (t.view(B, T, H, dh).transpose(1, 2) for t in (q, k, v))  # (B, H, T, dh)
         scale = 1.0 / math.sqrt(dh)
         if self.alibi:
             n = T + 1 if self.sink is not None else T
-            bias = self._fused_bias[:, :n, :n].to(q.dtype).unsqueeze(0)  # (1, H, n, n)
+            full = self._fused_bias if heads is None else self._fused_bias[heads]
+            bias = full[:, :n, :n].to(q.dtype).unsqueeze(0)  # (1, H, n, n)
         if self.sink is None:
             if self.alibi:
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
             else:
                 y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
         else:
-            sink_logit = (self.sink.to(q.dtype) * math.sqrt(dh)).view(1, H, 1, 1).expand(B, H, 1, 1)
+            sink = self.sink if heads is None else self.sink[heads]
+            sink_logit = (sink.to(q.dtype) * math.sqrt(dh)).view(1, H, 1, 1).expand(B, H, 1, 1)
             q_ext = torch.cat([q.new_zeros(B, H, 1, dh + 1), torch.cat([q, q.new_ones(B, H, T, 1)], -1)], 2)
             k_ext = torch.cat([torch.cat([k.new_zeros(B, H, 1, dh), sink_logit], -1),
                                torch.cat([k, k.new_zeros(B, H, T, 1)], -1)], 2)  # (B, H, T+1, dh+1)

@@ -1,0 +1,158 @@
+"""AbsTopK: keep the k entries of largest magnitude in each row, zero the rest (docs/architecture.md,
+"Sparse inference").
+
+Every node site of the model passes AbsTopK, so on a CPU it is the largest single cost of a forward
+pass once the matrix products are sparse (about 40% of a live-ablation click). ``torch.topk`` sorts
+(value, index) pairs per row with ``std::nth_element``; :func:`abs_topk` instead finds each row's
+threshold t (|x| >= t for exactly k entries) by a search on counts: count(|x| >= t) is monotone in t,
+so starting from the previous row's threshold (rows of one site have similar scales) it brackets
+the k-th place by widening steps, then interpolates between the bracketing counts (every third step
+bisects); about five passes over a row, then one that keeps ``|x| >= t``. Each pass is a streaming comparison the
+compiler vectorises, with no pairs and no scatter. Rows with at most k nonzeros are copied as they are.
+
+Ties at the threshold (equal |x| on both sides of the k-th place; in practice the zeros of a row with
+fewer than k nonzeros) keep the first tied entries in index order, where ``torch.topk`` keeps an
+unspecified subset: the kept magnitudes, and so the output values whenever the tie is among zeros,
+are the same. The reference, :func:`abs_topk_reference`, is ``torch.topk`` on an integer view of |x|
+(for non-negative floats the bit pattern orders like the float, and integer top-k is ~1.6x faster);
+it serves CUDA, half precision, machines without numba, and ``kernels.dense_reference()`` (the
+reference path of parity tests and benchmarks). tests/engine/test_topk.py keeps the two equal.
+
+The compiled kernel is numba's (``nogil``, cached on disk after the first compile, about a second);
+rows are split over torch's thread count for large inputs. Autograd works on both: the gradient flows
+to the kept entries (including kept zeros). Knows nothing about models, files or Qt.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+import torch
+
+from engine.kernels import current_policy
+
+#: Same-width integer dtypes: for non-negative floats the bit pattern read as a signed integer orders
+#: exactly like the float.
+_INT_VIEW = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16}
+#: Rows are split over threads from this many elements on (below, one thread is faster than handing off).
+PARALLEL_ELEMENTS = 1 << 17
+#: ``CIRCUIT_INSPECTOR_TOPK=torch`` turns the compiled kernel off (the reference everywhere).
+ENV = "CIRCUIT_INSPECTOR_TOPK"
+
+_kernel_lock = threading.Lock()
+_kernel: list = []  # [compiled function or None], filled on first use
+_pool: list[ThreadPoolExecutor] = []
+
+
+def _abs_key(x: torch.Tensor) -> torch.Tensor:
+    """|x| as a tensor whose order is |x|'s order (an integer view of the float bits where possible)."""
+    a = x.detach().abs()
+    view = _INT_VIEW.get(a.dtype)
+    return a.view(view) if view is not None else a
+
+
+def abs_topk_reference(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the k entries of largest |x| along the last dim with ``torch.topk`` (the reference)."""
+    if k >= x.shape[-1]:
+        return x
+    idx = _abs_key(x).topk(k, dim=-1, sorted=False).indices
+    return torch.zeros_like(x).scatter(-1, idx, x.gather(-1, idx))
+
+
+def _compile() -> Callable | None:
+    """The numba kernel, or None when numba is missing or turned off."""
+    if os.environ.get(ENV, "").strip().lower() == "torch":
+        return None
+    try:
+        from engine.topk.compiled import rows_kernel
+    except ImportError:
+        return None
+    return rows_kernel
+
+
+def kernel() -> Callable | None:
+    """The compiled row kernel (compiled on first use), or None where the reference serves."""
+    with _kernel_lock:
+        if not _kernel:
+            _kernel.append(_compile())
+        return _kernel[0]
+
+
+def backend() -> str:
+    """``"compiled"`` when :func:`abs_topk` runs the numba kernel on CPU float32, else ``"torch"``."""
+    return "compiled" if kernel() is not None else "torch"
+
+
+def _threads(n: int) -> ThreadPoolExecutor:
+    with _kernel_lock:
+        if not _pool or _pool[0]._max_workers < n:
+            _pool[:] = [ThreadPoolExecutor(max_workers=n, thread_name_prefix="abs-topk")]
+        return _pool[0]
+
+
+def _run(fn: Callable, x2, k: int, out2, kept2, want: bool) -> bool:
+    """The kernel over rows, split into one slice per thread for large inputs; False when a row held
+    NaN or inf."""
+    n, w = x2.shape
+    threads = min(torch.get_num_threads(), n)
+    if threads <= 1 or n * w < PARALLEL_ELEMENTS:
+        return bool(fn(x2, k, out2, kept2, want))
+    cuts = [n * i // threads for i in range(threads + 1)]
+    slices = [slice(a, b) for a, b in zip(cuts, cuts[1:])]
+    pool = _threads(threads)
+    futures = [pool.submit(fn, x2[s], k, out2[s], kept2[s] if want else kept2, want) for s in slices[1:]]
+    ok = bool(fn(x2[slices[0]], k, out2[slices[0]], kept2[slices[0]] if want else kept2, want))
+    return all([bool(f.result()) for f in futures]) and ok
+
+
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """x as a 2-D (rows, width) view when its strides allow (q, k and v are column slices), else a copy."""
+    try:
+        return x.view(-1, x.shape[-1])
+    except RuntimeError:
+        return x.reshape(-1, x.shape[-1])
+
+
+def _compiled(fn: Callable, x: torch.Tensor, k: int, want_kept: bool) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(out, kept mask or an empty placeholder), or None when x holds NaN or inf."""
+    x2 = _rows(x.detach())
+    out = torch.empty(x.shape, dtype=x.dtype)
+    kept = torch.empty(x.shape if want_kept else (1, 1), dtype=torch.bool)
+    ok = _run(fn, x2.numpy(), k, out.view(-1, x.shape[-1]).numpy(), kept.view(-1, kept.shape[-1]).numpy(), want_kept)
+    return (out, kept) if ok else None
+
+
+class _AbsTopK(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, k: int, fn: Callable) -> torch.Tensor:  # type: ignore[override]
+        done = _compiled(fn, x, k, True)
+        if done is None:  # NaN or inf somewhere: torch.topk's ranking
+            idx = _abs_key(x).topk(k, dim=-1, sorted=False).indices
+            kept = torch.zeros(x.shape, dtype=torch.bool).scatter(-1, idx, True)
+            done = (torch.where(kept, x, torch.zeros((), dtype=x.dtype)), kept)
+        ctx.save_for_backward(done[1])
+        return done[0]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (kept,) = ctx.saved_tensors
+        return grad * kept, None, None, None
+
+
+def abs_topk(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the k entries of largest |x| along the last dim, zero the rest (the gradient flows to the
+    kept entries). The compiled kernel on CPU float32, else :func:`abs_topk_reference`."""
+    if k >= x.shape[-1]:
+        return x
+    if x.dtype != torch.float32 or x.device.type != "cpu" or x.numel() == 0 or current_policy() == "dense":
+        return abs_topk_reference(x, k)
+    fn = kernel()
+    if fn is None:
+        return abs_topk_reference(x, k)
+    if x.requires_grad and torch.is_grad_enabled():
+        return _AbsTopK.apply(x, k, fn)
+    done = _compiled(fn, x, k, False)
+    return abs_topk_reference(x, k) if done is None else done[0]

@@ -1,0 +1,133 @@
+"""The compiled AbsTopK row kernel behind :func:`engine.topk.abs_topk` (see there for the method).
+
+numba compiles these on first use and caches the machine code next to this file (``__pycache__``),
+so later processes load it in a fraction of a second. Imported only by :mod:`engine.topk`, and only
+when numba is installed.
+"""
+
+import numpy as np
+from numba import njit
+
+# The bodies below run compiled; tests/engine/test_topk.py checks them against torch.topk.
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def count_at_least(x, r, w, g):
+    c = 0
+    for j in range(w):
+        c += np.int32(abs(x[r, j]) >= g)
+    return c
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def row_max(x, r, w):
+    m = np.float32(0.0)
+    for j in range(w):
+        m = max(m, abs(x[r, j]))
+    return m
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def threshold(x, r, w, k, guess):
+    """(t, tied, n_above, nz) for row r: t > 0 with exactly k entries |x| >= t; else t = -1 and
+    ``tied`` is the magnitude tied at the k-th place with ``n_above`` entries above it; nz <= k: copy;
+    ``tied`` NaN: the row holds NaN or inf.
+    (The passes are plain counts, which the compiler vectorises; a running maximum would not be.)"""
+    c = 0
+    nz = 0
+    bad = 0
+    for j in range(w):
+        a = abs(x[r, j])
+        c += np.int32(a >= guess)
+        nz += np.int32(a > 0)
+        bad += np.int32(not a < np.inf)  # NaN or inf: the reference decides (torch.topk ranks NaN first)
+    if bad:
+        return np.float32(-1.0), np.float32(np.nan), 0, nz
+    if nz <= k:
+        return np.float32(0.0), np.float32(0.0), 0, nz
+    if c == k:
+        return guess, np.float32(0.0), 0, nz
+    lo, clo = np.float32(0.0), nz  # clo: entries >= lo (above 0: the nonzeros)
+    hi, chi = np.float32(np.inf), 0  # chi: entries >= hi
+    if c > k:
+        lo, clo = guess, c
+    else:
+        hi, chi = guess, c
+    f = np.float32(1.25)  # bracket the k-th place from the guess, widening geometrically
+    while hi == np.inf or lo == 0:
+        g = lo * f if hi == np.inf else hi / f
+        if not (g > lo and g < hi):
+            break
+        c = count_at_least(x, r, w, g)
+        if c == k:
+            return g, np.float32(0.0), 0, nz
+        if c > k:
+            lo, clo = g, c
+        else:
+            hi, chi = g, c
+        f = f * f
+    if hi == np.inf:  # no finite bracket above: magnitudes near the top of the float range
+        hi = row_max(x, r, w)
+        chi = count_at_least(x, r, w, hi)
+        if chi >= k:  # the maximum is tied k times or more
+            return np.float32(-1.0), hi, 0, nz
+    step = 0
+    while True:  # interpolate on the counts; every third step bisects
+        g = lo + (hi - lo) * np.float32(clo - k + 0.5) / np.float32(clo - chi)
+        if step % 3 == 2 or not (g > lo and g < hi):
+            g = np.float32(0.5) * (lo + hi)
+            if not (g > lo and g < hi):
+                return np.float32(-1.0), lo, chi, nz  # lo, hi neighbouring floats: |x| == lo tied
+        c = count_at_least(x, r, w, g)
+        step += 1
+        if c == k:
+            return g, np.float32(0.0), 0, nz
+        if c > k:
+            lo, clo = g, c
+        else:
+            hi, chi = g, c
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def rows_kernel(x, k, out, kept, want_kept):
+    """Fills out (and kept); False as soon as a row holds NaN or inf (then the caller uses the reference)."""
+    n, w = x.shape
+    guess = np.float32(0.0)  # the previous row's threshold: rows of one site have similar scales
+    for r in range(n):
+        if not (guess > 0 and guess < np.inf):
+            s = np.float32(0.0)
+            for j in range(w):
+                s += x[r, j] * x[r, j]
+            guess = np.sqrt(s / w) if s > 0 and s < np.inf else np.float32(1.0)
+        t, tied, above, nz = threshold(x, r, w, k, guess)
+        if tied != tied:
+            return False
+        if nz <= k:  # every nonzero is kept; the first zeros fill the k places
+            room = k - nz
+            for j in range(w):
+                v = x[r, j]
+                out[r, j] = v
+                if want_kept:
+                    kept[r, j] = v != 0 or room > 0
+                    room -= np.int32(v == 0 and room > 0)
+            continue
+        if t > 0:  # exactly k entries have |x| >= t
+            guess = t
+            for j in range(w):
+                v = x[r, j]
+                keep = abs(v) >= t
+                out[r, j] = v if keep else np.float32(0.0)
+                if want_kept:
+                    kept[r, j] = keep
+            continue
+        guess = tied  # a tie: everything above the tied magnitude, then the first tied entries
+        room = k - above
+        for j in range(w):
+            v = x[r, j]
+            a = abs(v)
+            keep = a > tied or (a == tied and room > 0)
+            room -= np.int32(a == tied and room > 0)
+            out[r, j] = v if keep else np.float32(0.0)
+            if want_kept:
+                kept[r, j] = keep
+    return True
