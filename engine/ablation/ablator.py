@@ -324,7 +324,8 @@ class Ablator:
                 kv_clean = not any(n.site in kv_sites for n in nodes) and not any(e.dst.site in kv_sites for e in edges)
                 if self._packable(h0, kv_clean, mode, complement):
                     logits = forward(self, self._packing(), caches, self._pres[(baseline, complement)], (h0, rank), 1,
-                                     self._hooks(nodes, mode, baseline, complement))[0]
+                                     self._hooks(nodes, mode, baseline, complement),
+                                     self._baseline_hooks(baseline, complement))[0]
                     return self._result(logits, t0, mode, baseline, complement, nodes, edges)
                 parts = []
                 for (rows, _, last, last_tok), (bounds, pre, kv) in zip(self._chunks, caches):

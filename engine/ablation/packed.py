@@ -61,20 +61,44 @@ class Packing:
         return torch.cat([t.reshape(-1, t.shape[-1]) for t in per_chunk])[self.rep]
 
 
-def _attend(model, layer: int, q, k, v, pk: Packing, kr: int) -> torch.Tensor:
-    """The layer's attention mix of packed q, k, v (kr, P, inner), run in the Ablator's chunks."""
+def _attend(model, layer: int, q, k, v, pk: Packing, kr: int, heads: torch.Tensor | None = None) -> torch.Tensor:
+    """The layer's attention mix of packed q, k, v (kr, P, inner), run in the Ablator's chunks
+    (``heads``: q, k and v hold only those heads)."""
     out = q.new_empty(q.shape)
     for m, own in zip(pk.maps, pk.own):
         B, T = m.shape
-        y = model.blocks[layer].attn.mix(*(t[:, m].reshape(kr * B, T, -1) for t in (q, k, v)))
+        y = model.blocks[layer].attn.mix(*(t[:, m].reshape(kr * B, T, -1) for t in (q, k, v)), heads=heads)
         out[:, m[own]] = y.view(kr, B, T, -1)[:, own]
     return out
 
 
-def _half(model, h: int, x, pk: Packing, kr: int, pre: dict | None = None, rank: int = -1) -> torch.Tensor:
+def _attend_changed(model, layer: int, q, k, v, pk: Packing, kr: int, base: tuple) -> torch.Tensor:
+    """:func:`_attend`, recomputing only the heads whose q, k or v differ from the baseline's in some
+    replica; the others are the baseline's output. ``base``: the baseline's packed (q, k, v, y), each
+    (P, inner). Heads are independent, so this equals the full mix (a parity test checks it)."""
+    attn = model.blocks[layer].attn
+    H, dh = attn.n_head, attn.d_head
+    changed = torch.zeros(H, dtype=torch.bool, device=q.device)
+    for t, b in zip((q, k, v), base):
+        changed |= (t != b).view(-1, H, dh).any(-1).any(0)
+    heads = changed.nonzero()[:, 0]
+    if len(heads) == H:
+        return _attend(model, layer, q, k, v, pk, kr)
+    y = base[3].expand(kr, -1, -1)
+    if len(heads) == 0:
+        return y
+    cols = (heads.view(-1, 1) * dh + torch.arange(dh, device=q.device)).view(-1)
+    y = y.clone()
+    y[..., cols] = _attend(model, layer, q[..., cols], k[..., cols], v[..., cols], pk, kr, heads=heads)
+    return y
+
+
+def _half(model, h: int, x, pk: Packing, kr: int, pre: dict | None = None, rank: int = -1,
+          base: tuple | None = None) -> torch.Tensor:
     """Half-block ``h`` on the packed residual x (kr, P, d_resid); with ``pre``, restarting inside it at
     site rank ``rank`` from the clean run's activations there ((P, width), hooks applied), as
-    :func:`engine.ablation.core.half_block_from` does on the padded chunks."""
+    :func:`engine.ablation.core.half_block_from` does on the padded chunks. ``base``: the baseline's
+    attention here (:func:`_attend_changed`), for a restart inside an attention half-block."""
     layer, blk = h // 2, model.blocks[h // 2]
     start = rank if pre is not None else -1
     hooked = lambda kind: model.site_hooks(layer, kind, pre[kind].expand(kr, -1, -1))  # noqa: E731
@@ -96,7 +120,8 @@ def _half(model, h: int, x, pk: Packing, kr: int, pre: dict | None = None, rank:
         read = hooked("attn.read") if start == 0 else model._site(layer, "attn.read", model.read(layer, 0, x))
         q, k, v = module_linear(blk.attn.c_attn, read).chunk(3, dim=-1)
         q, k, v = (model._site(layer, kind, t) for kind, t in zip(QKV, (q, k, v)))
-    write = model._site(layer, "attn.write", module_linear(blk.attn.c_proj, _attend(model, layer, q, k, v, pk, kr)))
+    y = _attend(model, layer, q, k, v, pk, kr) if base is None else _attend_changed(model, layer, q, k, v, pk, kr, base)
+    write = model._site(layer, "attn.write", module_linear(blk.attn.c_proj, y))
     return model._write(x, write, 0)
 
 
@@ -127,21 +152,39 @@ def _packed(memo: dict, key, make) -> torch.Tensor:
     return memo[key]
 
 
+def _baseline_attention(ablator: "Ablator", pk: Packing, caches: list, pre: dict, h: int, base_hooks: dict) -> tuple:
+    """The baseline's packed q, k, v (after their sites and the baseline's hooks) and attention mix of
+    attention half-block ``h``, each (P, inner); memoised in ``pre``."""
+    def make() -> tuple:
+        layer, model = h // 2, ablator.model
+        packed = {kind: _packed(pre, (h, kind), lambda kind=kind: pk.pack(c[1][h][kind] for c in caches)) for kind in QKV}
+        with intervene(base_hooks):
+            q, k, v = (model.site_hooks(layer, kind, packed[kind].unsqueeze(0)) for kind in QKV)
+            y = _attend(model, layer, q, k, v, pk, 1)
+        return tuple(t[0] for t in (q, k, v, y))
+    return _packed(pre, (h, "attention"), make)
+
+
 def forward(ablator: "Ablator", pk: Packing, caches: list, pre: dict, point: tuple[int, int], kr: int,
-            hooks: dict) -> torch.Tensor:
+            hooks: dict, base_hooks: dict | None = None) -> torch.Tensor:
     """Logits (kr, N, V) in the ablator's sequence order of ``kr`` replicas of the packed batch under
     ``hooks`` (a hook may treat each replica differently: the scan ablates node ``j`` in replica ``j``),
     restarting at ``point`` (half-block, site rank) from the clean run ``caches`` (the Ablator's, for
-    one baseline; ``pre`` memoises their packed copies and must belong to the same caches)."""
+    one baseline; ``pre`` memoises their packed copies and must belong to the same caches).
+    ``base_hooks``: the baseline's own hooks (no ablation); given, a restart inside an attention
+    half-block recomputes only the heads the ablation changed."""
     h0, rank = point
     last_attn = 2 * ablator.cfg.n_layer - 2
     x = _packed(pre, h0, lambda: pk.pack(c[0][h0] for c in caches)).expand(kr, -1, -1)
+    base = None
+    if base_hooks is not None and h0 < last_attn and h0 % 2 == 0 and rank <= 1:
+        base = _baseline_attention(ablator, pk, caches, pre, h0, base_hooks)
     with intervene(hooks):
         if h0 < last_attn:
             kinds = [k for k in ("attn.read", *QKV, "attn.write", "mlp.read", "mlp.neuron", "mlp.write")
                      if SITE_RANK[k] == rank and (h0 % 2 == 0) == k.startswith("attn")]
             here = {k: _packed(pre, (h0, k), lambda k=k: pk.pack(c[1][h0][k] for c in caches)) for k in kinds}
-            x = _half(ablator.model, h0, x, pk, kr, here, rank)
+            x = _half(ablator.model, h0, x, pk, kr, here, rank, base)
             for h in range(h0 + 1, last_attn):
                 x = _half(ablator.model, h, x, pk, kr)
         return _last_logits(ablator, x, pk, kr)

@@ -154,7 +154,8 @@ def scan(ablator: Ablator, nodes: Iterable, mode: str = "mean", baseline: str = 
             with torch.no_grad(), ablator._lock:
                 chosen = [ns[i] for i in part]
                 logits = forward(ablator, pk, caches, pre, point, len(chosen),
-                                 _hooks(ablator, chosen, mode, baseline, complement))
+                                 _hooks(ablator, chosen, mode, baseline, complement),
+                                 ablator._baseline_hooks(baseline, complement))
                 for j, i in enumerate(part):
                     r = ablator._result(logits[j], t0, mode, baseline, complement, [ns[i]], [])
                     out[i] = dataclasses.replace(r, elapsed_ms=r.elapsed_ms / len(part))

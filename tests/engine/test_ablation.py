@@ -362,3 +362,29 @@ def test_packed_prefixes_match_the_padded_chunks(mode, baseline, monkeypatch):
     ab.packed, n = True, len(calls)
     ab.evaluate([NodeId("blocks.0.mlp.neuron", 1)], mode="resample")
     assert len(calls) == n  # resample: one value per sequence, the padded chunks
+
+
+@pytest.mark.parametrize("kind", ["attn.q", "attn.k", "attn.v"])
+def test_attention_restarts_recompute_only_the_changed_head(kind, monkeypatch):
+    """A q, k or v node changes one head: the packed restart recomputes that head's attention alone
+    and splices it into the baseline's, and the result equals the full forward (ALiBi and sinks on)."""
+    from engine.ablation import packed as packed_module
+    from tests.engine.test_rank import prefix_enc
+
+    m = sparse_model(afrac=1.0, alibi_heads=1)
+    ab = Ablator(m, prefix_enc(), random_means(m))
+    ab.evaluate()
+    heads = []
+    real = packed_module._attend
+    monkeypatch.setattr(packed_module, "_attend", lambda *a, **kw: heads.append(kw.get("heads")) or real(*a, **kw))
+    dh = m.cfg.d_head
+    for head in range(m.cfg.n_head):
+        node = NodeId(f"blocks.0.{kind}", head * dh + 3)
+        heads.clear()
+        fast = ab.evaluate([node]).logit_diff
+        assert [h.tolist() for h in heads if h is not None] == [[head]]
+        np.testing.assert_allclose(fast, ab.evaluate_naive([node]).logit_diff, atol=1e-5, rtol=0)
+    heads.clear()
+    nodes = [NodeId(f"blocks.0.{kind}", 3), NodeId(f"blocks.0.{kind}", dh + 4)]  # both heads: the full mix
+    np.testing.assert_allclose(ab.evaluate(nodes).logit_diff, ab.evaluate_naive(nodes).logit_diff, atol=1e-5, rtol=0)
+    assert m.cfg.n_head == 2 and heads and all(h is None for h in heads)
