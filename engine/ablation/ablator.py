@@ -36,7 +36,8 @@ import torch
 
 from engine.ablation.packed import Packing, forward
 from engine.ablation.core import (HALF_SITES, SITE_RANK, group_nodes, half_block_from, keep_masks_from_nodes,
-                                  last_logits_reference, logits_from, mask_hooks, metrics_from_logits)
+                                  finish_logits, last_logits_reference, last_residual, mask_hooks,
+                                  metrics_from_logits)
 from engine.circuits.circuit import Circuit
 from engine.errors import UserError
 from engine.model import GPT
@@ -163,6 +164,7 @@ class Ablator:
             T = int(self.lengths[rows].max())
             self._chunks.append((rows, self.tokens[rows, :T], self.last[rows], self.last_tok[rows]))
         self._inverse = torch.argsort(order)
+        self._last_tok_sorted = self.last_tok[order]  # (N, 1) in chunk order
 
     # ------------------------------------------------------------------ values and hooks
 
@@ -332,11 +334,14 @@ class Ablator:
                     with intervene(self._hooks(nodes, mode, baseline, complement, rows)):
                         if h0 < 2 * L - 2:  # a layer before the last: restart inside the half-block
                             x = half_block_from(self.model, h0, bounds[h0], rank, pre[h0])
-                            parts.append(logits_from(self.model, h0 + 1, x, last, last_tok))
+                            parts.append(last_residual(self.model, h0 + 1, x, last))
                         else:
-                            parts.append(logits_from(self.model, h0, bounds[h0], last, last_tok,
-                                                     kv if kv_clean else None))
-                logits = torch.cat(parts)[self._inverse]
+                            parts.append(last_residual(self.model, h0, bounds[h0], last, kv if kv_clean else None))
+                # The last MLP and the unembedding run once over every chunk's last positions (resample
+                # values are per sequence: those hooks need the rows in chunk order, as here).
+                order = torch.cat([c[0] for c in self._chunks])
+                with intervene(self._hooks(nodes, mode, baseline, complement, order)):
+                    logits = finish_logits(self.model, h0, torch.cat(parts), self._last_tok_sorted)[self._inverse]
         return self._result(logits, t0, mode, baseline, complement, nodes, edges)
 
     @torch.no_grad()

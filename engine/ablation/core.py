@@ -158,23 +158,34 @@ def half_block_from(model: GPT, h: int, x: torch.Tensor, rank: int, pre: Mapping
     return model._write(x, write, h % 2)
 
 
-def logits_from(model: GPT, h0: int, x: torch.Tensor, last: torch.Tensor, last_tok: torch.Tensor,
-                kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-    """From boundary h0 with residual x (N, T, d) to the logits at the last positions (N, V).
+def last_residual(model: GPT, h0: int, x: torch.Tensor, last: torch.Tensor,
+                  kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """From boundary h0 with residual x (N, T, d) to the residual entering the last MLP half-block at
+    the last positions (N, 1, d), or at boundary h0 when the restart is past the last attention.
 
     Half-blocks before the last layer run at every position; the last layer only where needed.
     ``kv``: unchanged last-layer keys/values, usable only when h0 is the last attention half-block."""
-    L = model.cfg.n_layer
-    last_attn = 2 * L - 2
+    last_attn = 2 * model.cfg.n_layer - 2
     for h in range(h0, last_attn):
         x = model.half_block(h, x)
     if h0 <= last_attn:
-        x = last_layer_attention(model, x, last, kv if h0 == last_attn else None)
-    else:
-        x = gather_last(x, last)  # (N, 1, d_resid)
-    if h0 < 2 * L:
-        x = model.mlp_half(L - 1, x)
+        return last_layer_attention(model, x, last, kv if h0 == last_attn else None)
+    return gather_last(x, last)  # (N, 1, d_resid)
+
+
+def finish_logits(model: GPT, h0: int, x: torch.Tensor, last_tok: torch.Tensor) -> torch.Tensor:
+    """:func:`last_residual`'s output (N, 1, d) -> logits (N, V): the last MLP (unless the restart is past
+    it) and the unembedding. Position-wise, so one call serves the rows of many length chunks."""
+    if h0 < 2 * model.cfg.n_layer:
+        x = model.mlp_half(model.cfg.n_layer - 1, x)
     return model.unembed(x, last_tok)[:, 0]
+
+
+def logits_from(model: GPT, h0: int, x: torch.Tensor, last: torch.Tensor, last_tok: torch.Tensor,
+                kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """From boundary h0 with residual x (N, T, d) to the logits at the last positions (N, V)
+    (:func:`last_residual`, then :func:`finish_logits`)."""
+    return finish_logits(model, h0, last_residual(model, h0, x, last, kv), last_tok)
 
 
 def last_logits(model: GPT, tokens: torch.Tensor, lengths: torch.Tensor,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Iterable
 
 import torch
 
-from engine.ablation.core import SITE_RANK, last_layer_attention
+from engine.ablation.core import SITE_RANK, finish_logits, last_layer_attention
 from engine.kernels import module_linear
 from engine.sites import intervene
 
@@ -136,14 +136,14 @@ def _last_logits(ablator: "Ablator", x, pk: Packing, kr: int) -> torch.Tensor:
     kv = module_linear(attn.c_attn, read, (inner, 3 * inner))
     k, v = model._site(layer, "attn.k", kv[..., :inner]), model._site(layer, "attn.v", kv[..., inner:])
     parts = []
-    for m, (_, _, last, last_tok) in zip(pk.maps, ablator._chunks):
+    for m, (_, _, last, _) in zip(pk.maps, ablator._chunks):
         B, T = m.shape
         kh, vh = (t[:, m].reshape(kr * B, T, -1) for t in (k, v))
         x_last = x[:, m.gather(1, last.view(-1, 1))[:, 0]].reshape(kr * B, 1, -1)
-        y = last_layer_attention(model, x_last.expand(-1, T, -1), last.repeat(kr), (kh, vh))
-        y = model.mlp_half(layer, y)
-        parts.append(model.unembed(y, last_tok.repeat(kr, 1))[:, 0].view(kr, B, -1))
-    return torch.cat(parts, 1)[:, ablator._inverse]
+        parts.append(last_layer_attention(model, x_last.expand(-1, T, -1), last.repeat(kr), (kh, vh)).view(kr, B, -1))
+    y = torch.cat(parts, 1).view(-1, 1, x.shape[-1])  # every chunk's last positions: one MLP, one unembedding
+    logits = finish_logits(model, 2 * layer, y, ablator._last_tok_sorted.repeat(kr, 1))
+    return logits.view(kr, ablator.n, -1)[:, ablator._inverse]
 
 
 def _packed(memo: dict, key, make) -> torch.Tensor:
