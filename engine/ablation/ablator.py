@@ -36,7 +36,7 @@ import torch
 
 from engine.ablation.packed import Packing, forward
 from engine.ablation.core import (HALF_SITES, SITE_RANK, group_nodes, half_block_from, keep_masks_from_nodes,
-                                  finish_logits, last_logits_reference, last_residual, mask_hooks,
+                                  finish_logits, gather_last, last_logits_reference, last_residual, mask_hooks,
                                   metrics_from_logits)
 from engine.circuits.circuit import Circuit
 from engine.errors import UserError
@@ -163,7 +163,9 @@ class Ablator:
             rows = order[i:i + CHUNK]
             T = int(self.lengths[rows].max())
             self._chunks.append((rows, self.tokens[rows, :T], self.last[rows], self.last_tok[rows]))
+        self._order = order  # sequences in chunk order
         self._inverse = torch.argsort(order)
+        self._last_sorted = self.last[order]
         self._last_tok_sorted = self.last_tok[order]  # (N, 1) in chunk order
 
     # ------------------------------------------------------------------ values and hooks
@@ -265,6 +267,19 @@ class Ablator:
             self._pres[key] = {}
         return self._caches[key]
 
+    def _last_inputs(self, caches: list, key: tuple, h: int) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """For a restart at boundary ``h`` in the last layer, every sequence at once in chunk order: the
+        cached residual there at the last positions (N, 1, d_resid) and the last layer's keys and
+        values padded to the longest prompt (N, T, inner); memoised with the cache's packed copies."""
+        memo = self._pres[key]
+        if ("last", h) not in memo:
+            memo[("last", h)] = torch.cat([gather_last(b[h], c[2]) for (b, _, _), c in zip(caches, self._chunks)])
+        if "kv" not in memo:
+            T = max(int(c[1].shape[1]) for c in self._chunks)
+            pad = lambda t: torch.nn.functional.pad(t, (0, 0, 0, T - t.shape[1]))  # noqa: E731
+            memo["kv"] = tuple(torch.cat([pad(kv[i]) for _, _, kv in caches]) for i in (0, 1))
+        return memo[("last", h)], memo["kv"]
+
     def _packing(self) -> Packing:
         """The prompts as a trie of prefixes (built on first use)."""
         if self._pack is None:
@@ -329,6 +344,12 @@ class Ablator:
                                      self._hooks(nodes, mode, baseline, complement),
                                      self._baseline_hooks(baseline, complement))[0]
                     return self._result(logits, t0, mode, baseline, complement, nodes, edges)
+                if h0 > 2 * L - 2 or (h0 == 2 * L - 2 and kv_clean):  # only the last positions change
+                    x_last, kv = self._last_inputs(caches, (baseline, complement), h0)
+                    with intervene(self._hooks(nodes, mode, baseline, complement, self._order)):
+                        y = last_residual(self.model, h0, x_last.expand(-1, kv[0].shape[1], -1), self._last_sorted, kv)
+                        logits = finish_logits(self.model, h0, y, self._last_tok_sorted)[self._inverse]
+                    return self._result(logits, t0, mode, baseline, complement, nodes, edges)
                 parts = []
                 for (rows, _, last, last_tok), (bounds, pre, kv) in zip(self._chunks, caches):
                     with intervene(self._hooks(nodes, mode, baseline, complement, rows)):
@@ -339,8 +360,7 @@ class Ablator:
                             parts.append(last_residual(self.model, h0, bounds[h0], last, kv if kv_clean else None))
                 # The last MLP and the unembedding run once over every chunk's last positions (resample
                 # values are per sequence: those hooks need the rows in chunk order, as here).
-                order = torch.cat([c[0] for c in self._chunks])
-                with intervene(self._hooks(nodes, mode, baseline, complement, order)):
+                with intervene(self._hooks(nodes, mode, baseline, complement, self._order)):
                     logits = finish_logits(self.model, h0, torch.cat(parts), self._last_tok_sorted)[self._inverse]
         return self._result(logits, t0, mode, baseline, complement, nodes, edges)
 

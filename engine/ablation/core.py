@@ -49,6 +49,8 @@ def keep_masks_from_nodes(model: GPT, ablated: Mapping[str, list[int]] | None = 
     out = {}
     if sites is None:
         sites = all_sites(model.cfg) if kept is not None else all_sites(model.cfg, final=True)
+    if kept is None:  # only the sites with ablated nodes get a mask (and a hook)
+        sites = [site for site in sites if (ablated or {}).get(site)]
     for site in sites:
         w = site_width(model.cfg, site)
         if kept is not None:
@@ -57,12 +59,11 @@ def keep_masks_from_nodes(model: GPT, ablated: Mapping[str, list[int]] | None = 
             if len(idx):
                 m[torch.as_tensor(list(idx), dtype=torch.long)] = 1.0
         else:
-            m = torch.ones(w)
             idx = (ablated or {}).get(site, [])
-            if len(idx):
-                m[torch.as_tensor(list(idx), dtype=torch.long)] = 0.0
-            else:
+            if not len(idx):
                 continue  # untouched site: no hook needed
+            m = torch.ones(w)
+            m[torch.as_tensor(list(idx), dtype=torch.long)] = 0.0
         out[site] = m.to(device)
     return out
 

@@ -144,7 +144,9 @@ def bench_mask_steps(loaded, means: dict[str, torch.Tensor], task: str, steps: i
             run_to_end(_learn_masks(prep.model, prep.values, prep.train, cfg, 1e-4, draws))
             out[f"{label}_s_per_mask_step"] = round((time.perf_counter() - t0) / steps, 3)
     out["mask_step_speedup"] = round(out["dense_s_per_mask_step"] / max(1e-9, out["sparse_s_per_mask_step"]), 2)
-    return {"mask_steps_timed": steps, "batch_pairs": batch_pairs, **out}
+    from engine.topk import backend as topk_backend
+    return {"mask_steps_timed": steps, "batch_pairs": batch_pairs, "abs_topk": topk_backend(),
+            "dense_path": "dense products and torch.topk", **out}
 
 
 def bench_prune(run: str = "demo", task: str = "single_double_quote", steps: int | None = None,
@@ -192,6 +194,7 @@ def bench_ablate(run: str = "demo", task: str = "single_double_quote", n_pairs: 
     from engine.ablation.setup import make_ablator
     from engine.kernels import dense_reference
     from engine.sites import NodeId, all_sites, parse_site, site_width
+    from engine.topk import backend as topk_backend
 
     from engine.config import load_run_config
     from engine.runs import CONFIG_FILE, check_run_dir
@@ -225,11 +228,15 @@ def bench_ablate(run: str = "demo", task: str = "single_double_quote", n_pairs: 
         out[f"{label}_naive_p50_ms"] = p(naive, 50)
         return out
 
+    t0 = time.perf_counter()
+    backend = topk_backend()  # numba's import and the kernel's load (or first compile): once per process
+    kernel_s = round(time.perf_counter() - t0, 3)
     sparse = one_path("sparse")
     with dense_reference():
         dense = one_path("dense")
     first, last = layers[0], layers[-1]
     return {"benchmark": "ablate", "run": run, "task": task, "pairs": n_pairs, "sequences": ab.n,
+            "abs_topk": backend, "abs_topk_load_s": kernel_s, "dense_path": "dense products and torch.topk",
             "mean_prompt_tokens": round(float(ab.lengths.float().mean()), 1), "threads": torch.get_num_threads(),
             "shape": f"{cfg.n_layer} layers, d_model {cfg.d_model}, d_mlp {cfg.d_mlp}",
             "repeats": repeats, **sparse, **dense,
