@@ -70,9 +70,14 @@ def _compile() -> Callable | None:
     if os.environ.get(ENV, "").strip().lower() == "torch":
         return None
     try:
+        import numpy as np
+
         from engine.topk.compiled import rows_kernel
     except ImportError:
         return None
+    x = np.ones((1, 2), np.float32)  # load (or compile, once per install) the machine code now, not mid-click
+    for want in (False, True):
+        rows_kernel(x, 1, np.empty_like(x), np.empty((1, 2), np.bool_), want)
     return rows_kernel
 
 
