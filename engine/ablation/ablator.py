@@ -13,8 +13,10 @@ circuit: ``circuit_mode``, by default the mode the circuit was pruned with), and
    per distinct prompt prefix (:mod:`engine.ablation.packed`: sides A and B of a pair share their
    prefix up to the token where they differ, about half the padded positions), with resample values
    (one per sequence) in length-sorted chunks, each padded only to its own longest prompt,
+   and inside the touched attention half-block recomputes only the heads whose q, k or v changed,
 3. in the last layer computes only what the task metric needs: keys and values at all positions, but
-   the query, attention output, MLP and unembedding at each prompt's last position only.
+   the query, attention output, MLP and unembedding at each prompt's last position only (for every
+   sequence in one batch when the keys and values are the cached ones).
 
 :meth:`Ablator.evaluate_naive` is the reference: a full forward pass with hooks; a parity test keeps
 the two equal. Edge ablation zeroes one nonzero weight in the private copy for the duration of one
