@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable
 
+import numpy as np
 import torch
 
 from engine.ablation.core import SITE_RANK, finish_logits, last_layer_attention
-from engine.kernels import module_linear
+from engine.compiled import load
+from engine.kernels import current_policy, module_linear
 from engine.sites import intervene
 
 if TYPE_CHECKING:
@@ -31,11 +33,14 @@ class Packing:
     """The Ablator's prompts as a trie of prefixes: ``n`` packed positions; per length chunk, the packed
     index of each position (``maps``, (B, T); padding: 0, never read) and where that position is the
     occurrence its prefix is computed from (``own``, (B, T) bool); ``rep``: for each packed position,
-    its occurrence's row in the chunks' positions laid end to end."""
+    its occurrence's row in the chunks' positions laid end to end; ``parent`` and ``depth`` (numpy): the
+    trie, for :mod:`engine.compiled.trie_attention`."""
 
     def __init__(self, ablator: "Ablator") -> None:
         ids: dict[tuple[int, int], int] = {}
         rep: list[int] = []
+        parents: list[int] = []
+        depths: list[int] = []
         self.maps, self.own = [], []
         offset = 0
         for rows, tokens, _, _ in ablator._chunks:
@@ -48,6 +53,8 @@ class Packing:
                     u = ids.setdefault((parent, row[p]), len(rep))
                     if u == len(rep):
                         rep.append(offset + b * T + p)
+                        parents.append(parent)
+                        depths.append(p)
                         own[b][p] = True
                     index[b][p] = parent = u
             self.maps.append(torch.tensor(index, dtype=torch.long, device=ablator.device))
@@ -55,15 +62,52 @@ class Packing:
             offset += B * T
         self.rep = torch.tensor(rep, dtype=torch.long, device=ablator.device)
         self.n = len(rep)
+        # The trie itself, for the compiled attention: each packed position's parent (-1: a first token)
+        # and depth (its index in the prompt).
+        self.parent = np.asarray(parents, dtype=np.int64)
+        self.depth = np.asarray(depths, dtype=np.int64)
+        self.positions = np.arange(self.n, dtype=np.int64)
+        # Each sequence's last position, in the Ablator's chunk order (the packed last layer's queries).
+        self.last = np.concatenate([m.gather(1, c[2].view(-1, 1))[:, 0].cpu().numpy()
+                                    for m, c in zip(self.maps, ablator._chunks)]).astype(np.int64)
 
     def pack(self, per_chunk: Iterable[torch.Tensor]) -> torch.Tensor:
         """Per-chunk (B, T, width) tensors -> (n, width), one row per packed position."""
         return torch.cat([t.reshape(-1, t.shape[-1]) for t in per_chunk])[self.rep]
 
 
+def _trie_kernel(t: torch.Tensor):
+    """The compiled trie attention for tensors like ``t``, or None where the reference must serve (no
+    numba, not float32 on the CPU, the dense reference path)."""
+    if current_policy() == "dense" or t.dtype != torch.float32 or t.device.type != "cpu":
+        return None
+    return load("trie_attention")
+
+
+def _compiled_attention(attn, q, k, v, pk: Packing, heads: torch.Tensor | None = None,
+                        qpos: np.ndarray | None = None) -> torch.Tensor | None:
+    """Attention of packed queries q (kr, M, inner) at packed positions ``qpos`` (default: every one)
+    over the packed keys and values (kr, P, inner) by the compiled trie kernel; None where the
+    reference must serve (:func:`_trie_kernel`)."""
+    mod = _trie_kernel(q)
+    if mod is None:
+        return None
+    slopes = attn.slopes if heads is None else attn.slopes[heads]
+    sinks = None if attn.sink is None else (attn.sink if heads is None else attn.sink[heads])
+    q, k, v = (t.detach().contiguous() for t in (q, k, v))
+    out = torch.empty_like(q)
+    mod.attend(q.numpy(), k.numpy(), v.numpy(), pk.positions if qpos is None else qpos, pk.parent, pk.depth,
+               slopes.detach().float().contiguous().numpy(),
+               (slopes if sinks is None else sinks).detach().float().contiguous().numpy(), sinks is not None, out.numpy())
+    return out
+
+
 def _attend(model, layer: int, q, k, v, pk: Packing, kr: int, heads: torch.Tensor | None = None) -> torch.Tensor:
-    """The layer's attention mix of packed q, k, v (kr, P, inner), run in the Ablator's chunks
-    (``heads``: q, k and v hold only those heads)."""
+    """The layer's attention mix of packed q, k, v (kr, P, inner) (``heads``: q, k and v hold only those
+    heads): compiled over the trie, else ``Attention.mix`` run in the Ablator's chunks (the reference)."""
+    out = _compiled_attention(model.blocks[layer].attn, q, k, v, pk, heads)
+    if out is not None:
+        return out
     out = q.new_empty(q.shape)
     for m, own in zip(pk.maps, pk.own):
         B, T = m.shape
@@ -135,6 +179,10 @@ def _last_logits(ablator: "Ablator", x, pk: Packing, kr: int) -> torch.Tensor:
     read = model._site(layer, "attn.read", model.read(layer, 0, x))
     kv = module_linear(attn.c_attn, read, (inner, 3 * inner))
     k, v = model._site(layer, "attn.k", kv[..., :inner]), model._site(layer, "attn.v", kv[..., inner:])
+    y = _last_attention(model, layer, x, k, v, pk, kr)
+    if y is not None:
+        logits = finish_logits(model, 2 * layer, y.view(-1, 1, x.shape[-1]), ablator._last_tok_sorted.repeat(kr, 1))
+        return logits.view(kr, ablator.n, -1)[:, ablator._inverse]
     parts = []
     for m, (_, _, last, _) in zip(pk.maps, ablator._chunks):
         B, T = m.shape
@@ -144,6 +192,23 @@ def _last_logits(ablator: "Ablator", x, pk: Packing, kr: int) -> torch.Tensor:
     y = torch.cat(parts, 1).view(-1, 1, x.shape[-1])  # every chunk's last positions: one MLP, one unembedding
     logits = finish_logits(model, 2 * layer, y, ablator._last_tok_sorted.repeat(kr, 1))
     return logits.view(kr, ablator.n, -1)[:, ablator._inverse]
+
+
+def _last_attention(model, layer: int, x, k, v, pk: Packing, kr: int) -> torch.Tensor | None:
+    """The last layer's attention half-block at every sequence's last position, (kr, N, d_resid) in the
+    Ablator's chunk order, from the packed residual x and the packed keys and values: the query there,
+    the compiled trie attention, the write. None where the compiled kernel cannot serve (then
+    :func:`_last_logits` runs :func:`engine.ablation.core.last_layer_attention` per length chunk)."""
+    if _trie_kernel(x) is None:
+        return None
+    attn = model.blocks[layer].attn
+    inner = attn.n_head * attn.d_head
+    x_last = x[:, torch.from_numpy(pk.last).to(x.device)]  # (kr, N, d_resid)
+    read = model._site(layer, "attn.read", model.read(layer, 0, x_last))
+    q = model._site(layer, "attn.q", module_linear(attn.c_attn, read, (0, inner)))
+    y = _compiled_attention(attn, q, k, v, pk, qpos=pk.last)
+    write = model._site(layer, "attn.write", module_linear(attn.c_proj, y))
+    return model._write(x_last, write, 0)
 
 
 def _packed(memo: dict, key, make) -> torch.Tensor:

@@ -15,23 +15,24 @@ fewer than k nonzeros) keep the first tied entries in index order, where ``torch
 unspecified subset: the kept magnitudes, and so the output values whenever the tie is among zeros,
 are the same. The reference, :func:`abs_topk_reference`, is ``torch.topk`` on an integer view of |x|
 (for non-negative floats the bit pattern orders like the float, and integer top-k is ~1.6x faster);
-it serves CUDA, half precision, machines without numba, and ``kernels.dense_reference()`` (the
-reference path of parity tests and benchmarks). tests/engine/test_topk.py keeps the two equal.
+it serves CUDA, half precision, machines without numba, ``CIRCUIT_INSPECTOR_KERNELS=torch`` and
+``kernels.dense_reference()`` (the reference path of parity tests and benchmarks).
+tests/engine/test_topk.py keeps the two equal.
 
-The compiled kernel is numba's (``nogil``, cached on disk after the first compile, about a second);
-rows are split over torch's thread count for large inputs. Autograd works on both: the gradient flows
+The compiled kernel is numba's (:mod:`engine.compiled.topk_rows`, ``nogil``); rows are split over
+torch's thread count for very large inputs. Autograd works on both: the gradient flows
 to the kept entries (including kept zeros). Knows nothing about models, files or Qt.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import torch
 
+from engine.compiled import load
 from engine.kernels import current_policy
 
 #: Same-width integer dtypes: for non-negative floats the bit pattern read as a signed integer orders
@@ -42,8 +43,6 @@ _INT_VIEW = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloa
 #: of ours competes with them (measured inside live-ablation clicks: 2527 x 512 took 4.2 ms on one
 #: thread, 5.4 ms on two).
 PARALLEL_ELEMENTS = 1 << 22
-#: ``CIRCUIT_INSPECTOR_TOPK=torch`` turns the compiled kernel off (the reference everywhere).
-ENV = "CIRCUIT_INSPECTOR_TOPK"
 
 _kernel_lock = threading.Lock()
 _kernel: list = []  # [compiled function or None], filled on first use
@@ -66,19 +65,9 @@ def abs_topk_reference(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _compile() -> Callable | None:
-    """The numba kernel, or None when numba is missing or turned off."""
-    if os.environ.get(ENV, "").strip().lower() == "torch":
-        return None
-    try:
-        import numpy as np
-
-        from engine.topk.compiled import rows_kernel
-    except ImportError:
-        return None
-    x = np.ones((1, 2), np.float32)  # load (or compile, once per install) the machine code now, not mid-click
-    for want in (False, True):
-        rows_kernel(x, 1, np.empty_like(x), np.empty((1, 2), np.bool_), want)
-    return rows_kernel
+    """The numba kernel, or None when numba is missing or the compiled kernels are turned off."""
+    mod = load("topk_rows")
+    return None if mod is None else mod.rows_kernel
 
 
 def kernel() -> Callable | None:

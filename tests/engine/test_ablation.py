@@ -388,3 +388,32 @@ def test_attention_restarts_recompute_only_the_changed_head(kind, monkeypatch):
     nodes = [NodeId(f"blocks.0.{kind}", 3), NodeId(f"blocks.0.{kind}", dh + 4)]  # both heads: the full mix
     np.testing.assert_allclose(ab.evaluate(nodes).logit_diff, ab.evaluate_naive(nodes).logit_diff, atol=1e-5, rtol=0)
     assert m.cfg.n_head == 2 and heads and all(h is None for h in heads)
+
+
+@pytest.mark.parametrize("sink,alibi_heads", [(True, 1), (False, 0), (True, 0)])
+def test_compiled_trie_attention_matches_the_chunked_mix(sink, alibi_heads):
+    """engine.compiled.trie_attention (each packed position attends along its prefix chain) against
+    Attention.mix on the padded length chunks (the reference): all heads, a head subset, replicas."""
+    from engine.ablation import packed as packed_module
+    from engine.compiled import load
+    from engine.kernels import dense_reference
+    from tests.engine.test_rank import prefix_enc
+
+    if load("trie_attention") is None:
+        pytest.skip("numba is not installed (or CIRCUIT_INSPECTOR_KERNELS=torch): no compiled attention to compare")
+    m = sparse_model(afrac=1.0, alibi_heads=alibi_heads)
+    if not sink:
+        for blk in m.blocks:
+            blk.attn.sink = None
+    ab = Ablator(m, prefix_enc(), random_means(m))
+    pk = ab._packing()
+    g = torch.Generator().manual_seed(7)
+    inner = m.cfg.n_head * m.cfg.d_head
+    q, k, v = (torch.randn(3, pk.n, inner, generator=g) * 2 for _ in range(3))
+    for heads in (None, torch.tensor([1])):
+        cols = slice(None) if heads is None else slice(m.cfg.d_head, 2 * m.cfg.d_head)
+        args = (m, 0, q[..., cols], k[..., cols], v[..., cols], pk, 3)
+        fast = packed_module._attend(*args, heads=heads)
+        with dense_reference():
+            ref = packed_module._attend(*args, heads=heads)
+        assert torch.allclose(fast, ref, atol=1e-5, rtol=1e-5)

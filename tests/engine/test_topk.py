@@ -10,7 +10,7 @@ from engine.kernels import dense_reference
 from engine.topk import abs_topk, abs_topk_reference
 
 pytestmark = pytest.mark.skipif(topk.kernel() is None,
-                                reason="numba is not installed (or CIRCUIT_INSPECTOR_TOPK=torch): "
+                                reason="numba is not installed (or CIRCUIT_INSPECTOR_KERNELS=torch): "
                                        "AbsTopK runs torch.topk only, nothing to compare")
 
 

@@ -1,9 +1,5 @@
 """The compiled AbsTopK row kernel behind :func:`engine.topk.abs_topk` (see there for the method).
-
-numba compiles these on first use and caches the machine code next to this file (``__pycache__``),
-so later processes load it in a fraction of a second. Imported only by :mod:`engine.topk`, and only
-when numba is installed.
-"""
+Loaded through :func:`engine.compiled.load`."""
 
 import numpy as np
 from numba import njit
@@ -131,3 +127,10 @@ def rows_kernel(x, k, out, kept, want_kept):
             if want_kept:
                 kept[r, j] = keep
     return True
+
+
+def warm() -> None:
+    """Load (or compile, once per install) the machine code now, not inside a click."""
+    x = np.ones((1, 2), np.float32)
+    for want in (False, True):
+        rows_kernel(x, 1, np.empty_like(x), np.empty((1, 2), np.bool_), want)
