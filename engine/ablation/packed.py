@@ -3,8 +3,10 @@ causal, and mean and zero ablation give a node the same value at every position,
 activations depend only on the prompt up to it. Every per-position step (norms, matrix products,
 AbsTopK, the MLP) runs once per distinct prefix: the prompts form a trie, and sides A and B of a
 pair share everything before the token where they differ (on the demo's tasks about half of the padded
-positions are repeats). Attention gathers the packed queries, keys and values into the Ablator's
-length-sorted chunks and scatters its output back, each prefix from one chosen occurrence.
+positions are repeats). Attention runs over the trie itself where the compiled kernel serves
+(:mod:`engine.compiled.trie_attention`: each position's keys are its ancestors); the reference
+gathers the packed queries, keys and values into the Ablator's length-sorted chunks, runs
+``Attention.mix`` and scatters its output back, each prefix from one chosen occurrence.
 
 Used by :meth:`engine.ablation.ablator.Ablator.evaluate` (one replica: the click's ablation) and by
 :mod:`engine.ablation.scan` (many replicas, one node ablated in each). Resample ablation (a value per
