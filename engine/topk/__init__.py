@@ -46,7 +46,7 @@ PARALLEL_ELEMENTS = 1 << 22
 
 _kernel_lock = threading.Lock()
 _kernel: list = []  # [compiled function or None], filled on first use
-_pool: list[ThreadPoolExecutor] = []
+_pool: list[tuple[int, ThreadPoolExecutor]] = []  # [(workers, pool)]
 
 
 def _abs_key(x: torch.Tensor) -> torch.Tensor:
@@ -84,10 +84,11 @@ def backend() -> str:
 
 
 def _threads(n: int) -> ThreadPoolExecutor:
+    """A pool of at least ``n`` workers (kept for the process; replaced by a larger one when asked)."""
     with _kernel_lock:
-        if not _pool or _pool[0]._max_workers < n:
-            _pool[:] = [ThreadPoolExecutor(max_workers=n, thread_name_prefix="abs-topk")]
-        return _pool[0]
+        if not _pool or _pool[0][0] < n:
+            _pool[:] = [(n, ThreadPoolExecutor(max_workers=n, thread_name_prefix="abs-topk"))]
+        return _pool[0][1]
 
 
 def _run(fn: Callable, x2, k: int, out2, kept2, want: bool) -> bool:
