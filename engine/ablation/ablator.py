@@ -36,7 +36,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from engine.ablation.packed import Packing, forward
+from engine.ablation.packed import Packing, forward, warm_kernels
 from engine.ablation.core import (HALF_SITES, SITE_RANK, group_nodes, half_block_from, keep_masks_from_nodes,
                                   finish_logits, gather_last, last_logits_reference, last_residual, mask_hooks,
                                   metrics_from_logits)
@@ -267,6 +267,8 @@ class Ablator:
                 caches.append((bounds, pre, (kv["attn.k"], kv["attn.v"])))
             self._caches[key] = caches
             self._pres[key] = {}
+            if self.packed:
+                warm_kernels()  # the compiled attention's machine code: loaded with the cache, not in the first click
         return self._caches[key]
 
     def _last_inputs(self, caches: list, key: tuple, h: int) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:

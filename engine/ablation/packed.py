@@ -86,6 +86,11 @@ def _trie_kernel(t: torch.Tensor):
     return load("trie_attention")
 
 
+def warm_kernels() -> None:
+    """Load (or compile, once per install) the compiled attention now; a no-op after the first call."""
+    load("trie_attention")
+
+
 def _compiled_attention(attn, q, k, v, pk: Packing, heads: torch.Tensor | None = None,
                         qpos: np.ndarray | None = None) -> torch.Tensor | None:
     """Attention of packed queries q (kr, M, inner) at packed positions ``qpos`` (default: every one)
