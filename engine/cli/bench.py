@@ -185,6 +185,18 @@ def bench_prune(run: str = "demo", task: str = "single_double_quote", steps: int
             "circuit_loss": round(circuit.metrics["circuit_loss"], 4)}
 
 
+def _load_kernels() -> tuple[str, float]:
+    """(AbsTopK's backend, seconds): numba's import and the compiled kernels' load (or first compile),
+    once per process, so that no timed evaluation pays for it."""
+    from engine.ablation.packed import warm_kernels
+    from engine.topk import backend
+
+    t0 = time.perf_counter()
+    name = backend()
+    warm_kernels()
+    return name, round(time.perf_counter() - t0, 3)
+
+
 def bench_ablate(run: str = "demo", task: str = "single_double_quote", n_pairs: int | None = None,
                  repeats: int | None = None) -> dict[str, Any]:
     """Latency of one live-ablation evaluation per layer depth (random nodes, fixed seed), with the
@@ -194,8 +206,6 @@ def bench_ablate(run: str = "demo", task: str = "single_double_quote", n_pairs: 
     from engine.ablation.setup import make_ablator
     from engine.kernels import dense_reference
     from engine.sites import NodeId, all_sites, parse_site, site_width
-    from engine.ablation.packed import warm_kernels
-    from engine.topk import backend as topk_backend
 
     from engine.config import load_run_config
     from engine.runs import CONFIG_FILE, check_run_dir
@@ -229,10 +239,7 @@ def bench_ablate(run: str = "demo", task: str = "single_double_quote", n_pairs: 
         out[f"{label}_naive_p50_ms"] = p(naive, 50)
         return out
 
-    t0 = time.perf_counter()
-    backend = topk_backend()  # numba's import and the kernels' load (or first compile): once per process
-    warm_kernels()
-    kernel_s = round(time.perf_counter() - t0, 3)
+    backend, kernel_s = _load_kernels()
     sparse = one_path("sparse")
     with dense_reference():
         dense = one_path("dense")
