@@ -21,20 +21,24 @@ ENV = "CIRCUIT_INSPECTOR_KERNELS"
 
 _lock = threading.Lock()
 _loaded: dict[str, ModuleType | None] = {}
+#: Why a kernel is not in use (numba missing, or it could not compile or cache its code here): the
+#: torch reference serves instead, with the same results.
+failures: dict[str, str] = {}
 
 
 def load(name: str) -> ModuleType | None:
     """The kernel module ``engine.compiled.<name>`` (imported once, which warms its machine code), or
-    None when numba is missing or the kernels are turned off."""
+    None when numba is missing, cannot compile or cache the kernel here (the reason goes to
+    :data:`failures`), or the kernels are turned off."""
     with _lock:
         if name not in _loaded:
             mod = None
             if os.environ.get(ENV, "").strip().lower() != "torch":
                 try:
                     mod = importlib.import_module(f"engine.compiled.{name}")
-                except ImportError:
-                    mod = None
-                else:
                     mod.warm()
+                except Exception as exc:  # noqa: BLE001 - no numba, or it cannot compile or cache here
+                    failures[name] = f"{type(exc).__name__}: {exc}"
+                    mod = None
             _loaded[name] = mod
         return _loaded[name]

@@ -117,3 +117,26 @@ def test_reference_path_and_other_dtypes_use_torch(monkeypatch):
     abs_topk(x, 8)
     assert len(calls) == 1
     assert topk.backend() == "compiled"
+
+
+def test_a_kernel_that_cannot_load_leaves_the_torch_reference_in_place(monkeypatch):
+    """No numba, or numba unable to compile or cache here: the kernel is reported unavailable (with the
+    reason) and callers take the torch reference; nothing raises."""
+    import sys
+    import types
+
+    from engine import compiled
+
+    broken = types.ModuleType("engine.compiled.broken_for_test")
+
+    def warm():
+        raise RuntimeError("cannot cache function: no locator available")
+
+    broken.warm = warm
+    monkeypatch.setitem(sys.modules, "engine.compiled.broken_for_test", broken)
+    monkeypatch.setattr(compiled, "_loaded", {})
+    monkeypatch.setattr(compiled, "failures", {})
+    assert compiled.load("broken_for_test") is None
+    assert "no locator" in compiled.failures["broken_for_test"]
+    assert compiled.load("missing_for_test") is None
+    assert "ModuleNotFoundError" in compiled.failures["missing_for_test"]
