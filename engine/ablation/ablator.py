@@ -36,7 +36,8 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from engine.ablation.packed import Packing, forward, warm_kernels
+from engine.ablation.packed import (Packing, PaddedChains, compiled_attention_serves, forward, last_attention_at,
+                                    warm_kernels)
 from engine.ablation.core import (HALF_SITES, SITE_RANK, group_nodes, half_block_from, keep_masks_from_nodes,
                                   finish_logits, gather_last, last_logits_reference, last_residual, mask_hooks,
                                   metrics_from_logits)
@@ -284,6 +285,26 @@ class Ablator:
             memo["kv"] = tuple(torch.cat([pad(kv[i]) for _, _, kv in caches]) for i in (0, 1))
         return memo[("last", h)], memo["kv"]
 
+    def _last_layer(self, caches: list, key: tuple, h0: int, hooks: dict) -> torch.Tensor:
+        """Logits (N, V) of a restart at boundary ``h0`` in the last layer that leaves its keys and values
+        alone: every sequence at once, at its last position only (the compiled attention over the cached
+        keys and values where it serves, else the explicit one)."""
+        x_last, kv = self._last_inputs(caches, key, h0)
+        N, T = kv[0].shape[:2]
+        with intervene(hooks):
+            if h0 > 2 * self.cfg.n_layer - 2:  # past the attention: the cached residual at the last positions
+                y = x_last
+            elif compiled_attention_serves(x_last):
+                memo = self._pres[key]
+                if "chains" not in memo:
+                    memo["chains"] = PaddedChains(N, T, self._last_sorted.cpu().numpy() + 1)
+                chains = memo["chains"]
+                y = last_attention_at(self.model, self.cfg.n_layer - 1, x_last,
+                                      *(t.reshape(1, N * T, -1) for t in kv), chains, chains.last)
+            else:
+                y = last_residual(self.model, h0, x_last.expand(-1, T, -1), self._last_sorted, kv)
+            return finish_logits(self.model, h0, y, self._last_tok_sorted)[self._inverse]
+
     def _packing(self) -> Packing:
         """The prompts as a trie of prefixes (built on first use)."""
         if self._pack is None:
@@ -349,10 +370,8 @@ class Ablator:
                                      self._baseline_hooks(baseline, complement))[0]
                     return self._result(logits, t0, mode, baseline, complement, nodes, edges)
                 if h0 > 2 * L - 2 or (h0 == 2 * L - 2 and kv_clean):  # only the last positions change
-                    x_last, kv = self._last_inputs(caches, (baseline, complement), h0)
-                    with intervene(self._hooks(nodes, mode, baseline, complement, self._order)):
-                        y = last_residual(self.model, h0, x_last.expand(-1, kv[0].shape[1], -1), self._last_sorted, kv)
-                        logits = finish_logits(self.model, h0, y, self._last_tok_sorted)[self._inverse]
+                    logits = self._last_layer(caches, (baseline, complement), h0,
+                                              self._hooks(nodes, mode, baseline, complement, self._order))
                     return self._result(logits, t0, mode, baseline, complement, nodes, edges)
                 parts = []
                 for (rows, _, last, last_tok), (bounds, pre, kv) in zip(self._chunks, caches):

@@ -68,7 +68,6 @@ class Packing:
         # and depth (its index in the prompt).
         self.parent = np.asarray(parents, dtype=np.int64)
         self.depth = np.asarray(depths, dtype=np.int64)
-        self.positions = np.arange(self.n, dtype=np.int64)
         # Each sequence's last position, in the Ablator's chunk order (the packed last layer's queries).
         self.last = np.concatenate([m.gather(1, c[2].view(-1, 1))[:, 0].cpu().numpy()
                                     for m, c in zip(self.maps, ablator._chunks)]).astype(np.int64)
@@ -84,6 +83,11 @@ def _trie_kernel(t: torch.Tensor):
     if current_policy() == "dense" or t.dtype != torch.float32 or t.device.type != "cpu":
         return None
     return load("trie_attention")
+
+
+def compiled_attention_serves(t: torch.Tensor) -> bool:
+    """Whether the compiled attention runs for tensors like ``t`` here."""
+    return _trie_kernel(t) is not None
 
 
 def warm_kernels() -> None:
@@ -103,7 +107,8 @@ def _compiled_attention(attn, q, k, v, pk: Packing, heads: torch.Tensor | None =
     sinks = None if attn.sink is None else (attn.sink if heads is None else attn.sink[heads])
     q, k, v = (t.detach().contiguous() for t in (q, k, v))
     out = torch.empty_like(q)
-    mod.attend(q.numpy(), k.numpy(), v.numpy(), pk.positions if qpos is None else qpos, pk.parent, pk.depth,
+    mod.attend(q.numpy(), k.numpy(), v.numpy(), np.arange(k.shape[1], dtype=np.int64) if qpos is None else qpos,
+               pk.parent, pk.depth,
                slopes.detach().float().contiguous().numpy(),
                (slopes if sinks is None else sinks).detach().float().contiguous().numpy(), sinks is not None, out.numpy())
     return out
@@ -203,19 +208,39 @@ def _last_logits(ablator: "Ablator", x, pk: Packing, kr: int) -> torch.Tensor:
 
 def _last_attention(model, layer: int, x, k, v, pk: Packing, kr: int) -> torch.Tensor | None:
     """The last layer's attention half-block at every sequence's last position, (kr, N, d_resid) in the
-    Ablator's chunk order, from the packed residual x and the packed keys and values: the query there,
-    the compiled trie attention, the write. None where the compiled kernel cannot serve (then
-    :func:`_last_logits` runs :func:`engine.ablation.core.last_layer_attention` per length chunk)."""
+    Ablator's chunk order, from the packed residual x and the packed keys and values. None where the
+    compiled kernel cannot serve (then :func:`_last_logits` runs
+    :func:`engine.ablation.core.last_layer_attention` per length chunk)."""
     if _trie_kernel(x) is None:
         return None
+    return last_attention_at(model, layer, x[:, torch.from_numpy(pk.last).to(x.device)], k, v, pk, pk.last)
+
+
+def last_attention_at(model, layer: int, x_last, k, v, chains, qpos: np.ndarray) -> torch.Tensor:
+    """The last layer's attention half-block at the last positions x_last (kr x M rows, replica after
+    replica, in any shape: (kr, M, d_resid), or (M, 1, d_resid) where hooks hold a value per sequence):
+    the read and query there, the compiled attention over the keys and values (kr, P, inner) along
+    ``chains`` (an object with ``parent`` and ``depth`` arrays: a :class:`Packing` or
+    :class:`PaddedChains`) from positions ``qpos`` (M,), and the write. The caller checked that the
+    compiled kernel serves."""
     attn = model.blocks[layer].attn
     inner = attn.n_head * attn.d_head
-    x_last = x[:, torch.from_numpy(pk.last).to(x.device)]  # (kr, N, d_resid)
     read = model._site(layer, "attn.read", model.read(layer, 0, x_last))
     q = model._site(layer, "attn.q", module_linear(attn.c_attn, read, (0, inner)))
-    y = _compiled_attention(attn, q, k, v, pk, qpos=pk.last)
+    y = _compiled_attention(attn, q.reshape(k.shape[0], len(qpos), inner), k, v, chains, qpos=qpos).view(q.shape)
     write = model._site(layer, "attn.write", module_linear(attn.c_proj, y))
     return model._write(x_last, write, 0)
+
+
+class PaddedChains:
+    """Rows of length T laid end to end as chains for the compiled attention: position n*T + t follows
+    n*T + t - 1 (``parent``) at depth t; ``last``: each row's last position (from ``lengths`` (N,))."""
+
+    def __init__(self, n: int, T: int, lengths: np.ndarray) -> None:
+        t = np.tile(np.arange(T, dtype=np.int64), n)
+        self.depth = t
+        self.parent = np.where(t > 0, np.arange(n * T, dtype=np.int64) - 1, -1)
+        self.last = np.arange(n, dtype=np.int64) * T + np.asarray(lengths, dtype=np.int64) - 1
 
 
 def _packed(memo: dict, key, make) -> torch.Tensor:
