@@ -297,7 +297,7 @@ class Ablator:
             elif compiled_attention_serves(x_last):
                 memo = self._pres[key]
                 if "chains" not in memo:
-                    memo["chains"] = PaddedChains(N, T, self._last_sorted.cpu().numpy() + 1)
+                    memo["chains"] = PaddedChains(N, T, self._last_sorted.cpu().numpy())
                 chains = memo["chains"]
                 y = last_attention_at(self.model, self.cfg.n_layer - 1, x_last,
                                       *(t.reshape(1, N * T, -1) for t in kv), chains, chains.last)

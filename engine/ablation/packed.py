@@ -234,13 +234,14 @@ def last_attention_at(model, layer: int, x_last, k, v, chains, qpos: np.ndarray)
 
 class PaddedChains:
     """Rows of length T laid end to end as chains for the compiled attention: position n*T + t follows
-    n*T + t - 1 (``parent``) at depth t; ``last``: each row's last position (from ``lengths`` (N,))."""
+    n*T + t - 1 (``parent``) at depth t; ``last``: each row's last prompt position there (from ``last``
+    (N,), the index within its row)."""
 
-    def __init__(self, n: int, T: int, lengths: np.ndarray) -> None:
+    def __init__(self, n: int, T: int, last: np.ndarray) -> None:
         t = np.tile(np.arange(T, dtype=np.int64), n)
         self.depth = t
         self.parent = np.where(t > 0, np.arange(n * T, dtype=np.int64) - 1, -1)
-        self.last = np.arange(n, dtype=np.int64) * T + np.asarray(lengths, dtype=np.int64) - 1
+        self.last = np.arange(n, dtype=np.int64) * T + np.asarray(last, dtype=np.int64)
 
 
 def _packed(memo: dict, key, make) -> torch.Tensor:

@@ -24,6 +24,18 @@ def row_max(x, r, w):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
+def probe(x, r, w, k, g, lo, clo, hi, chi):
+    """Count row r's entries with |x| >= g: (True, ...) when exactly k, else the bracket (lo, clo, hi,
+    chi) narrowed to g on the side the count falls."""
+    c = count_at_least(x, r, w, g)
+    if c > k:
+        lo, clo = g, c
+    elif c < k:
+        hi, chi = g, c
+    return c == k, lo, clo, hi, chi
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
 def threshold(x, r, w, k, guess):
     """(t, tied, n_above, nz) for row r: t > 0 with exactly k entries |x| >= t; else t = -1 and
     ``tied`` is the magnitude tied at the k-th place with ``n_above`` entries above it; nz <= k: copy;
@@ -54,13 +66,9 @@ def threshold(x, r, w, k, guess):
         g = lo * f if hi == np.inf else hi / f
         if not (g > lo and g < hi):
             break
-        c = count_at_least(x, r, w, g)
-        if c == k:
+        found, lo, clo, hi, chi = probe(x, r, w, k, g, lo, clo, hi, chi)
+        if found:
             return g, np.float32(0.0), 0, nz
-        if c > k:
-            lo, clo = g, c
-        else:
-            hi, chi = g, c
         f = f * f
     if hi == np.inf:  # no finite bracket above: magnitudes near the top of the float range
         hi = row_max(x, r, w)
@@ -74,14 +82,10 @@ def threshold(x, r, w, k, guess):
             g = np.float32(0.5) * (lo + hi)
             if not (g > lo and g < hi):
                 return np.float32(-1.0), lo, chi, nz  # lo, hi neighbouring floats: |x| == lo tied
-        c = count_at_least(x, r, w, g)
         step += 1
-        if c == k:
+        found, lo, clo, hi, chi = probe(x, r, w, k, g, lo, clo, hi, chi)
+        if found:
             return g, np.float32(0.0), 0, nz
-        if c > k:
-            lo, clo = g, c
-        else:
-            hi, chi = g, c
 
 
 @njit(cache=True, nogil=True, boundscheck=False)

@@ -44,8 +44,7 @@ _INT_VIEW = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloa
 #: thread, 5.4 ms on two).
 PARALLEL_ELEMENTS = 1 << 22
 
-_kernel_lock = threading.Lock()
-_kernel: list = []  # [compiled function or None], filled on first use
+_pool_lock = threading.Lock()
 _pool: list[tuple[int, ThreadPoolExecutor]] = []  # [(workers, pool)]
 
 
@@ -64,18 +63,11 @@ def abs_topk_reference(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.zeros_like(x).scatter(-1, idx, x.gather(-1, idx))
 
 
-def _compile() -> Callable | None:
-    """The numba kernel, or None when numba is missing or the compiled kernels are turned off."""
+def kernel() -> Callable | None:
+    """The compiled row kernel (loaded, or compiled, on first use by :func:`engine.compiled.load`), or
+    None where the reference serves."""
     mod = load("topk_rows")
     return None if mod is None else mod.rows_kernel
-
-
-def kernel() -> Callable | None:
-    """The compiled row kernel (compiled on first use), or None where the reference serves."""
-    with _kernel_lock:
-        if not _kernel:
-            _kernel.append(_compile())
-        return _kernel[0]
 
 
 def backend() -> str:
@@ -85,7 +77,7 @@ def backend() -> str:
 
 def _threads(n: int) -> ThreadPoolExecutor:
     """A pool of at least ``n`` workers (kept for the process; replaced by a larger one when asked)."""
-    with _kernel_lock:
+    with _pool_lock:
         if not _pool or _pool[0][0] < n:
             _pool[:] = [(n, ThreadPoolExecutor(max_workers=n, thread_name_prefix="abs-topk"))]
         return _pool[0][1]
