@@ -272,7 +272,7 @@ class GPT(nn.Module):
 
     def _site(self, layer: int, kind: str, x: torch.Tensor) -> torch.Tensor:
         k = self._topk[kind]
-        return self.site_hooks(layer, kind, x if k is None else abs_topk(x, k))
+        return self.site_hooks(layer, kind, x if k is None else abs_topk(x, k, (layer, kind)))
 
     def site_hooks(self, layer: int, kind: str, x: torch.Tensor) -> torch.Tensor:
         """The active hooks of one site applied to its (already AbsTopK-ed) activation x."""

@@ -45,6 +45,7 @@ from engine.circuits.circuit import Circuit
 from engine.errors import UserError
 from engine.model import GPT
 from engine.sites import NodeId, intervene, parse_site, site_half_block, site_name
+from engine.topk import kept_floor, row_guesses
 
 MODES = ("mean", "zero", "resample")
 CHUNK = 32  # sequences per length-sorted chunk of the fast path (fewer, larger chunks measured slower)
@@ -240,10 +241,22 @@ class Ablator:
                 hooks[site] = fn
         return hooks
 
+    def _floor_recorders(self, floors: dict) -> dict:
+        """Hooks that store, for every site with AbsTopK, each position's kept floor (the smallest kept
+        magnitude, (B, T)) into ``floors[(layer, kind)]``: the restarts' threshold guesses."""
+        def record(key):
+            def hook(t: torch.Tensor) -> torch.Tensor:
+                floors.setdefault(key, kept_floor(t))
+                return t
+            return hook
+        return {site_name(layer, kind): record((layer, kind)) for layer in range(self.cfg.n_layer)
+                for kind, k in self.model._topk.items() if k is not None and kind in SITE_RANK}
+
     def _cache(self, baseline: str, complement: str | None) -> list:
         """Per chunk: the baseline's residual at every half-block boundary; every site of the layers
-        before the last after AbsTopK and before hooks (for restarts inside a half-block); and the last
-        layer's keys and values (after their sites). Keyed by the baseline and the ablation outside the
+        before the last after AbsTopK and before hooks (for restarts inside a half-block); the last
+        layer's keys and values (after their sites); and every AbsTopK site's kept floor per position
+        (:func:`engine.topk.kept_floor`: where a restart's threshold search starts). Keyed by the baseline and the ablation outside the
         circuit; at most MAX_CACHES are kept (the least recently used goes first)."""
         key = (baseline, complement)
         if key in self._caches:
@@ -261,11 +274,12 @@ class Ablator:
                 record_pre = {site_name(h // 2, k): store(pre[h], k)
                               for h in range(2 * L - 2) for k in HALF_SITES[h % 2]}
                 record_kv = {site_name(L - 1, k): store(kv, k) for k in ("attn.k", "attn.v")}
+                floors: dict[tuple[int, str], torch.Tensor] = {}
                 # The pre-hook recorders run first (outer), the key/value recorders after the baseline's hooks.
-                with torch.no_grad(), intervene(record_pre), \
+                with torch.no_grad(), intervene(self._floor_recorders(floors)), intervene(record_pre), \
                         intervene(self._baseline_hooks(baseline, complement, rows)), intervene(record_kv):
                     bounds = self.model.forward_with_cache(tokens)[1]
-                caches.append((bounds, pre, (kv["attn.k"], kv["attn.v"])))
+                caches.append((bounds, pre, (kv["attn.k"], kv["attn.v"]), floors))
             self._caches[key] = caches
             self._pres[key] = {}
             if self.packed:
@@ -278,12 +292,23 @@ class Ablator:
         values padded to the longest prompt (N, T, inner); memoised with the cache's packed copies."""
         memo = self._pres[key]
         if ("last", h) not in memo:
-            memo[("last", h)] = torch.cat([gather_last(b[h], c[2]) for (b, _, _), c in zip(caches, self._chunks)])
+            memo[("last", h)] = torch.cat([gather_last(cc[0][h], c[2]) for cc, c in zip(caches, self._chunks)])
         if "kv" not in memo:
             T = max(int(c[1].shape[1]) for c in self._chunks)
             pad = lambda t: torch.nn.functional.pad(t, (0, 0, 0, T - t.shape[1]))  # noqa: E731
-            memo["kv"] = tuple(torch.cat([pad(kv[i]) for _, _, kv in caches]) for i in (0, 1))
+            memo["kv"] = tuple(torch.cat([pad(cc[2][i]) for cc in caches]) for i in (0, 1))
         return memo[("last", h)], memo["kv"]
+
+    def _last_guesses(self, caches: list, key: tuple) -> dict:
+        """AbsTopK's threshold guesses (:func:`engine.topk.row_guesses`) for the last layer's sites at
+        every sequence's last position, in chunk order: the clean run's kept floors there; memoised."""
+        memo = self._pres[key]
+        if "last_guesses" not in memo:
+            L = self.cfg.n_layer
+            memo["last_guesses"] = {
+                (site, self.n): torch.cat([gather_last(cc[3][site].unsqueeze(-1), c[2]) for cc, c in zip(caches, self._chunks)]).view(-1)
+                for site in caches[0][3] if site[0] == L - 1}
+        return memo["last_guesses"]
 
     def _last_layer(self, caches: list, key: tuple, h0: int, hooks: dict) -> torch.Tensor:
         """Logits (N, V) of a restart at boundary ``h0`` in the last layer that leaves its keys and values
@@ -291,7 +316,7 @@ class Ablator:
         keys and values where it serves, else the explicit one)."""
         x_last, kv = self._last_inputs(caches, key, h0)
         N, T = kv[0].shape[:2]
-        with intervene(hooks):
+        with intervene(hooks), row_guesses(self._last_guesses(caches, key)):
             if h0 > 2 * self.cfg.n_layer - 2:  # past the attention: the cached residual at the last positions
                 y = x_last
             elif compiled_attention_serves(x_last):
@@ -374,7 +399,7 @@ class Ablator:
                                               self._hooks(nodes, mode, baseline, complement, self._order))
                     return self._result(logits, t0, mode, baseline, complement, nodes, edges)
                 parts = []
-                for (rows, _, last, last_tok), (bounds, pre, kv) in zip(self._chunks, caches):
+                for (rows, _, last, last_tok), (bounds, pre, kv, _) in zip(self._chunks, caches):
                     with intervene(self._hooks(nodes, mode, baseline, complement, rows)):
                         if h0 < 2 * L - 2:  # a layer before the last: restart inside the half-block
                             x = half_block_from(self.model, h0, bounds[h0], rank, pre[h0])

@@ -36,10 +36,11 @@ def probe(x, r, w, k, g, lo, clo, hi, chi):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def threshold(x, r, w, k, guess):
+def threshold(x, r, w, k, guess, f):
     """(t, tied, n_above, nz) for row r: t > 0 with exactly k entries |x| >= t; else t = -1 and
     ``tied`` is the magnitude tied at the k-th place with ``n_above`` entries above it; nz <= k: copy;
-    ``tied`` NaN: the row holds NaN or inf.
+    ``tied`` NaN: the row holds NaN or inf. ``f``: the first widening factor of the bracket around
+    ``guess`` (small when the guess is this row's own clean threshold, which is usually off by a hair).
     (The passes are plain counts, which the compiler vectorises; a running maximum would not be.)"""
     c = 0
     nz = 0
@@ -61,7 +62,7 @@ def threshold(x, r, w, k, guess):
         lo, clo = guess, c
     else:
         hi, chi = guess, c
-    f = np.float32(1.25)  # bracket the k-th place from the guess, widening geometrically
+    # bracket the k-th place from the guess, widening geometrically from f
     while hi == np.inf or lo == 0:
         g = lo * f if hi == np.inf else hi / f
         if not (g > lo and g < hi):
@@ -89,17 +90,24 @@ def threshold(x, r, w, k, guess):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def rows_kernel(x, k, out, kept, want_kept):
-    """Fills out (and kept); False as soon as a row holds NaN or inf (then the caller uses the reference)."""
+def rows_kernel(x, k, out, kept, want_kept, guesses):
+    """Fills out (and kept); False as soon as a row holds NaN or inf (then the caller uses the reference).
+    ``guesses``: (n,) a threshold guess per row (a positive finite one is tried first), or empty. The
+    guesses change only how fast the threshold is found, never which entries are kept."""
     n, w = x.shape
-    guess = np.float32(0.0)  # the previous row's threshold: rows of one site have similar scales
+    own = guesses.shape[0] == n
+    guess = np.float32(0.0)  # else the previous row's threshold: rows of one site have similar scales
     for r in range(n):
-        if not (guess > 0 and guess < np.inf):
+        f = np.float32(1.25)
+        if own and guesses[r] > 0 and guesses[r] < np.inf:
+            guess = guesses[r]
+            f = np.float32(1.002)
+        elif not (guess > 0 and guess < np.inf):
             s = np.float32(0.0)
             for j in range(w):
                 s += x[r, j] * x[r, j]
             guess = np.sqrt(s / w) if s > 0 and s < np.inf else np.float32(1.0)
-        t, tied, above, nz = threshold(x, r, w, k, guess)
+        t, tied, above, nz = threshold(x, r, w, k, guess, f)
         if tied != tied:
             return False
         if nz <= k:  # every nonzero is kept; the first zeros fill the k places
@@ -137,4 +145,5 @@ def warm() -> None:
     """Load (or compile, once per install) the machine code now, not inside a click."""
     x = np.ones((1, 2), np.float32)
     for want in (False, True):
-        rows_kernel(x, 1, np.empty_like(x), np.empty((1, 2), np.bool_), want)
+        for guesses in (np.empty(0, np.float32), np.ones(1, np.float32)):
+            rows_kernel(x, 1, np.empty_like(x), np.empty((1, 2), np.bool_), want, guesses)

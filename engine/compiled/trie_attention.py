@@ -16,7 +16,12 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
+#: Reassociation lets the compiler vectorise the 16-channel dot products and sums (1.5x here); no
+#: "no NaN / no inf" assumptions, since a logit of -inf (the running maximum's start) must stay one.
+FAST = {"reassoc", "contract", "nsz", "arcp"}
+
+
+@njit(cache=True, nogil=True, boundscheck=False, fastmath=FAST)
 def attend(q, k, v, qpos, parent, depth, slopes, sinks, has_sink, out):
     """q, out: (R, M, H * d_head) float32, C-contiguous: R replicas of M queries, query i at packed
     position ``qpos[i]``; k, v: (R, P, H * d_head), every packed position; parent, depth: (P,) int64;

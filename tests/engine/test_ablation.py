@@ -1,5 +1,6 @@
 """The live-ablation fast path against the naive full forward, on random models and ablations."""
 
+import contextlib
 import threading
 from types import SimpleNamespace
 
@@ -420,3 +421,32 @@ def test_compiled_trie_attention_matches_the_chunked_mix(sink, alibi_heads):
         with dense_reference():
             ref = packed_module._attend(*args, heads=heads)
         assert torch.allclose(fast, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_restarts_start_abs_topk_from_the_clean_thresholds(monkeypatch):
+    """A packed restart gives AbsTopK each row's clean kept floor as the start of its threshold search,
+    at every site it recomputes (packed positions, and the last layer's last positions), and the
+    result is exactly the same as without them."""
+    from engine import topk
+    from engine.ablation import packed as packed_module
+    from tests.engine.test_rank import prefix_enc
+
+    m = sparse_model(alibi_heads=1)  # AbsTopK on (afrac 0.25)
+    ab = Ablator(m, prefix_enc(), random_means(m))
+    pk = ab._packing()
+    ab.evaluate()  # the clean cache (its AbsTopK has no guesses: it records them)
+    rng = np.random.default_rng(3)
+    looked = []
+    real = topk._row_guesses
+    monkeypatch.setattr(topk, "_row_guesses", lambda key, x: looked.append((key, len(g := real(key, x)))) or g)
+    for site in all_sites(m.cfg):
+        node = [NodeId(site, int(rng.integers(site_width(m.cfg, site))))]
+        looked.clear()
+        with_guesses = ab.evaluate(node).logit_diff
+        assert looked and all(n > 0 for _, n in looked), site  # every recomputed AbsTopK had its guesses
+        with monkeypatch.context() as mp:
+            mp.setattr(packed_module, "row_guesses", lambda table: contextlib.nullcontext())
+            assert np.array_equal(with_guesses, ab.evaluate(node).logit_diff)
+    n_last = len(pk.last)
+    sizes = {n for _, n in looked}
+    assert sizes <= {pk.n, n_last} and n_last in sizes

@@ -263,7 +263,7 @@ def test_packed_positions_hold_every_occurrence_of_their_prefix():
     caches = ab._cache("full", None)
     for h in (1, 2 * m.cfg.n_layer - 2):  # residuals that depend on the whole prefix
         packed = pk.pack(c[0][h] for c in caches)
-        for (bounds, _, _), idx, (rows, _, _, _) in zip(caches, pk.maps, ab._chunks):
+        for (bounds, _, _, _), idx, (rows, _, _, _) in zip(caches, pk.maps, ab._chunks):
             for b, n in enumerate(ab.lengths[rows].tolist()):
                 np.testing.assert_allclose(packed[idx[b, :n]].numpy(), bounds[h][b, :n].numpy(), atol=1e-5)
     assert sum(int(o.sum()) for o in pk.own) == pk.n  # each prefix computed in exactly one place

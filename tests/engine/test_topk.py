@@ -140,3 +140,47 @@ def test_a_kernel_that_cannot_load_leaves_the_torch_reference_in_place(monkeypat
     assert "no locator" in compiled.failures["broken_for_test"]
     assert compiled.load("missing_for_test") is None
     assert "ModuleNotFoundError" in compiled.failures["missing_for_test"]
+
+
+def test_row_guesses_change_nothing_but_the_search():
+    """Inside row_guesses, each row's search starts from its guess: exact ones (the kept floor of the
+    same rows), nearby ones, useless ones (0, negative, inf, NaN, a thousand times off) and a table of
+    the wrong length all give the same output as no guesses, for plain calls, gradients and rows split
+    over threads."""
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(300, 128, generator=g) * torch.rand(300, 1, generator=g)
+    x[7] = 0.0
+    x[9, :5] = 3.0  # a row tied at the threshold
+    k = 32
+    want = abs_topk_reference(x, k)
+    floor = topk.kept_floor(want)
+    assert floor.shape == (300,) and floor[7] == float("inf")
+    assert torch.equal(floor[:5], want[:5].abs().where(want[:5] != 0, torch.tensor(float("inf"))).amin(-1))
+    nearby = x + 1e-4 * torch.randn(300, 128, generator=g)
+    useless = floor.clone()
+    useless[::5], useless[1::5], useless[2::5], useless[3::5] = 0.0, -1.0, float("nan"), float("inf")
+    useless[4::5] *= 1000.0
+    tables = [floor, topk.kept_floor(abs_topk_reference(nearby, k)), useless, floor[:10]]
+    xg = x.clone().requires_grad_()
+    abs_topk(xg, k).sum().backward()
+    plain_grad = xg.grad
+    assert torch.equal(plain_grad.sum(-1), torch.full((300,), float(k)))
+    for guesses in tables:
+        with topk.row_guesses({("site", 300): guesses}):
+            assert torch.equal(abs_topk(x, k, "site"), abs_topk(x, k))
+            assert torch.equal(abs_topk(x.view(3, 100, 128), k, "site"), abs_topk(x, k).view(3, 100, 128))
+            xg = x.clone().requires_grad_()
+            abs_topk(xg, k, "site").sum().backward()
+            assert torch.equal(xg.grad, plain_grad)
+    with topk.row_guesses({("site", 300): floor}):
+        assert torch.equal(abs_topk(x, k, "other"), abs_topk(x, k))
+
+
+def test_row_guesses_with_rows_split_over_threads(monkeypatch):
+    monkeypatch.setattr(topk, "PARALLEL_ELEMENTS", 1)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    g = torch.Generator().manual_seed(12)
+    x = torch.randn(101, 64, generator=g)
+    floor = topk.kept_floor(abs_topk_reference(x, 8))
+    with topk.row_guesses({("s", 101): floor * torch.linspace(0.5, 2.0, 101)}):
+        assert torch.equal(abs_topk(x, 8, "s"), abs_topk_reference(x, 8))
