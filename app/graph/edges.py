@@ -31,6 +31,7 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPen
 
 from app.widgets import theme
 from app.workers.latest import Done, LatestWorker, WorkerThread
+from app.workers.priority import yield_to_interactive
 
 LEVELS = 4
 QUANTILES = (0.5, 0.8, 0.95)
@@ -137,13 +138,15 @@ def render_edges(req: RasterRequest) -> tuple[QImage, int, int]:
             sel = np.flatnonzero(inside & (req.bucket == b))
             painter.setPen(QPen(color, width))
             # Small chunks: QPainter holds the GIL while it draws, and the GUI thread must get it
-            # back every few milliseconds or panning stutters.
+            # back every few milliseconds or panning stutters; a click's evaluation gets the cores
+            # to itself (app/workers/priority.py).
             for c in range(0, len(sel), CHUNK):
                 part = s[sel[c:c + CHUNK]]
                 px = ((part[:, [0, 2]] - x) * sx).ravel()
                 py = ((part[:, [1, 3]] - y) * sy).ravel()
                 painter.drawPath(pg.arrayToQPath(px, py, connect="pairs", finiteCheck=False))
                 time.sleep(0)  # let the GUI thread run
+                yield_to_interactive()
     finally:
         painter.end()
     return image, len(drawn), len(crossing)

@@ -39,8 +39,10 @@ from engine.ablation.modes import circuit_mode_for
 from engine.scene.bundle import Bundle, RunCache, SetupSpec, load_bundle
 from app.workers.trace import TraceFollower, TraceRequest, compute_trace
 from app.workers.latest import Done, Failed, LatestWorker, WorkerThread
+from app.workers import priority
 
 COALESCE_MS = 0
+HOLD = "ablation"  # the priority hold (app/workers/priority.py) from a click until its result is shown
 
 
 @dataclass(frozen=True)
@@ -87,13 +89,14 @@ class AblationWorker(LatestWorker):
             return bundle
         if request.generation != self._generation or self._ablator is None:
             return None  # made for a setup that has been replaced: nobody wants it
-        if kind == "trace":
-            return compute_trace(self._ablator, request)
-        ab, cm = self._ablator, request.circuit_mode
-        result = ab.evaluate(request.nodes, request.edges, request.mode, request.baseline, circuit_mode=cm)
-        if ab.circuit is not None and cm not in self._alone:
-            self._alone[cm] = ab.evaluate((), (), cm or ab.circuit_mode, "circuit", circuit_mode=cm)
-        return result, self._alone.get(cm)
+        with priority.interactive():  # background drawing waits (app/workers/priority.py)
+            if kind == "trace":
+                return compute_trace(self._ablator, request)
+            ab, cm = self._ablator, request.circuit_mode
+            result = ab.evaluate(request.nodes, request.edges, request.mode, request.baseline, circuit_mode=cm)
+            if ab.circuit is not None and cm not in self._alone:
+                self._alone[cm] = ab.evaluate((), (), cm or ab.circuit_mode, "circuit", circuit_mode=cm)
+            return result, self._alone.get(cm)
 
 
 class AblationService(QObject):
@@ -184,6 +187,7 @@ class AblationService(QObject):
         """Evaluate this ablation set soon (bursts within the coalescing interval become one)."""
         self._pending = (tuple(sorted(nodes)), tuple(sorted(edges)), mode, baseline,
                          time.perf_counter() if not t_click else t_click, action)
+        priority.hold(HOLD)  # until the result is shown: background drawing waits
         if not self._timer.isActive():
             self._timer.start()
 
@@ -222,10 +226,16 @@ class AblationService(QObject):
             self._answered = request.id
         if request.id != self._latest_id or request.generation != self._active:
             self.dropped += 1
+            self._release_hold()
             return
         latency = 1000.0 * (time.perf_counter() - request.t_click)
         result, alone = done.result
         self._state.set_evaluation(Evaluation(request, result, latency, alone))
+        self._release_hold()
+
+    def _release_hold(self) -> None:
+        if not self.eval_busy:
+            priority.release(HOLD)
 
     @Slot(object)
     def _on_failed(self, failed: Failed) -> None:
@@ -240,6 +250,7 @@ class AblationService(QObject):
         elif failed.request.id == self._latest_id:
             self._answered = failed.request.id
             self.evalFailed.emit(failed)
+            self._release_hold()
 
     def shutdown(self) -> None:
         """Stop the worker and wait for its thread (called when the window closes); results that
@@ -247,6 +258,7 @@ class AblationService(QObject):
         self._closed = True
         self._timer.stop()
         self._owner.stop()
+        priority.release(HOLD)
 
 
 __all__ = ["AblationService", "AblationWorker", "Bundle", "EvalRequest", "Evaluation", "SetupSpec"]

@@ -239,3 +239,24 @@ def test_the_metrics_state_their_pairs_and_can_use_more(qtbot, open_window, tiny
         m.pairs_combo.activated.emit(m.pairs_combo.currentIndex())
     assert len(win.state.bundle.task_view.pairs) == 64 and "on 64 held-out pairs" in m.info.text()
     assert m.pairs_combo.currentData() == 64
+
+
+def test_a_click_holds_background_drawing_until_its_result_is_shown(qtbot, open_window, tiny_run, monkeypatch) -> None:
+    """From the click until its metrics are on screen the edge raster waits (app/workers/priority.py);
+    afterwards nothing is held, also after a burst of clicks."""
+    from app.workers import priority
+
+    win = open_window(tiny_run)
+    qtbot.waitUntil(lambda: not win.service.eval_busy, timeout=EVAL_TIMEOUT_MS)
+    assert not priority.interactive_running()
+    seen = []
+    win.state.evaluationChanged.connect(lambda *_: seen.append(priority.interactive_running()))
+    nodes = list(win.state.graph.ids[:5])
+    for node in nodes:
+        click(qtbot, win, node)
+    assert priority.interactive_running()  # the click's evaluation has not come back yet
+    final = tuple(sorted(win.state.ablation.nodes))
+    qtbot.waitUntil(lambda: win.state.evaluation.request.nodes == final and not win.service.eval_busy,
+                    timeout=EVAL_TIMEOUT_MS)
+    assert seen and seen[-1]  # the result is shown while the hold is still in force
+    qtbot.waitUntil(lambda: not priority.interactive_running(), timeout=2000)
