@@ -94,6 +94,14 @@ class Attention(nn.Module):
         moved with ``to_empty`` has them uninitialised)."""
         n_ctx, sink = self._shape
         device = self.c_attn.weight.device
+        if device.type == "meta":  # shapes only (GPT.empty computes them again after to_empty), and
+            # tril or normal_ on the meta device would import torch._dynamo (1-1.5 s)
+            n = n_ctx + 1 if sink else n_ctx
+            empty = lambda *shape, dtype=torch.float32: torch.empty(*shape, dtype=dtype, device=device)  # noqa: E731
+            self.register_buffer("causal", empty(n_ctx, n_ctx, dtype=torch.bool), persistent=False)
+            self.register_buffer("slopes", empty(self.n_head), persistent=False)
+            self.register_buffer("_fused_bias", empty(self.n_head, n, n) if self.alibi else None, persistent=False)
+            return
         with torch.device(device):
             self.register_buffer("causal", torch.ones(n_ctx, n_ctx, dtype=torch.bool).tril(), persistent=False)
             self.register_buffer("slopes", alibi_slopes(self.n_head, self._n_alibi), persistent=False)
@@ -222,7 +230,11 @@ class GPT(nn.Module):
         super().__init__()
         cfg.validate()
         self.cfg = cfg
-        self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        # On the meta device (GPT.empty, model_bytes) no random init runs: a normal_ there imports
+        # torch._dynamo (1-1.5 s), and there are no values to set.
+        meta = torch.empty(0).device.type == "meta"
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model,
+                                _weight=torch.empty(cfg.vocab_size, cfg.d_model) if meta else None)
         self.wpe = nn.Parameter(torch.zeros(cfg.n_ctx, cfg.pos_channels)) if cfg.pos_channels else None
         self.wpe_add = nn.Parameter(torch.zeros(cfg.n_ctx, cfg.d_model)) if cfg.pos_additive else None
         self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
@@ -233,7 +245,8 @@ class GPT(nn.Module):
         self.bigram = nn.Parameter(torch.zeros(cfg.vocab_size, cfg.vocab_size)) if cfg.bigram_table else None
         self.act = F.relu if cfg.mlp_act == "relu" else F.gelu
         self._topk = topk_sizes(cfg)
-        self.reset_parameters()
+        if not meta:  # on the meta device there is nothing to initialise
+            self.reset_parameters()
 
     # ------------------------------------------------------------------ init
 
