@@ -244,6 +244,7 @@ class AblationService(QObject):
         if failed.kind == "setup":
             if failed.request.generation == self._generation:  # the worker keeps the old setup
                 self.busy_setup = False
+                priority.release(HOLD)  # a request waiting for this setup will not run now
                 self.setupFailed.emit(failed)
         elif failed.kind == "trace":
             self.trace.on_failed(failed.request, failed.message)

@@ -199,6 +199,10 @@ def test_bad_task_file_and_failed_eval_report_errors_and_keep_running(qtbot, ope
     assert errors[-1][0] == "Cannot evaluate this ablation"
     assert win.state.ablation.edges == frozenset()
     assert win.isVisible()
+    from app.workers import priority
+
+    qtbot.waitUntil(lambda: not win.service.eval_busy, timeout=EVAL_TIMEOUT_MS)
+    assert not priority.interactive_running()  # neither failure left background drawing held back
 
 
 def test_closing_stops_the_workers(qtbot, open_window, tiny_run: Path, errors) -> None:
