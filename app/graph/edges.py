@@ -9,8 +9,9 @@ pictures):
 * up to ``VECTOR_MAX`` edges: one ``PlotDataItem`` per bucket (``connect='pairs'``,
   ``skipFiniteCheck=True``), crisp and cheap;
 * more (the whole-model view, the 1M-edge benchmark): the edges are rasterised into a QImage by a
-  background thread (:class:`RasterWorker`, newest request wins) over the visible range plus a
-  margin; panning just moves the image (a frame costs one image blit, whatever the edge count), and
+  background thread (:class:`RasterWorker`, newest request wins; the compiled loop of
+  :mod:`app.graph.line_raster`, 0.25-0.45 s for 100,000 edges where QPainter took 2.3-4.6 s, which
+  stays the fallback) over the visible range plus a margin; panning just moves the image (a frame costs one image blit, whatever the edge count), and
   a new image is requested once the view has settled outside the rendered area or zoomed. A raster
   draws at most the ``RASTER_MAX`` strongest edges crossing its area (level of detail: zooming in
   or raising the threshold shows the rest); ``capped`` says when that happened.
@@ -29,6 +30,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRectF, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 
+from app.graph import line_raster
 from app.widgets import theme
 from app.workers.latest import Done, LatestWorker, WorkerThread
 from app.workers.priority import yield_to_interactive
@@ -39,6 +41,7 @@ VECTOR_MAX = 6000
 RASTER_MAX = 100_000  # strongest edges in the rendered area that a raster draws (LOD cap)
 ANTIALIAS_MAX = 60_000
 CHUNK = 600  # segments per drawPath call in the raster thread (~10 ms of drawing)
+COMPILED_CHUNK = 20_000  # segments per call of the compiled loop (a click may come first between calls)
 MARGIN = 0.35  # rendered area beyond the view, per side, as a fraction of the view
 SETTLE_MS = 120
 ALPHA = (70, 115, 170, 235)
@@ -117,23 +120,56 @@ class RasterRequest:
 
 
 def render_edges(req: RasterRequest) -> tuple[QImage, int, int]:
-    """Rasterise the strongest ``RASTER_MAX`` segments that cross ``req.rect`` (any thread: QImage
-    painting is thread-safe); returns (image, edges drawn, edges crossing the area)."""
-    w, h = req.size
-    image = QImage(w, h, QImage.Format.Format_ARGB32_Premultiplied)
-    image.fill(0)
+    """Rasterise the strongest ``RASTER_MAX`` segments that cross ``req.rect`` (any thread), by the
+    compiled loop of :mod:`app.graph.line_raster` where it loads, else with QPainter; returns
+    (image, edges drawn, edges crossing the area)."""
     x, y, rw, rh = req.rect
     s = req.segs
     lo_x, hi_x = np.minimum(s[:, 0], s[:, 2]), np.maximum(s[:, 0], s[:, 2])
     lo_y, hi_y = np.minimum(s[:, 1], s[:, 3]), np.maximum(s[:, 1], s[:, 3])
     crossing = np.flatnonzero((hi_x >= x) & (lo_x <= x + rw) & (hi_y >= y) & (lo_y <= y + rh))
     drawn = crossing[:RASTER_MAX]  # segments come sorted by |w|, strongest first
-    inside = np.zeros(len(s), bool)
+    fn = line_raster.kernel()
+    image = _render_painter(req, drawn) if fn is None else _render_compiled(fn, req, drawn)
+    return image, len(drawn), len(crossing)
+
+
+def _pixels(req: RasterRequest, segs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Segments (K, 4) in data units -> their x and y columns in image pixels."""
+    x, y, rw, rh = req.rect
+    w, h = req.size
+    return (segs[:, [0, 2]] - x) * (w / rw), (segs[:, [1, 3]] - y) * (h / rh)
+
+
+def _render_compiled(fn, req: RasterRequest, drawn: np.ndarray) -> QImage:
+    """The segments ``drawn`` by bucket (weak first), strongest first in each, by the compiled loop
+    (no GIL held; a click's evaluation still comes first between chunks, app/workers/priority.py)."""
+    w, h = req.size
+    order = drawn[np.argsort(req.bucket[drawn], kind="stable")]
+    px, py = _pixels(req, req.segs[order])
+    seg = np.ascontiguousarray(np.stack([px[:, 0], py[:, 0], px[:, 1], py[:, 1]], 1), dtype=np.float64)
+    pen = req.bucket[order].astype(np.int64)
+    colors = np.array([[c.redF(), c.greenF(), c.blueF(), c.alphaF()] for c, _ in req.pens], np.float32).reshape(-1, 4)
+    widths = np.array([width for _, width in req.pens], np.float64)
+    acc = np.zeros((h, w, 4), np.float32)
+    for c in range(0, len(seg), COMPILED_CHUNK):
+        fn(seg[c:c + COMPILED_CHUNK], pen[c:c + COMPILED_CHUNK], colors, widths, req.antialias, acc)
+        yield_to_interactive()
+    argb = line_raster.to_argb32(acc)
+    return QImage(argb.data, w, h, 4 * w, QImage.Format.Format_ARGB32_Premultiplied).copy()
+
+
+def _render_painter(req: RasterRequest, drawn: np.ndarray) -> QImage:
+    """The same with QPainter (any thread: QImage painting is thread-safe): the fallback without
+    numba, and the reference of the compiled loop's tests."""
+    w, h = req.size
+    image = QImage(w, h, QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(0)
+    inside = np.zeros(len(req.segs), bool)
     inside[drawn] = True
     painter = QPainter(image)
     try:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, req.antialias)
-        sx, sy = w / rw, h / rh
         for b, (color, width) in enumerate(req.pens):
             sel = np.flatnonzero(inside & (req.bucket == b))
             painter.setPen(QPen(color, width))
@@ -141,15 +177,13 @@ def render_edges(req: RasterRequest) -> tuple[QImage, int, int]:
             # back every few milliseconds or panning stutters; a click's evaluation gets the cores
             # to itself (app/workers/priority.py).
             for c in range(0, len(sel), CHUNK):
-                part = s[sel[c:c + CHUNK]]
-                px = ((part[:, [0, 2]] - x) * sx).ravel()
-                py = ((part[:, [1, 3]] - y) * sy).ravel()
-                painter.drawPath(pg.arrayToQPath(px, py, connect="pairs", finiteCheck=False))
+                px, py = _pixels(req, req.segs[sel[c:c + CHUNK]])
+                painter.drawPath(pg.arrayToQPath(px.ravel(), py.ravel(), connect="pairs", finiteCheck=False))
                 time.sleep(0)  # let the GUI thread run
                 yield_to_interactive()
     finally:
         painter.end()
-    return image, len(drawn), len(crossing)
+    return image
 
 
 class RasterWorker(LatestWorker):
