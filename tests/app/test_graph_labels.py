@@ -202,3 +202,46 @@ def test_raising_w_makes_the_whole_model_sparser_not_bolder(demo_window, qtbot) 
         assert (alpha, width) == svg0[cls][1:], f"{cls} got bolder"
 
 
+
+
+def _axis_texts(axis) -> list[tuple[object, str]]:
+    """(scene-independent rect, text) of every row name the left axis draws now."""
+    from PySide6.QtGui import QImage, QPainter
+
+    image = QImage(8, 8, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        specs = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [] if specs is None else [(rect, text) for rect, _, text in specs[2]]
+
+
+def test_row_names_thin_out_when_crowded_and_never_overlap(demo_window, qtbot) -> None:
+    """Zoomed out until the whole model's rows crowd, the left axis names fewer rows (each layer's q·k·v
+    row, prompt A and the logits first), none overlapping; zoomed in, every row is named again."""
+    win = demo_window
+    win.state.set_view("model")
+    _settle(qtbot, win)
+    axis = win.view.plot.getAxis("left")
+    every = {name for _, name in win.view.graph.row_labels()} - {"input tokens"} | {"prompt A", "prompt B"}
+
+    def check() -> set[str]:
+        texts = _axis_texts(axis)
+        rects = [r for r, _ in texts]
+        assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:]), "row names overlap"
+        return {t for _, t in texts}
+
+    assert every <= check()  # the demo's 15 rows fit at this size: all named
+    win.view.vb.scaleBy((1.0, 5.0))  # zoom out vertically: 5x denser rows
+    _settle(qtbot, win)
+    crowded = check()
+    assert {"prompt A", "L0 q·k·v by head", "L1 q·k·v by head", "target logits"} <= crowded < every
+    b_tokens = win.view.tokens.side_items(1)
+    assert b_tokens and not any(t.isVisible() for t in b_tokens)  # prompt B's tokens would run into A's
+    assert all(name.endswith(("q·k·v by head", "MLP neurons")) or name in ("prompt A", "target logits")
+               for name in crowded)
+    win.view.vb.scaleBy((1.0, 0.2))
+    _settle(qtbot, win)
+    assert every <= check()
+    assert all(t.isVisible() for t in b_tokens)
