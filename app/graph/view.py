@@ -24,7 +24,6 @@ import html
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal, Slot
-from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from app.graph import focus_style
@@ -33,6 +32,7 @@ from app.graph.captions import CaptionLayer
 from app.graph.edges import EdgeLayer
 from app.graph.attribution import AttributionMode
 from app.graph.node_style import node_brushes
+from app.graph.row_names import RowNames
 from app.graph.token_row import B_ROW_Y, TokenRow
 from app.workers.trace import head_of
 from app.widgets import theme
@@ -66,23 +66,6 @@ class GraphViewBox(pg.ViewBox):
         super().mouseDragEvent(ev, axis)
 
 
-ROW_NAME_GAP = 1.05  # row names at least this many text lines apart (fewer rows are named otherwise)
-
-
-def _row_ticks(labels: list[tuple[float, str]]) -> list[list[tuple[float, str]]]:
-    """The left axis's row names in levels, named while there is room (:meth:`CircuitView._fit_row_names`;
-    the first always): prompt A, each layer's q·k·v row and the logits; each layer's neurons; every
-    other row."""
-    levels: list[list[tuple[float, str]]] = [[], [], [(B_ROW_Y, "prompt B")]]
-    for y, name in labels:
-        if y == 0.0:
-            levels[0].append((y, "prompt A"))
-        else:
-            levels[0 if name.endswith("q·k·v by head") or name == "target logits" else
-                   1 if name.endswith("MLP neurons") else 2].append((y, name))
-    return levels
-
-
 class PassiveScatter(pg.ScatterPlotItem):
     """An overlay (ablated marks, selection ring) that lets clicks through to the nodes below."""
 
@@ -114,8 +97,6 @@ class CircuitView(QWidget):
         axis.setPen(pg.mkPen(theme.GRID))
         axis.setTextPen(pg.mkPen(theme.MUTED))
         axis.setStyle(tickLength=0, autoExpandTextSpace=True)
-        self._row_levels: list[list[tuple[float, str]]] = []
-        self._row_names_shown: list[tuple[float, str]] | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -133,8 +114,7 @@ class CircuitView(QWidget):
         self.edges.drawn.connect(self._on_edges_drawn)
         self.vb.sigRangeChanged.connect(self._size_nodes)
         self.vb.sigResized.connect(self._size_nodes)
-        self.vb.sigRangeChanged.connect(self._fit_row_names)
-        self.vb.sigResized.connect(self._fit_row_names)
+
         self.vb.sigBackgroundClicked.connect(self._on_background_click)
         self.vb.sigRubberBand.connect(self._on_rubber_band)
         for signal, slot in ((state.bundleChanged, self._rebuild), (state.viewChanged, self._rebuild),
@@ -173,6 +153,9 @@ class CircuitView(QWidget):
         self.nodes.sigHovered.connect(self._on_hover)
         self.texts: list[pg.TextItem] = []  # the target logits' names
         self.tokens = TokenRow(vb, lambda *a: self._add_text(*a, mono=True))  # prompts A and B
+        self.row_names = RowNames(self.plot.getAxis("left"), vb, self.tokens)
+        vb.sigRangeChanged.connect(self.row_names.fit)
+        vb.sigResized.connect(self.row_names.fit)
         self.captions = CaptionLayer(vb, self)  # node captions
         self._key: tuple | None = None
         self._sizes = np.zeros(0)  # (n,) node diameters in pixels at the current zoom
@@ -219,37 +202,10 @@ class CircuitView(QWidget):
         links = graph.pos[graph.resid.reshape(-1)] if len(graph.resid) else np.zeros((0, 2))
         self.resid.setData(links[:, 0], links[:, 1], connect="pairs")
         focus_style.restyle_links(self)  # q-k arcs; a diff's colours, a focus's faint weights
-        self._row_levels, self._row_names_shown = _row_ticks(graph.row_labels()), None
-        self._fit_row_names()
+        self.row_names.set_rows(graph.row_labels())
         self._show_io()
         self._show_ablation()
         self._show_selection(self.state.selected, center=False)
-
-    @Slot()
-    def _fit_row_names(self, *args) -> None:
-        """Name as many rows on the left axis as fit without overlapping: level after level of
-        :func:`_row_ticks` while the closest two names stay a line apart at this zoom; show prompt
-        B's tokens only while they clear prompt A's."""
-        if not self._row_levels:
-            return
-        axis = self.plot.getAxis("left")
-        y0, y1 = self.vb.viewRange()[1]
-        px = float(self.vb.height()) / max(float(y1 - y0), 1e-9)  # pixels per row unit
-        line = QFontMetricsF(axis.style.get("tickFont") or axis.font()).height() * ROW_NAME_GAP
-        shown: list[tuple[float, str]] = []
-        for level in self._row_levels:
-            trial = sorted(shown + level)
-            gaps = np.diff([y for y, _ in trial])
-            if shown and len(gaps) and gaps.min() * px < line:
-                break
-            shown = trial
-        if shown != self._row_names_shown:
-            self._row_names_shown = shown
-            axis.setTicks([shown])
-        # Prompt B's tokens sit 0.6 rows under A's: shown only while that is a line apart.
-        b_fits = bool(-B_ROW_Y * px >= line)
-        for item in self.tokens.side_items(1) if len(self.tokens.spans) > 1 else ():
-            item.setVisible(b_fits)
 
     def _brushes(self) -> list:
         return node_brushes(self.graph, self._in_circuit, self.state.node_heat, self.state.emphasis,
@@ -358,7 +314,7 @@ class CircuitView(QWidget):
         tv, pair = bundle.task_view, self.state.pair
         a, b = 2 * pair, 2 * pair + 1
         self.tokens.show(graph.width, tv.tokens[a], tv.tokens[b], gi.visible_token)
-        self._fit_row_names()  # prompt B's tokens only where they do not run into A's
+        self.row_names.fit()  # prompt B's tokens only where they do not run into A's
         lx = logit_positions(graph.width)
         for x, s, side in zip(lx, (tv.target_str[a], tv.target_str[b]), "AB"):
             self.texts.append(self._add_text(f"{side}: {gi.visible_token(s)}", (x, graph.top), (0.5, 1.25),
