@@ -7,9 +7,11 @@ The multi-process tests start the real command users run (``torchrun ... -m engi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -105,9 +107,18 @@ def two_nodes(*args: str, timeout: float = 120) -> list[tuple[int, str, str]]:
     endpoint = f"127.0.0.1:{_free_port()}"
     procs = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={n}",
                                "--nproc_per_node=1", f"--rdzv-endpoint={endpoint}", *args],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT,
+                              start_new_session=True)  # its own process group: a kill reaches its worker too
              for n in (0, 1)]
-    outs = [p.communicate(timeout=timeout) for p in procs]
+    try:
+        outs = [p.communicate(timeout=timeout) for p in procs]
+    except subprocess.TimeoutExpired:  # say where each node was, rather than only that node 0 timed out
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+        tails = [f"node {n} (exit {p.wait()}): stdout {out[-500:]!r}, stderr {err[-1500:]!r}"
+                 for n, (p, (out, err)) in enumerate(zip(procs, (p.communicate() for p in procs)))]
+        pytest.fail(f"two torchrun nodes did not finish within {timeout:.0f} s:\n" + "\n".join(tails))
     return [(p.returncode, out, err) for p, (out, err) in zip(procs, outs)]
 
 
