@@ -114,7 +114,6 @@ class CircuitView(QWidget):
         self.edges.drawn.connect(self._on_edges_drawn)
         self.vb.sigRangeChanged.connect(self._size_nodes)
         self.vb.sigResized.connect(self._size_nodes)
-
         self.vb.sigBackgroundClicked.connect(self._on_background_click)
         self.vb.sigRubberBand.connect(self._on_rubber_band)
         for signal, slot in ((state.bundleChanged, self._rebuild), (state.viewChanged, self._rebuild),

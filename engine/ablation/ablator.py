@@ -43,7 +43,7 @@ from engine.ablation.core import (HALF_SITES, SITE_RANK, group_nodes, half_block
                                   metrics_from_logits)
 from engine.circuits.circuit import Circuit
 from engine.errors import UserError
-from engine.model import GPT
+from engine.model import GPT, topk_sizes
 from engine.sites import NodeId, intervene, parse_site, site_half_block, site_name
 from engine.topk import kept_floor, row_guesses
 
@@ -250,7 +250,7 @@ class Ablator:
                 return t
             return hook
         return {site_name(layer, kind): record((layer, kind)) for layer in range(self.cfg.n_layer)
-                for kind, k in self.model._topk.items() if k is not None and kind in SITE_RANK}
+                for kind, k in topk_sizes(self.cfg).items() if k is not None and kind in SITE_RANK}
 
     def _cache(self, baseline: str, complement: str | None) -> list:
         """Per chunk: the baseline's residual at every half-block boundary; every site of the layers
@@ -299,10 +299,10 @@ class Ablator:
             memo["kv"] = tuple(torch.cat([pad(cc[2][i]) for cc in caches]) for i in (0, 1))
         return memo[("last", h)], memo["kv"]
 
-    def _last_guesses(self, caches: list, key: tuple) -> dict:
+    def _last_guesses(self, caches: list, memo: dict) -> dict:
         """AbsTopK's threshold guesses (:func:`engine.topk.row_guesses`) for the last layer's sites at
-        every sequence's last position, in chunk order: the clean run's kept floors there; memoised."""
-        memo = self._pres[key]
+        every sequence's last position, in chunk order: the clean run's kept floors there; memoised in
+        ``memo`` (the caches' own, ``_pres[key]``, or a scan's)."""
         if "last_guesses" not in memo:
             L = self.cfg.n_layer
             memo["last_guesses"] = {
@@ -316,7 +316,7 @@ class Ablator:
         keys and values where it serves, else the explicit one)."""
         x_last, kv = self._last_inputs(caches, key, h0)
         N, T = kv[0].shape[:2]
-        with intervene(hooks), row_guesses(self._last_guesses(caches, key)):
+        with intervene(hooks), row_guesses(self._last_guesses(caches, self._pres[key])):
             if h0 > 2 * self.cfg.n_layer - 2:  # past the attention: the cached residual at the last positions
                 y = x_last
             elif compiled_attention_serves(x_last):

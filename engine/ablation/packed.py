@@ -269,17 +269,16 @@ def _baseline_attention(ablator: "Ablator", pk: Packing, caches: list, pre: dict
 def _guesses(ablator: "Ablator", pk: Packing, caches: list, pre: dict, h0: int, kr: int) -> dict:
     """AbsTopK's per-row threshold guesses (:func:`engine.topk.row_guesses`) for a restart at half-block
     ``h0``: the clean run's kept floor of every site from its layer on, at every packed position (and
-    the last layer's at each sequence's last position too), repeated for ``kr`` replicas; memoised."""
+    the last layer's at each sequence's last position too, ``Ablator._last_guesses``), repeated for
+    ``kr`` replicas; memoised."""
     def make() -> dict:
-        L, last = ablator.cfg.n_layer, torch.from_numpy(pk.last).to(ablator.device)
         out = {}
         for key in caches[0][3]:
-            if key[0] < h0 // 2:
-                continue
-            at = _packed(pre, ("floor", key), lambda key=key: pk.pack(c[3][key].unsqueeze(-1) for c in caches)[:, 0])
-            out[(key, kr * pk.n)] = at.repeat(kr)
-            if key[0] == L - 1:
-                out[(key, kr * len(last))] = at[last].repeat(kr)
+            if key[0] >= h0 // 2:
+                at = _packed(pre, ("floor", key), lambda key=key: pk.pack(c[3][key].unsqueeze(-1) for c in caches)[:, 0])
+                out[(key, kr * pk.n)] = at.repeat(kr)
+        for (key, n), at in ablator._last_guesses(caches, pre).items():
+            out[(key, kr * n)] = at.repeat(kr)
         return out
     return _packed(pre, ("guesses", h0, kr), make)
 
