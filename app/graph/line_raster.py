@@ -2,8 +2,8 @@
 
 QPainter drew the 100,000 strongest edges of a csp_yolo1-shaped whole-model view in 3-5 s, holding
 the GIL while it drew (so every zoom waited that long for its edges, and a click's evaluation
-queued behind it). The compiled loop (:mod:`app.graph.line_raster_kernel`, machine code cached
-beside it after a first compile) walks each segment along its major axis one pixel at a time and,
+queued behind it). The compiled loop (:mod:`app.graph.line_raster_kernel`, loaded by :mod:`app.graph.compiled`, machine
+code cached beside it after a first compile) walks each segment along its major axis one pixel at a time and,
 at each step, blends the pixels its width covers across the minor axis (source over, premultiplied
 colour), in bucket order, strongest first within a bucket, as the QPainter loop did. Coverage is
 the pixel's overlap with the line's span across the minor axis (antialiased) or whether the pixel's
@@ -17,26 +17,16 @@ Knows nothing about graphs or Qt.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
-_lock = threading.Lock()
-_loaded: list = []  # [the compiled kernel or None], once per process
+from app.graph import compiled
 
 
 def kernel():
-    """The compiled segment loop, or None where numba is missing or cannot compile or cache it here."""
-    with _lock:
-        if not _loaded:
-            try:
-                from app.graph import line_raster_kernel as mod  # imports numba: only here, in the raster thread
-
-                mod.warm()
-                _loaded.append(mod.segments)
-            except Exception:  # noqa: BLE001 - no numba, or it cannot compile or cache here: QPainter draws
-                _loaded.append(None)
-        return _loaded[0]
+    """The compiled segment loop, or None where numba is missing or cannot compile or cache it here
+    (or compiled kernels are turned off: :data:`app.graph.compiled.ENV`)."""
+    mod = compiled.load("line_raster_kernel")
+    return None if mod is None else mod.segments
 
 
 def to_argb32(acc: np.ndarray) -> np.ndarray:

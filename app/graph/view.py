@@ -31,6 +31,7 @@ from app.graph import items as gi
 from app.graph.captions import CaptionLayer
 from app.graph.edges import EdgeLayer
 from app.graph.attribution import AttributionMode
+from app.graph.node_raster import NodeScatter
 from app.graph.node_style import node_brushes
 from app.graph.row_names import RowNames
 from app.graph.token_row import B_ROW_Y, TokenRow
@@ -136,7 +137,7 @@ class CircuitView(QWidget):
                                          connect="pairs")
         self.cut_marks = PassiveScatter(symbol="x", size=11, pen=pg.mkPen(theme.ABLATED, width=2),
                                             brush=pg.mkBrush(theme.ABLATED))
-        self.nodes = pg.ScatterPlotItem(hoverable=True, tip=self._tip, pxMode=True)
+        self.nodes = NodeScatter(hoverable=True, tip=self._tip, pxMode=True)  # one image when many
         self.ablated = PassiveScatter(symbol=gi.ablated_symbol(), brush=pg.mkBrush(theme.BG),
                                           pen=pg.mkPen(theme.ABLATED, width=2.2))
         self.ring = PassiveScatter(symbol="o", brush=None, pen=pg.mkPen(theme.SELECTED, width=2.5))
@@ -191,7 +192,9 @@ class CircuitView(QWidget):
         self._row_gap = row_gaps(graph)
         size = self._zoom_size(view)
         self.nodes.setData(pos=graph.pos, size=size, brush=self._brushes(),
-                           pen=pg.mkPen(theme.BG, width=0.6 if view == "circuit" else 0),
+                           # no outline in the whole model (a pen of width 0 would be Qt's one-pixel pen,
+                           # which at that zoom hid the fills of the overlapping nodes under their outlines)
+                           pen=pg.mkPen(theme.BG, width=0.6) if view == "circuit" else pg.mkPen(None),
                            data=np.arange(graph.n_nodes))
         self._sizes = size
         self._view = view
