@@ -43,9 +43,9 @@ from engine.ablation.core import (HALF_SITES, SITE_RANK, group_nodes, half_block
                                   metrics_from_logits)
 from engine.circuits.circuit import Circuit
 from engine.errors import UserError
-from engine.model import GPT, topk_sizes
+from engine.model import GPT
 from engine.sites import NodeId, intervene, parse_site, site_half_block, site_name
-from engine.topk import kept_floor, row_guesses
+from engine.topk import record_floors, row_guesses
 
 MODES = ("mean", "zero", "resample")
 CHUNK = 32  # sequences per length-sorted chunk of the fast path (fewer, larger chunks measured slower)
@@ -241,17 +241,6 @@ class Ablator:
                 hooks[site] = fn
         return hooks
 
-    def _floor_recorders(self, floors: dict) -> dict:
-        """Hooks that store, for every site with AbsTopK, each position's kept floor (the smallest kept
-        magnitude, (B, T)) into ``floors[(layer, kind)]``: the restarts' threshold guesses."""
-        def record(key):
-            def hook(t: torch.Tensor) -> torch.Tensor:
-                floors.setdefault(key, kept_floor(t))
-                return t
-            return hook
-        return {site_name(layer, kind): record((layer, kind)) for layer in range(self.cfg.n_layer)
-                for kind, k in topk_sizes(self.cfg).items() if k is not None and kind in SITE_RANK}
-
     def _cache(self, baseline: str, complement: str | None) -> list:
         """Per chunk: the baseline's residual at every half-block boundary; every site of the layers
         before the last after AbsTopK and before hooks (for restarts inside a half-block); the last
@@ -276,7 +265,7 @@ class Ablator:
                 record_kv = {site_name(L - 1, k): store(kv, k) for k in ("attn.k", "attn.v")}
                 floors: dict[tuple[int, str], torch.Tensor] = {}
                 # The pre-hook recorders run first (outer), the key/value recorders after the baseline's hooks.
-                with torch.no_grad(), intervene(self._floor_recorders(floors)), intervene(record_pre), \
+                with torch.no_grad(), record_floors(floors), intervene(record_pre), \
                         intervene(self._baseline_hooks(baseline, complement, rows)), intervene(record_kv):
                     bounds = self.model.forward_with_cache(tokens)[1]
                 caches.append((bounds, pre, (kv["attn.k"], kv["attn.v"]), floors))

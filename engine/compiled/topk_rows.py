@@ -90,12 +90,24 @@ def threshold(x, r, w, k, guess, f):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def rows_kernel(x, k, out, kept, want_kept, guesses):
+def row_floor(out, r, w):
+    """The smallest nonzero magnitude of output row r (inf when it has none): its kept floor."""
+    m = np.float32(np.inf)
+    for j in range(w):
+        a = abs(out[r, j])
+        m = min(m, a if a > 0 else np.float32(np.inf))
+    return m
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def rows_kernel(x, k, out, kept, want_kept, guesses, floors):
     """Fills out (and kept); False as soon as a row holds NaN or inf (then the caller uses the reference).
     ``guesses``: (n,) a threshold guess per row (a positive finite one is tried first), or empty. The
-    guesses change only how fast the threshold is found, never which entries are kept."""
+    guesses change only how fast the threshold is found, never which entries are kept. ``floors``:
+    (n,) to receive each row's kept floor (:func:`row_floor`, while the row is in cache), or empty."""
     n, w = x.shape
     own = guesses.shape[0] == n
+    want_floors = floors.shape[0] == n
     guess = np.float32(0.0)  # else the previous row's threshold: rows of one site have similar scales
     for r in range(n):
         f = np.float32(1.25)
@@ -118,6 +130,8 @@ def rows_kernel(x, k, out, kept, want_kept, guesses):
                 if want_kept:
                     kept[r, j] = v != 0 or room > 0
                     room -= np.int32(v == 0 and room > 0)
+            if want_floors:
+                floors[r] = row_floor(out, r, w)
             continue
         if t > 0:  # exactly k entries have |x| >= t
             guess = t
@@ -127,6 +141,8 @@ def rows_kernel(x, k, out, kept, want_kept, guesses):
                 out[r, j] = v if keep else np.float32(0.0)
                 if want_kept:
                     kept[r, j] = keep
+            if want_floors:
+                floors[r] = row_floor(out, r, w)
             continue
         guess = tied  # a tie: everything above the tied magnitude, then the first tied entries
         room = k - above
@@ -138,6 +154,8 @@ def rows_kernel(x, k, out, kept, want_kept, guesses):
             out[r, j] = v if keep else np.float32(0.0)
             if want_kept:
                 kept[r, j] = keep
+        if want_floors:
+            floors[r] = row_floor(out, r, w)
     return True
 
 
@@ -146,4 +164,5 @@ def warm() -> None:
     x = np.ones((1, 2), np.float32)
     for want in (False, True):
         for guesses in (np.empty(0, np.float32), np.ones(1, np.float32)):
-            rows_kernel(x, 1, np.empty_like(x), np.empty((1, 2), np.bool_), want, guesses)
+            for floors in (np.empty(0, np.float32), np.empty(1, np.float32)):
+                rows_kernel(x, 1, np.empty_like(x), np.empty((1, 2), np.bool_), want, guesses, floors)

@@ -54,6 +54,7 @@ PARALLEL_ELEMENTS = 1 << 22
 
 _NO_GUESSES = torch.empty(0, dtype=torch.float32)
 _guesses: ContextVar[Mapping[tuple[Hashable, int], torch.Tensor] | None] = ContextVar("abs_topk_guesses", default=None)
+_floors: ContextVar[dict | None] = ContextVar("abs_topk_floors", default=None)
 
 _pool_lock = threading.Lock()
 _pool: list[tuple[int, ThreadPoolExecutor]] = []  # [(workers, pool)]
@@ -93,6 +94,18 @@ def row_guesses(guesses: Mapping[tuple[Hashable, int], torch.Tensor]) -> Iterato
         _guesses.reset(token)
 
 
+@contextmanager
+def record_floors(floors: dict) -> Iterator[None]:
+    """Within this block every ``abs_topk(x, k, key)`` stores the kept floor of its output's rows
+    (:func:`kept_floor`, shape ``x.shape[:-1]``) as ``floors[key]`` (the first call per key wins): the
+    compiled kernel takes each row's while the row is in cache, the reference computes it after."""
+    token = _floors.set(floors)
+    try:
+        yield
+    finally:
+        _floors.reset(token)
+
+
 def _row_guesses(key: Hashable | None, x: torch.Tensor) -> torch.Tensor:
     table = _guesses.get() if key is not None else None
     if table is None:
@@ -121,16 +134,18 @@ def _threads(n: int) -> ThreadPoolExecutor:
         return _pool[0][1]
 
 
-def _run(fn: Callable, x2, k: int, out2, kept2, want: bool, g) -> bool:
-    """The kernel over rows (``g``: per-row threshold guesses, or empty), split into one slice per
-    thread for large inputs; False when a row held NaN or inf."""
+def _run(fn: Callable, x2, k: int, out2, kept2, want: bool, g, fl) -> bool:
+    """The kernel over rows (``g``: per-row threshold guesses, or empty; ``fl``: per-row kept floors
+    to fill, or empty), split into one slice per thread for large inputs; False when a row held NaN
+    or inf."""
     n, w = x2.shape
     threads = min(torch.get_num_threads(), n)
     if threads <= 1 or n * w < PARALLEL_ELEMENTS:
-        return bool(fn(x2, k, out2, kept2, want, g))
+        return bool(fn(x2, k, out2, kept2, want, g, fl))
     cuts = [n * i // threads for i in range(threads + 1)]
     slices = [slice(a, b) for a, b in zip(cuts, cuts[1:])]
-    part = lambda s: (x2[s], k, out2[s], kept2[s] if want else kept2, want, g[s] if len(g) else g)  # noqa: E731
+    rows = lambda a, s: a[s] if len(a) else a  # noqa: E731
+    part = lambda s: (x2[s], k, out2[s], kept2[s] if want else kept2, want, rows(g, s), rows(fl, s))  # noqa: E731
     pool = _threads(threads)
     futures = [pool.submit(fn, *part(s)) for s in slices[1:]]
     ok = bool(fn(*part(slices[0])))
@@ -143,14 +158,15 @@ def _rows(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous().view(-1, x.shape[-1])
 
 
-def _compiled(fn: Callable, x: torch.Tensor, k: int, want_kept: bool, guesses: torch.Tensor = _NO_GUESSES
-              ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(out, kept mask or an empty placeholder), or None when x holds NaN or inf."""
+def _compiled(fn: Callable, x: torch.Tensor, k: int, want_kept: bool, guesses: torch.Tensor = _NO_GUESSES,
+              floors: torch.Tensor = _NO_GUESSES) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(out, kept mask or an empty placeholder), or None when x holds NaN or inf. ``floors``: a
+    float32 tensor of x's row count to receive the rows' kept floors, or empty."""
     x2 = _rows(x.detach())
     out = torch.empty(x.shape, dtype=x.dtype)
     kept = torch.empty(x.shape if want_kept else (1, 1), dtype=torch.bool)
     ok = _run(fn, x2.numpy(), k, out.view(-1, x.shape[-1]).numpy(), kept.view(-1, kept.shape[-1]).numpy(), want_kept,
-              guesses.numpy())
+              guesses.numpy(), floors.numpy())
     return (out, kept) if ok else None
 
 
@@ -174,7 +190,19 @@ class _AbsTopK(torch.autograd.Function):
 def abs_topk(x: torch.Tensor, k: int, key: Hashable | None = None) -> torch.Tensor:
     """Keep the k entries of largest |x| along the last dim, zero the rest (the gradient flows to the
     kept entries). The compiled kernel on CPU float32, else :func:`abs_topk_reference`. ``key``: where
-    the rows' threshold guesses are looked up inside :func:`row_guesses`."""
+    the rows' threshold guesses are looked up inside :func:`row_guesses`, and under which their kept
+    floors are stored inside :func:`record_floors`."""
+    table = _floors.get() if key is not None else None
+    record = table is not None and key not in table
+    y = _abs_topk(x, k, key, table if record else None)
+    if record and key not in table:
+        table[key] = kept_floor(y)
+    return y
+
+
+def _abs_topk(x: torch.Tensor, k: int, key: Hashable | None, table: dict | None) -> torch.Tensor:
+    """:func:`abs_topk`; where the compiled kernel runs without autograd and ``table`` is given, it
+    also stores the rows' kept floors there under ``key``."""
     if k >= x.shape[-1]:
         return x
     if x.dtype != torch.float32 or x.device.type != "cpu" or x.numel() == 0 or current_policy() == "dense":
@@ -185,5 +213,10 @@ def abs_topk(x: torch.Tensor, k: int, key: Hashable | None = None) -> torch.Tens
     guesses = _row_guesses(key, x)
     if x.requires_grad and torch.is_grad_enabled():
         return _AbsTopK.apply(x, k, fn, guesses)
-    done = _compiled(fn, x, k, False, guesses)
-    return abs_topk_reference(x, k) if done is None else done[0]
+    floors = torch.empty(x.shape[:-1], dtype=torch.float32) if table is not None else _NO_GUESSES
+    done = _compiled(fn, x, k, False, guesses, floors.view(-1))
+    if done is None:
+        return abs_topk_reference(x, k)
+    if table is not None:
+        table[key] = floors
+    return done[0]

@@ -184,3 +184,43 @@ def test_row_guesses_with_rows_split_over_threads(monkeypatch):
     floor = topk.kept_floor(abs_topk_reference(x, 8))
     with topk.row_guesses({("s", 101): floor * torch.linspace(0.5, 2.0, 101)}):
         assert torch.equal(abs_topk(x, 8, "s"), abs_topk_reference(x, 8))
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_record_floors_stores_each_sites_kept_floor(monkeypatch, threads):
+    """Inside record_floors, abs_topk stores the kept floor of its output rows under its key, the first
+    call per key: the compiled kernel's (taken row by row, also with rows split over threads) equals
+    kept_floor of the output; the reference path, a NaN input and a gradient call store kept_floor too;
+    calls without a key store nothing."""
+    if threads > 1:
+        monkeypatch.setattr(topk, "PARALLEL_ELEMENTS", 1)
+        monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    g = torch.Generator().manual_seed(13)
+    x = torch.randn(4, 50, 96, generator=g)
+    x[0, 3] = 0.0  # nothing kept but zeros: inf
+    x[1, 4, :10] = 0.0
+    x[1, 4, 10:] = 0.0
+    x[1, 4, 20:22] = 2.5  # fewer nonzeros than k: every one kept
+    x[2, 5, :40] = 1.5  # tied at the threshold
+    floors: dict = {}
+    with topk.record_floors(floors):
+        y = abs_topk(x, 24, ("a", 0))
+        abs_topk(x * 2, 24, ("a", 0))  # a second call under the same key changes nothing
+        abs_topk(x, 24)  # no key: not recorded
+        with dense_reference():
+            y_ref = abs_topk(x, 24, ("ref", 0))
+        bad = x.clone()
+        bad[3, 7, 0] = float("nan")
+        abs_topk(bad, 24, ("nan", 0))
+        xg = x.clone().requires_grad_()
+        abs_topk(xg, 24, ("grad", 0))
+    assert set(floors) == {("a", 0), ("ref", 0), ("nan", 0), ("grad", 0)}
+    assert floors[("a", 0)].shape == (4, 50)
+    assert torch.equal(floors[("a", 0)], topk.kept_floor(y))
+    assert floors[("a", 0)][0, 3] == float("inf") and floors[("a", 0)][1, 4] == 2.5 and floors[("a", 0)][2, 5] == 1.5
+    assert torch.equal(floors[("ref", 0)], topk.kept_floor(y_ref))  # (ties may keep other entries there)
+    assert torch.equal(floors[("grad", 0)], floors[("a", 0)])
+    assert floors[("nan", 0)].shape == (4, 50)
+    with topk.record_floors({}):
+        pass
+    assert topk._floors.get() is None
