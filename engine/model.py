@@ -225,6 +225,20 @@ def topk_sizes(cfg: ModelConfig) -> dict[str, int | None]:
     return out
 
 
+def _materialize(module: nn.Module, device: torch.device) -> None:
+    """Give every parameter and buffer on the meta device uninitialised storage on ``device`` (what
+    ``Module.to_empty`` does, without its per-tensor ``empty_like`` through torch's Python reference
+    implementations: 0.4 s for a csp_yolo1-shaped model against 2 ms)."""
+    for mod in module.modules():
+        for name, p in list(mod._parameters.items()):
+            if p is not None and p.device.type == "meta":
+                mod._parameters[name] = nn.Parameter(torch.empty(p.shape, dtype=p.dtype, device=device),
+                                                     requires_grad=p.requires_grad)
+        for name, b in list(mod._buffers.items()):
+            if b is not None and b.device.type == "meta":
+                mod._buffers[name] = torch.empty(b.shape, dtype=b.dtype, device=device)
+
+
 class GPT(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -256,7 +270,7 @@ class GPT(nn.Module):
         init: on the meta device, then given real storage; the constant buffers are computed."""
         with torch.device("meta"):
             model = cls(cfg)
-        model = model.to_empty(device=device)
+        _materialize(model, torch.device(device))
         if cfg.tied_embed:  # to_empty gives each module its own storage: tie them again
             model.lm_head.weight = model.wte.weight
         model.init_buffers()

@@ -343,3 +343,24 @@ def test_a_model_on_the_meta_device_has_the_real_shapes_and_imports_no_dynamo():
         "print('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_an_empty_model_has_real_storage_for_everything_and_loads_like_a_built_one(tied):
+    """GPT.empty (built on the meta device, then given storage tensor by tensor): the same names,
+    shapes, dtypes and requires_grad as a model built normally, nothing left on the meta device, the
+    embedding tied where the config ties it, the buffers computed, and after loading a model's state
+    the same logits."""
+    cfg = ModelConfig(n_layer=2, tied_embed=tied, alibi_heads=2)
+    real = GPT(cfg)
+    empty = GPT.empty(cfg)
+    tensors = lambda m: {k: (tuple(v.shape), v.dtype, v.requires_grad, v.device.type)  # noqa: E731
+                         for k, v in [*m.named_parameters(), *m.named_buffers()]}
+    assert tensors(empty) == tensors(real)
+    assert all(t.device.type == "cpu" for t in [*empty.parameters(), *empty.buffers()])
+    assert (empty.lm_head.weight is empty.wte.weight) == tied
+    for (name, b), (_, rb) in zip(empty.named_buffers(), real.named_buffers()):
+        assert torch.equal(b, rb), name
+    empty.load_state_dict(real.state_dict())
+    idx = torch.randint(0, cfg.vocab_size, (2, 9))
+    assert torch.equal(empty(idx), real(idx))
