@@ -29,6 +29,8 @@ from app.graph import compiled
 RASTER_MIN = 20_000
 #: The image reaches this fraction of the viewport past each side of it, so a pan stays inside it.
 MARGIN = 0.5
+#: An image with its margin above this many device pixels (64 MB) is drawn without the margin.
+MAX_PIXELS = 16_000_000
 KERNEL = "node_raster_kernel"
 
 
@@ -156,14 +158,16 @@ class NodeScatter(pg.ScatterPlotItem):
             d = self.data[self.data["visible"]] if "visible" in self.data.dtype.names else self.data
             x, y = d["x"].astype(np.float64), d["y"].astype(np.float64)
             size = np.where(d["size"] < 0, self.opts["size"], d["size"]).astype(np.float64)
-            if len(d):
+            finite = np.isfinite(x) & np.isfinite(y)
+            if finite.any():
                 fill, = _per_point(d["brush"], self.opts["brush"], _brush_argb)
                 ring, width = _per_point(d["pen"], self.opts["pen"], _pen_argb_width)
                 reach = float((size + width).max()) / 2 + 1  # how far past its centre a marker reaches (px)
-                bounds = (float(x.min()), float(y.min()), float(x.max()), float(y.max()), reach)
-            else:
-                fill = ring = np.zeros(0, np.uint32)
-                width = np.zeros(0)
+                xf, yf = x[finite], y[finite]
+                bounds = (float(xf.min()), float(yf.min()), float(xf.max()), float(yf.max()), reach)
+            else:  # nothing to draw
+                fill = ring = np.zeros(len(d), np.uint32)
+                width = np.zeros(len(d))
                 bounds = None
             round_ = self.opts["symbol"] == "o" and all(m is None or m == "o" for m in d["symbol"].tolist())
             self._points = (self._version, x, y, size, fill.astype(np.uint32), ring.astype(np.uint32),
@@ -190,6 +194,8 @@ class NodeScatter(pg.ScatterPlotItem):
         """Draw the markers within the viewport (and ``MARGIN`` of it around) into a new image."""
         grow = view.adjusted(-MARGIN * view.width(), -MARGIN * view.height(),
                              MARGIN * view.width(), MARGIN * view.height())
+        if grow.width() * grow.height() * dpr * dpr > MAX_PIXELS:  # a very large screen: no margin
+            grow = view
         rect = grow.intersected(self._device_bounds(t, style)).toAlignedRect()
         w, h = max(1, int(np.ceil(rect.width() * dpr))), max(1, int(np.ceil(rect.height() * dpr)))
         buf = np.zeros((h, w), np.uint32)

@@ -162,3 +162,20 @@ def test_clicks_and_hover_still_find_the_points(qapp):
     assert 5 * 700 + 10 in hits  # markers overlapping it in its row (clicks and hover go through
     assert all(abs(h - (5 * 700 + 10)) <= 6 for h in hits)  # pyqtgraph's pointsAt, which paint leaves alone)
     widget.close()
+
+
+def test_points_off_the_number_line_are_left_out(qapp):
+    """NaN positions (some, or every one) draw nothing there and break nothing. (An infinite one makes
+    pyqtgraph's bounds infinite, and Qt then paints the item nowhere, raster or not.)"""
+    widget, item = _plot(qapp)
+    pos = np.stack([item.data["x"], item.data["y"]], 1)
+    pos[::7] = np.nan
+    pos[1::7, 0] = np.nan
+    item.setData(pos=pos, size=5, brush=pg.mkBrush("#c792ea"), pen=pg.mkPen(None))
+    assert item.rastered()
+    some = _grab(qapp, widget)
+    assert some.sum() > 0
+    item.setData(pos=np.full((node_raster.RASTER_MIN, 2), np.nan), size=5)
+    nothing = _grab(qapp, widget)
+    assert nothing.sum() == 0
+    widget.close()
