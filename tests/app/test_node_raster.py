@@ -164,6 +164,7 @@ def test_clicks_and_hover_still_find_the_points(qapp):
     widget.close()
 
 
+@pytest.mark.filterwarnings("ignore:All-NaN slice:RuntimeWarning")  # pyqtgraph's own bounds, all NaN
 def test_points_off_the_number_line_are_left_out(qapp):
     """NaN positions (some, or every one) draw nothing there and break nothing. (An infinite one makes
     pyqtgraph's bounds infinite, and Qt then paints the item nowhere, raster or not.)"""
