@@ -44,7 +44,7 @@ from engine.ablation.core import (HALF_SITES, SITE_RANK, group_nodes, half_block
 from engine.circuits.circuit import Circuit
 from engine.errors import UserError
 from engine.model import GPT
-from engine.sites import NodeId, intervene, parse_site, site_half_block, site_name
+from engine.sites import NodeId, all_sites, intervene, parse_site, site_half_block, site_name
 from engine.topk import record_floors, row_guesses
 
 MODES = ("mean", "zero", "resample")
@@ -159,6 +159,7 @@ class Ablator:
         self._caches: dict[tuple[str, str | None], list] = {}
         self._pres: dict[tuple[str, str | None], dict] = {}  # per cache: its packed copies (packed.forward)
         self._pack: Packing | None = None
+        self._readout: dict[str, np.ndarray] | None = None  # clean_readout(), recorded with the full cache
         self.packed = True  # restarts on packed prefixes where they can (False: the padded chunks only)
         # Sequences sorted by length in chunks: each chunk is padded only to its own longest prompt.
         order = torch.argsort(self.lengths, stable=True)
@@ -256,7 +257,8 @@ class Ablator:
                 self._caches.pop(gone)
             caches = []
             L = self.cfg.n_layer
-            for rows, tokens, _, _ in self._chunks:
+            readout: dict[str, list] = {}
+            for rows, tokens, last, _ in self._chunks:
                 kv: dict[str, torch.Tensor] = {}
                 pre: list[dict[str, torch.Tensor]] = [{} for _ in range(2 * L - 2)]
                 store = lambda d, key: (lambda t: d.setdefault(key, t))  # noqa: E731
@@ -265,15 +267,38 @@ class Ablator:
                 record_kv = {site_name(L - 1, k): store(kv, k) for k in ("attn.k", "attn.v")}
                 floors: dict[tuple[int, str], torch.Tensor] = {}
                 # The pre-hook recorders run first (outer), the key/value recorders after the baseline's hooks.
-                with torch.no_grad(), record_floors(floors), intervene(record_pre), \
+                # The full model's cache also records every site at the last positions (clean_readout).
+                last_values = self._readout_hooks(readout, last) if baseline == "full" else {}
+                with torch.no_grad(), record_floors(floors), intervene(last_values), intervene(record_pre), \
                         intervene(self._baseline_hooks(baseline, complement, rows)), intervene(record_kv):
                     bounds = self.model.forward_with_cache(tokens)[1]
                 caches.append((bounds, pre, (kv["attn.k"], kv["attn.v"]), floors))
+            if readout:
+                self._readout = {s: torch.cat(v)[self._inverse].float().cpu().numpy() for s, v in readout.items()}
             self._caches[key] = caches
             self._pres[key] = {}
             if self.packed:
                 warm_kernels()  # the compiled attention's machine code: loaded with the cache, not in the first click
         return self._caches[key]
+
+    def _readout_hooks(self, readout: dict[str, list], last: torch.Tensor) -> dict:
+        """Hooks that append every site's activation at this chunk's last positions ((B, width)) to
+        ``readout[site]``."""
+        def keep(site: str):
+            def hook(x: torch.Tensor) -> torch.Tensor:
+                readout.setdefault(site, []).append(gather_last(x, last)[:, 0])
+                return x
+            return hook
+        return {s: keep(s) for s in all_sites(self.cfg, final=True)}
+
+    def clean_readout(self) -> dict[str, np.ndarray]:
+        """Every node's activation in the full model at each prompt's last position: site -> (N, width)
+        float32, in the task's sequence order. Recorded while the full model's cache is built (so it
+        costs no forward of its own); built now if it was not yet."""
+        with self._lock:
+            if self._readout is None:  # no full-model cache yet (every one records it)
+                self._cache("full", None)
+            return self._readout
 
     def _last_inputs(self, caches: list, key: tuple, h: int) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """For a restart at boundary ``h`` in the last layer, every sequence at once in chunk order: the

@@ -56,7 +56,8 @@ def make_ablator(run_dir: Path | str, task: str | None = None, task_file: str | 
 def last_position_readout(run: LoadedRun, enc: EncodedTask) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Per prompt, at its last position: every node's activation (site -> (N, width) float32), the
     embedding of the last token (N, d_resid) and the unembedding row of its target times the final
-    norm's gain (N, d_resid)."""
+    norm's gain (N, d_resid). One padded forward of its own: the reference of
+    ``Ablator.clean_readout``, which records the same values while building its cache."""
     model, cfg = run.model, run.config.model
     last = torch.as_tensor(enc.lengths - 1)
     rows = torch.arange(enc.n)
@@ -70,8 +71,17 @@ def last_position_readout(run: LoadedRun, enc: EncodedTask) -> tuple[dict[str, n
 
     with torch.no_grad(), intervene({s: keep(s) for s in all_sites(cfg, final=True)}):
         model(torch.as_tensor(enc.tokens[:, : int(enc.lengths.max())]))
-        last_tok = torch.as_tensor(enc.tokens)[rows, last]
+    return (values, *last_position_io(run, enc))
+
+
+def last_position_io(run: LoadedRun, enc: EncodedTask) -> tuple[np.ndarray, np.ndarray]:
+    """Per prompt: the embedding of its last token (N, d_resid) and the unembedding row of its target
+    times the final norm's gain (N, d_resid)."""
+    model, cfg = run.model, run.config.model
+    rows = torch.arange(enc.n)
+    with torch.no_grad():
+        last_tok = torch.as_tensor(enc.tokens)[rows, torch.as_tensor(enc.lengths - 1)]
         embed = model.embed(last_tok.view(-1, 1))[:, 0].float().numpy()
         unembed = model.lm_head.weight[torch.as_tensor(enc.target)] * model.ln_f.weight  # (N, d_unembed)
         unembed = torch.nn.functional.pad(unembed, (0, cfg.d_resid - cfg.d_unembed)).float().numpy()
-    return values, embed, unembed
+    return embed, unembed

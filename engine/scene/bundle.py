@@ -245,11 +245,13 @@ def _task_and_circuit(spec: SetupSpec, run) -> tuple[list[TaskInfo], Any, Path |
     return tasks, task, circuit_path, circuit
 
 
-def _task_view(run, task, enc) -> TaskView:
-    """The encoded pairs as the window shows them, with what their last positions read and write."""
-    from engine.ablation.setup import last_position_readout
+def _task_view(run, task, enc, ablator) -> TaskView:
+    """The encoded pairs as the window shows them, with what their last positions read and write (the
+    node values recorded with the Ablator's full-model cache)."""
+    from engine.ablation.setup import last_position_io
 
-    values, embed, unembed = last_position_readout(run, enc)
+    embed, unembed = last_position_io(run, enc)
+    values = ablator.clean_readout()
     from engine.runs import run_tokenizer
 
     tok = run_tokenizer(run)
@@ -282,8 +284,8 @@ def load_bundle(spec: SetupSpec, cache: RunCache) -> tuple[Bundle, Any]:
     enc = task_data(run, task, spec.n_pairs, "val", 0)
     ablator = Ablator(run.model, enc, cache.ablation_means, circuit=circuit,
                       resample_pool=cache.resample_pool(run), seed=0)
-    view = _task_view(run, task, enc)
     full = ablator.evaluate((), (), "mean", "full")
+    view = _task_view(run, task, enc, ablator)
     circ_result = ablator.evaluate((), (), "mean", "circuit") if circuit is not None else None
     store = default_store_path(run.path)
     derived = derived_dir(run.path)

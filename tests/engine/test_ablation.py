@@ -450,3 +450,35 @@ def test_restarts_start_abs_topk_from_the_clean_thresholds(monkeypatch):
     n_last = len(pk.last)
     sizes = {n for _, n in looked}
     assert sizes <= {pk.n, n_last} and n_last in sizes
+
+
+@pytest.mark.parametrize("evaluate_first", [True, False])
+def test_the_clean_readout_is_recorded_with_the_full_models_cache(evaluate_first, monkeypatch):
+    """Ablator.clean_readout: every site at each prompt's last position in the full model, in the
+    task's sequence order, equal to the reference's own padded forward (last_position_readout); taken
+    while the full model's cache is built, so no forward of its own when that cache exists."""
+    from engine.ablation.setup import last_position_readout
+
+    m = sparse_model()
+    enc = random_enc(n_pairs=40)  # 80 sequences: three length-sorted chunks
+    ab = Ablator(m, enc, random_means(m))
+    forwards = []
+    real = ab.model.forward_with_cache
+    monkeypatch.setattr(ab.model, "forward_with_cache", lambda idx: forwards.append(idx.shape) or real(idx))
+    if evaluate_first:
+        ab.evaluate(random_nodes(m, np.random.default_rng(3), 4))
+        built = len(forwards)
+        values = ab.clean_readout()
+        assert len(forwards) == built  # recorded with the cache the evaluation built
+    else:
+        values = ab.clean_readout()
+        assert len(forwards) == len(ab._chunks)
+        ab.evaluate()
+        assert len(forwards) == len(ab._chunks)  # and the cache it built serves the evaluation
+    run = SimpleNamespace(model=m, config=SimpleNamespace(model=m.cfg))
+    enc.n = len(enc.lengths)
+    want = last_position_readout(run, enc)[0]
+    assert set(values) == set(want) == set(all_sites(m.cfg, final=True))
+    for site, v in want.items():
+        assert values[site].shape == v.shape == (80, site_width(m.cfg, site))
+        np.testing.assert_allclose(values[site], v, atol=1e-5, err_msg=site)
