@@ -2,11 +2,11 @@
 
 QPainter drew the 100,000 strongest edges of a csp_yolo1-shaped whole-model view in 3-5 s, holding
 the GIL while it drew (so every zoom waited that long for its edges, and a click's evaluation
-queued behind it). The compiled loop (:mod:`app.graph.line_raster_kernel`, loaded by :mod:`app.graph.compiled`, machine
-code cached beside it after a first compile) walks each segment along its major axis one pixel at a time and,
-at each step, blends the pixels its width covers across the minor axis (source over, premultiplied
-colour), in bucket order, strongest first within a bucket, as the QPainter loop did. Coverage is
-the pixel's overlap with the line's span across the minor axis (antialiased) or whether the pixel's
+queued behind it). The compiled loop (:mod:`app.graph.line_raster_kernel`, loaded by
+:mod:`app.graph.compiled`, machine code cached beside it after a first compile) walks each segment
+along its major axis one pixel at a time and, at each step, blends the pixels its width covers
+across the minor axis (source over, premultiplied colour), in bucket order, strongest first within
+a bucket, as the QPainter loop did. Coverage is the pixel's overlap with the line's span across the minor axis (antialiased) or whether the pixel's
 centre lies inside it. The loop runs without the GIL, on a copy of nothing: the segments are
 clipped to the image by the loop bounds.
 
