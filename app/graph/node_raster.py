@@ -1,15 +1,17 @@
-"""The graph's nodes drawn as one image when there are many (docs/architecture.md, "The graph view").
+"""The graph's nodes drawn as one image when there are many (docs/architecture.md, "The app's
+packages").
 
 pyqtgraph draws a scatter plot's markers one pixmap fragment each, after mapping and culling every
 point in Python: about 15 ms a frame for the 91,136 nodes of a csp_yolo1-shaped whole-model view,
 most of a pan frame. :class:`NodeScatter` is that ``ScatterPlotItem`` (hover, clicks, tooltips and
 the point data are pyqtgraph's, unchanged) whose paint, from :data:`RASTER_MIN` points on, draws
 the nodes into an image by a compiled loop (:mod:`app.graph.node_raster_kernel`: antialiased
-discs, each fill then its outline, source over, in point order, as pyqtgraph draws them) and keeps
-that image while only the view's offset changes: a pan draws the same image shifted, a frame of
-one ``drawImage``. The image covers the nodes on screen and half a screen around them (the whole
-graph when it fits), and is drawn again when the zoom, the window, a node's position, size, fill,
-outline or visibility change, or the pan reaches past it.
+discs, each fill then its outline, as if blended source over in point order as pyqtgraph draws
+them; the loop goes front to back and skips pixels already opaque) and keeps that image while only
+the view's offset changes: a pan draws the same image shifted, a frame of one ``drawImage``. The
+image covers the nodes on screen and half a screen around them (the whole graph when it fits; no
+margin past :data:`MAX_PIXELS`), and is drawn again when the zoom, the window, a node's position,
+size, fill, outline or visibility change, or the pan reaches past it.
 
 Below :data:`RASTER_MIN` points, while the kernel loads (in the background, the first time a large
 graph is shown), where it cannot load, and when exporting (SVG stays vector), pyqtgraph paints.
