@@ -110,6 +110,7 @@ class NodeScatter(pg.ScatterPlotItem):
         self._styles: tuple | None = None  # ((version, device pixel ratio), marker_styles(...))
         self._image: tuple | None = None  # (key, QImage, buffer, image rect in device px at render, dx, dy)
         self.renders = 0  # images drawn (tests: a pan must not draw one)
+        self._spots_stale = False  # pyqtgraph's marker pixmaps not looked up yet (see updateSpots)
         super().__init__(*args, **kwargs)
 
     # -- anything that changes what the image shows ------------------------------------------
@@ -121,23 +122,53 @@ class NodeScatter(pg.ScatterPlotItem):
 
     def updateSpots(self, dataSet=None) -> None:  # noqa: N802, N803 (pyqtgraph naming)
         self._changed()
+        own = dataSet is None or dataSet is self.data or dataSet.base is self.data
+        if own and self._can_raster():  # pyqtgraph's marker pixmaps go unused: look them up if they are
+            self._spots_stale = True
+            self._hit_sizes()
+            self._updateMaxSpotSizes(data=self.data)  # (the bounds need the largest marker)
+            super().invalidate()
+            return
         super().updateSpots(dataSet)
+
+    def _hit_sizes(self) -> None:
+        """Each point's pixmap square (the size plus its outline rounded up, in the atlas's device
+        pixels), which pyqtgraph's hit test reads from the pixmap's rectangle, without looking the
+        pixmap up."""
+        d = self.data
+        size = np.where(d["size"] < 0, self.opts["size"], d["size"]).astype(np.float64)
+        _, width = _per_point(d["pen"], self.opts["pen"], _pen_argb_width) if len(d) else (None, np.zeros(0))
+        side = np.ceil(self.fragmentAtlas.devicePixelRatio() * (size + np.maximum(np.ceil(width), 1.0)))
+        d["sourceRect"] = 0
+        d["sourceRect"]["w"] = side
+        d["sourceRect"]["h"] = side
+
+    def _fresh_spots(self) -> None:
+        """Look up the marker pixmaps that updateSpots left for later (before pyqtgraph paints)."""
+        if getattr(self, "_spots_stale", False):
+            self._spots_stale = False
+            self.data["sourceRect"] = 0  # every one looked up again
+            super().updateSpots()
 
     def _changed(self) -> None:
         self._version = getattr(self, "_version", 0) + 1  # pyqtgraph's __init__ changes points before ours ran
         if len(self.data) >= RASTER_MIN:
             compiled.load(KERNEL, block=False)  # load in the background: the next paints use it
 
+    def _can_raster(self) -> bool:
+        return (len(self.data) >= RASTER_MIN and self.opts["pxMode"] is True and self._exportOpts is False
+                and compiled.load(KERNEL, block=False) is not None)
+
     def rastered(self) -> bool:
         """Whether paint draws the nodes as an image now (else pyqtgraph draws its markers): many
         round markers sized in pixels, on screen (not an export), with the kernel loaded."""
-        return (len(self.data) >= RASTER_MIN and self.opts["pxMode"] is True and self._exportOpts is False
-                and self._point_style()[7] and compiled.load(KERNEL, block=False) is not None)
+        return self._can_raster() and self._point_style()[7]
 
     # -- painting ----------------------------------------------------------------------------
     def paint(self, p, option, widget) -> None:
         t = p.transform()
         if not self.rastered() or widget is None or t.isRotating() or t.m12() or t.m21():
+            self._fresh_spots()
             super().paint(p, option, widget)
             return
         dpr = float(widget.devicePixelRatioF())

@@ -180,3 +180,24 @@ def test_points_off_the_number_line_are_left_out(qapp):
     nothing = _grab(qapp, widget)
     assert nothing.sum() == 0
     widget.close()
+
+
+def test_pixmap_lookups_wait_until_pyqtgraph_paints(qapp, monkeypatch):
+    """While the raster draws, a restyle leaves pyqtgraph's marker pixmaps unlooked-up (the costly
+    part of a restyle at 91k nodes); hit tests still see each marker's size, and when pyqtgraph
+    paints after all (here: the threshold raised) it looks them up first and draws the same picture."""
+    widget, item = _plot(qapp)
+    _grab(qapp, widget)
+    item.setBrush([pg.mkBrush(KINDS[i % 3]) for i in range(len(item.data))])
+    rect = item.data["sourceRect"]
+    assert item._spots_stale and (rect["x"] == 0).all() and (rect["y"] == 0).all()
+    assert (rect["w"] == 6).all() and (rect["h"] == 6).all()  # size 5 plus a one-pixel outline box
+    assert 5 * 700 + 10 in [p.data() for p in item.pointsAt(pg.Point(30.0, 50.0))]
+    ours = _grab(qapp, widget)
+    monkeypatch.setattr(node_raster, "RASTER_MIN", 10**9)
+    theirs = _grab(qapp, widget)
+    assert not item._spots_stale and (item.data["sourceRect"]["w"] > 0).all()
+    ink_o, ink_t = ours.sum(-1) > 0, theirs.sum(-1) > 0
+    assert (ink_o & ink_t).sum() / (ink_o | ink_t).sum() > 0.9
+    assert np.abs(ours - theirs).sum(-1).mean() < 0.1 * theirs.sum(-1).mean()
+    widget.close()
