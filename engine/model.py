@@ -271,7 +271,7 @@ class GPT(nn.Module):
         with torch.device("meta"):
             model = cls(cfg)
         _materialize(model, torch.device(device))
-        if cfg.tied_embed:  # to_empty gives each module its own storage: tie them again
+        if cfg.tied_embed:  # _materialize gives each module its own storage: tie them again
             model.lm_head.weight = model.wte.weight
         model.init_buffers()
         return model

@@ -6,9 +6,9 @@ queued behind it). The compiled loop (:mod:`app.graph.line_raster_kernel`, loade
 :mod:`app.graph.compiled`, machine code cached beside it after a first compile) walks each segment
 along its major axis one pixel at a time and, at each step, blends the pixels its width covers
 across the minor axis (source over, premultiplied colour), in bucket order, strongest first within
-a bucket, as the QPainter loop did. Coverage is the pixel's overlap with the line's span across the minor axis (antialiased) or whether the pixel's
-centre lies inside it. The loop runs without the GIL, on a copy of nothing: the segments are
-clipped to the image by the loop bounds.
+a bucket, as the QPainter loop did. Coverage is the pixel's overlap with the line's span across the
+minor axis (antialiased) or whether the pixel's centre lies inside it. The loop runs without the
+GIL, on a copy of nothing: the segments are clipped to the image by the loop bounds.
 
 The QPainter loop in :func:`app.graph.edges.render_edges` stays the fallback where numba cannot
 load or compile here (:func:`kernel` is None), and the reference of tests/app/test_line_raster.py.

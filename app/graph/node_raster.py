@@ -58,10 +58,17 @@ def _per_point(objs: np.ndarray, default, convert) -> list[np.ndarray]:
     """``convert`` applied to each point's object (None: ``default``), once per distinct object."""
     n = len(objs)
     ids = np.fromiter((id(o) for o in objs), np.int64, n)
-    uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
     values = [convert(default if objs[i] is None else objs[i]) for i in first.tolist()]
     columns = list(zip(*values)) if isinstance(values[0], tuple) else [values]
     return [np.asarray(c)[inverse] for c in columns]
+
+
+def marker_side(size: np.ndarray, width: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """The side of pyqtgraph's marker pixmap (device px at ``scale`` device pixels per pixel): the
+    size plus the outline's width rounded up, at least one pixel (pyqtgraph's own rule, which its
+    hit test also reads)."""
+    return np.ceil(scale * (size + np.maximum(np.ceil(width), 1.0)))
 
 
 def marker_styles(size: np.ndarray, width: np.ndarray) -> tuple:
@@ -69,7 +76,7 @@ def marker_styles(size: np.ndarray, width: np.ndarray) -> tuple:
     outline (antialiased by the distance of each pixel's centre from the edge) and its side: the
     square of pyqtgraph's marker pixmap, the size plus the outline rounded up."""
     size, width = np.asarray(size, np.float64), np.asarray(width, np.float64)
-    side = np.ceil(size + np.maximum(np.ceil(width), 1.0))
+    side = marker_side(size, width)
     key = np.rint(size * 64).astype(np.int64) * (1 << 24) + np.rint(width * 64).astype(np.int64)
     _, first, style = np.unique(key, return_index=True, return_inverse=True)
     sides = side[first].astype(np.int64)
@@ -136,12 +143,15 @@ class NodeScatter(pg.ScatterPlotItem):
         pixels), which pyqtgraph's hit test reads from the pixmap's rectangle, without looking the
         pixmap up."""
         d = self.data
-        size = np.where(d["size"] < 0, self.opts["size"], d["size"]).astype(np.float64)
         _, width = _per_point(d["pen"], self.opts["pen"], _pen_argb_width) if len(d) else (None, np.zeros(0))
-        side = np.ceil(self.fragmentAtlas.devicePixelRatio() * (size + np.maximum(np.ceil(width), 1.0)))
+        side = marker_side(self._sizes(d), width, self.fragmentAtlas.devicePixelRatio())
         d["sourceRect"] = 0
         d["sourceRect"]["w"] = side
         d["sourceRect"]["h"] = side
+
+    def _sizes(self, d: np.ndarray) -> np.ndarray:
+        """The points' diameters (px): their own, else the item's."""
+        return np.where(d["size"] < 0, self.opts["size"], d["size"]).astype(np.float64)
 
     def _fresh_spots(self) -> None:
         """Look up the marker pixmaps that updateSpots left for later (before pyqtgraph paints)."""
@@ -190,7 +200,7 @@ class NodeScatter(pg.ScatterPlotItem):
         if self._points is None or self._points[0] != self._version:
             d = self.data[self.data["visible"]] if "visible" in self.data.dtype.names else self.data
             x, y = d["x"].astype(np.float64), d["y"].astype(np.float64)
-            size = np.where(d["size"] < 0, self.opts["size"], d["size"]).astype(np.float64)
+            size = self._sizes(d)
             finite = np.isfinite(x) & np.isfinite(y)
             if finite.any():
                 fill, = _per_point(d["brush"], self.opts["brush"], _brush_argb)

@@ -48,7 +48,7 @@ def sprites(col0, row0, style, fill, ring, fill_cov, ring_cov, side, out):
             for dr in range(n):  # the common case, inside the image and no outline: the short loop
                 for dc in range(n):
                     cov = fill_cov[s, dr, dc]
-                    if cov > 0.0 and (out[r0 + dr, c0 + dc] >> 24) != 255:
+                    if cov > 0.0:
                         _under(out, r0 + dr, c0 + dc, f, cov)
             continue
         for dr in range(max(0, -r0), min(n, H - r0)):
