@@ -40,6 +40,7 @@ TITLE_PX, SUB_PX, LEGEND_PX, AXIS_PX = 13.0, 11.0, 10.5, 10.5
 CAPTION_PX, TOKEN_PX, TARGET_PX = 9.3, 12.0, 14.7  # the view's 7, 9 and 11 pt at 96 dpi
 LEFT_AXIS = 160.0  # pixels for the row names
 CHAR_W = 0.52  # average glyph width / font size, for layout without font metrics
+MONO_W = 0.61  # a monospace glyph's width / font size (DejaVu Sans Mono: 0.602)
 CAPTION_MARGIN = 1.0  # pixels around a caption's text (its background box), as in the view
 CAPTION_CHAR_W = 0.64  # a caption's glyph width / font size: wide enough for DejaVu Sans digits, so
 # captions placed by estimate never overlap once drawn
@@ -111,13 +112,20 @@ def _path(segs: np.ndarray) -> str:
     return "".join(f"M{_n(a)} {_n(b)}L{_n(c)} {_n(d)}" for a, b, c, d in segs.tolist())
 
 
+#: Segments per ``<path>``: Qt's SVG reader truncates a path of 2^15 commands or more ("Invalid path
+#: data; path truncated": csp_yolo1's whole model lost most of its weights), so longer runs of
+#: segments are written as several paths of one style.
+PATH_SEGMENTS = 8192
+
+
 def _line_path(segs: np.ndarray, color, width: float, dash: str = "", cls: str = "") -> str:
     if not len(segs):
         return ""
     stroke, alpha = _rgba(color)
     extra = f' stroke-dasharray="{dash}"' if dash else ""
-    return (f'<path class="{cls}" d="{_path(segs)}" fill="none" stroke="{stroke}" stroke-opacity="{alpha:.3f}" '
-            f'stroke-width="{width:g}"{extra}/>')
+    return "".join(f'<path class="{cls}" d="{_path(segs[i:i + PATH_SEGMENTS])}" fill="none" stroke="{stroke}" '
+                   f'stroke-opacity="{alpha:.3f}" stroke-width="{width:g}"{extra}/>'
+                   for i in range(0, len(segs), PATH_SEGMENTS))
 
 
 def _label(x: float, y: float, text: str, px: float, fill: str, anchor: str = "middle", mono: bool = False,
@@ -243,7 +251,9 @@ def node_sizes(snap: ViewSnapshot, f: Frame) -> np.ndarray:
 
 def _nodes(snap: ViewSnapshot, f: Frame, p: np.ndarray, inside: np.ndarray, size: np.ndarray) -> list[str]:
     g = snap.graph
-    stroke = f'stroke="{theme.BG}" stroke-width="{0.6 if snap.view == "circuit" else 1}"'
+    # the view's outlines: a thin one in a circuit, none in the whole model, where a crowded row's
+    # outlines would hide its fills (app/graph/view.py)
+    stroke = f'stroke="{theme.BG}" stroke-width="0.6"' if snap.view == "circuit" else 'stroke="none"'
     heat = snap.node_heat()  # attribution mode: each node's estimated effect on the chosen side
     scale = float(np.nanmax(np.abs(heat))) if heat is not None and np.isfinite(heat).any() else 1.0
     out = ['<g class="nodes">']
@@ -304,9 +314,10 @@ def _io(snap: ViewSnapshot, f: Frame) -> tuple[list[str], list[str]]:
         if ok:
             texts.append(_label(x, y + 0.35 * TOKEN_PX, visible_token(t), TOKEN_PX, theme.TEXT, mono=True))
     if len(tok) and f.inside(tok[-1:])[0]:
-        x, y = tok[-1]
-        nodes.append(f'<rect class="io" x="{_n(x - 11)}" y="{_n(y - 11)}" width="22" height="22" fill="none" '
-                     f'stroke="{theme.TEXT}" stroke-width="1.5"/>')
+        x, y = tok[-1]  # the last token's box, as wide as its text (a BPE token is often several characters)
+        half = max(11.0, (len(visible_token(snap.tokens[-1])) * MONO_W * TOKEN_PX + 8) / 2)
+        nodes.append(f'<rect class="io" x="{_n(x - half)}" y="{_n(y - 11)}" width="{_n(2 * half)}" height="22" '
+                     f'fill="none" stroke="{theme.TEXT}" stroke-width="1.5"/>')
     logits = f.map(np.stack([snap.logit_x, np.full(2, g.top)], axis=1))
     for (x, y), side, target, ok in zip(logits.tolist(), "AB", snap.targets, f.inside(logits)):
         if ok:

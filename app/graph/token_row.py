@@ -12,14 +12,15 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QPen
 
 from app.widgets import theme
 from engine.scene.layout import token_positions
 
-B_ROW_Y = -0.6  # prompt B's tokens, under prompt A's (y 0)
+B_ROW_Y = -0.6  # prompt B's tokens, under prompt A's (y 0), or lower: at least a text line under them
 NO_BRUSH = pg.mkBrush(None)
 NO_PEN = pg.mkPen(None)
+LAST_PEN = pg.mkPen(theme.TEXT, width=1.5)  # prompt A's last token: the position the metrics read
 
 
 def heat_color(value: float, scale: float) -> QColor:
@@ -37,6 +38,7 @@ class TokenRow:
         self.items: list[pg.TextItem] = []
         self.spans: list[tuple[int, int]] = []  # per side: (first item, first shown position)
         self.x_last = 0.0
+        self.b_y = B_ROW_Y
 
     def clear(self) -> None:
         for t in self.items:
@@ -49,13 +51,27 @@ class TokenRow:
         self.clear()
         n = max(len(tokens_a), len(tokens_b))
         xs = token_positions(width, n)
-        for side, (toks, y, color) in enumerate(((tokens_a, 0.0, theme.TEXT), (tokens_b, B_ROW_Y, theme.MUTED))):
+        for side, (toks, y, color) in enumerate(((tokens_a, 0.0, theme.TEXT), (tokens_b, self.b_y, theme.MUTED))):
             k = min(len(toks), len(xs))
             first = len(self.items)
             self.spans.append((first, len(toks) - k))
             for x, tok in zip(xs[len(xs) - k:], toks[len(toks) - k:]):
                 self.items.append(self._add_text(visible(tok), (x, y), (0.5, 0.5), color, 9.0 if side == 0 else 8.0))
         self.x_last = float(xs[-1]) if len(xs) else 0.0
+        self.paint(None, None)
+
+    def place_b(self, y: float) -> None:
+        """Move prompt B's row to height ``y`` (the row names keep it a text line under prompt A's)."""
+        if y == self.b_y:
+            return
+        self.b_y = y
+        for item in self.side_items(1) if len(self.spans) > 1 else ():
+            item.setPos(item.pos().x(), y)
+
+    def _frame(self, side: int, j: int) -> QPen:
+        """A token's frame when no attention shows: prompt A's last token is boxed (the metrics read
+        there; a box around the text, whatever its width)."""
+        return LAST_PEN if side == 0 and j == len(self.side_items(0)) - 1 else NO_PEN
 
     def side_items(self, side: int) -> list[pg.TextItem]:
         first = self.spans[side][0]
@@ -70,7 +86,7 @@ class TokenRow:
             start = self.spans[side][1]
             for j, item in enumerate(self.side_items(side)):
                 pos = start + j
-                fill, border = NO_BRUSH, NO_PEN
+                fill, border = NO_BRUSH, self._frame(side, j)
                 if values is not None and scale > 0 and pos < values.shape[1]:
                     fill = pg.mkBrush(heat_color(float(values[side, pos]), scale))
                 if attention is not None and pos < attention.shape[1]:
@@ -86,5 +102,11 @@ class TokenRow:
         return [it.fill.color().alpha() if it.fill.style() != Qt.BrushStyle.NoBrush else 0 for it in self.side_items(side)]
 
     def shown_frame(self, side: int) -> list[int]:
-        """The frame alpha of each drawn token of ``side`` (tests)."""
-        return [it.border.color().alpha() if it.border.style() != Qt.PenStyle.NoPen else 0 for it in self.side_items(side)]
+        """The attention frame's alpha on each drawn token of ``side``, 0 where none (prompt A's last
+        token's box is no attention frame) (tests)."""
+        return [it.border.color().alpha() if it.border.style() != Qt.PenStyle.NoPen and it.border is not self._frame(side, j)
+                else 0 for j, it in enumerate(self.side_items(side))]
+
+    def boxed(self) -> list[bool]:
+        """Which of prompt A's drawn tokens wear the box of the position the metrics read (tests)."""
+        return [it.border is LAST_PEN for it in self.side_items(0)]

@@ -34,7 +34,7 @@ from app.graph.attribution import AttributionMode
 from app.graph.node_raster import NodeScatter
 from app.graph.node_style import node_brushes
 from app.graph.row_names import RowNames
-from app.graph.token_row import B_ROW_Y, TokenRow
+from app.graph.token_row import TokenRow
 from app.workers.trace import head_of
 from app.widgets import theme
 from engine.scene.layout import GraphData, io_edges, logit_positions, row_gaps, token_positions
@@ -325,7 +325,9 @@ class CircuitView(QWidget):
         io_pos = np.array([[token_x, 0.0], [lx[0], graph.top], [lx[1], graph.top]])
         self.captions.set_io(io_pos, self.tokens.items + self.texts)
         self._paint_tokens()
-        self.io_nodes.setData(pos=io_pos, data=np.arange(3), symbol=["s", "o", "o"], size=[22, 14, 14],
+        io_pen = pg.mkPen(theme.TEXT, width=1.5)  # the input's square is its token's frame (TokenRow): as wide
+        self.io_nodes.setData(pos=io_pos, data=np.arange(3), symbol=["s", "o", "o"], size=[22, 14, 14],  # as the text
+                              pen=[pg.mkPen(None), io_pen, io_pen],
                               brush=[pg.mkBrush(None), pg.mkBrush(theme.PANEL), pg.mkBrush(theme.PANEL)])
         segs, w = io_edges(graph, tv.embed[a], tv.unembed[a], tv.unembed[b], token_x)
         keep = np.argsort(-np.abs(w))[:48]
@@ -426,8 +428,10 @@ class CircuitView(QWidget):
             xs = token_positions(self.graph.width, max(len(t) for t in rows) if rows else 0)
             half = max(half, float(np.abs(xs).max()) if len(xs) else 0.0)
         half += 1.0
-        lo, hi = B_ROW_Y - 0.55, self.graph.top + 1.1  # prompt B's row at the bottom; the legend is above the plot
-        self.vb.setRange(xRange=(-half, half), yRange=(lo, hi), padding=0.02)
+        label = max((t.boundingRect().height() for t in self.texts), default=0.0)
+        token = max((t.boundingRect().height() for t in self.tokens.items), default=0.0)
+        below, above = self.row_names.fit_margins(self.graph.top, label, token)
+        self.vb.setRange(xRange=(-half, half), yRange=(-below, self.graph.top + above), padding=0.02)
 
     def center_on(self, node: str) -> None:
         i = self.graph.index.get(node) if self.graph is not None else None

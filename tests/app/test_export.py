@@ -303,3 +303,21 @@ def test_fit_shows_every_input_token_even_when_the_circuit_is_narrower(win) -> N
     view.fit()
     (x0, x1), _ = view.vb.viewRange()
     assert x0 <= xs.min() and xs.max() <= x1
+
+
+def test_many_weights_of_one_style_are_all_drawn(qapp) -> None:
+    """Qt's SVG reader truncates a path of 2^15 commands or more, which cut csp_yolo1's whole-model
+    picture to its first weights: a style's segments are split over paths, and the last one shows."""
+    from app.export.render import PATH_SEGMENTS, _line_path, rasterise
+
+    n = 20_000
+    segs = np.zeros((n, 4))
+    segs[:, [0, 2]] = [5.0, 15.0]  # every segment but the last in the top-left corner
+    segs[:, [1, 3]] = 5.0
+    segs[-1] = [50.0, 80.0, 150.0, 80.0]  # the last one alone, across the middle
+    body = _line_path(segs, (255, 0, 0, 255), 3.0, cls="edges")
+    assert body.count("<path") == -(-n // PATH_SEGMENTS) and all(
+        p.count("M") <= PATH_SEGMENTS for p in body.split("<path")[1:])
+    svg = f'<svg xmlns="http://www.w3.org/2000/svg" width="200" height="100">{body}</svg>'
+    image = rasterise(svg, (200, 100))
+    assert image.pixelColor(100, 80).red() > 200 and image.pixelColor(100, 80).green() < 60

@@ -13,9 +13,11 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 from PySide6.QtGui import QFontMetricsF
 
+from app.graph.token_row import B_ROW_Y
 from engine.scene.labels import (ABOVE, BELOW, HIDDEN, caption_order, node_blockers, overlapping_pairs,
                                  place_captions)
 from engine.scene.layout import ModelShape, build_graph
@@ -219,7 +221,8 @@ def _axis_texts(axis) -> list[tuple[object, str]]:
 
 def test_row_names_thin_out_when_crowded_and_never_overlap(demo_window, qtbot) -> None:
     """Zoomed out until the whole model's rows crowd, the left axis names fewer rows (each layer's q·k·v
-    row, prompt A and the logits first), none overlapping; zoomed in, every row is named again."""
+    row, the prompts and the logits first), none overlapping; prompt B's tokens move down to stay a text
+    line under A's; zoomed in, every row is named again and B's row is back at its place."""
     win = demo_window
     win.state.set_view("model")
     _settle(qtbot, win)
@@ -236,12 +239,37 @@ def test_row_names_thin_out_when_crowded_and_never_overlap(demo_window, qtbot) -
     win.view.vb.scaleBy((1.0, 5.0))  # zoom out vertically: 5x denser rows
     _settle(qtbot, win)
     crowded = check()
-    assert {"prompt A", "L0 q·k·v by head", "L1 q·k·v by head", "target logits"} <= crowded < every
-    b_tokens = win.view.tokens.side_items(1)
-    assert b_tokens and not any(t.isVisible() for t in b_tokens)  # prompt B's tokens would run into A's
-    assert all(name.endswith(("q·k·v by head", "MLP neurons")) or name in ("prompt A", "target logits")
+    assert {"prompt A", "prompt B", "L0 q·k·v by head", "L1 q·k·v by head", "target logits"} <= crowded < every
+    assert all(name.endswith(("q·k·v by head", "MLP neurons")) or name in ("prompt A", "prompt B", "target logits")
                for name in crowded)
+    view = win.view
+    b_tokens, a_tokens = view.tokens.side_items(1), view.tokens.side_items(0)
+    assert b_tokens and all(t.isVisible() for t in b_tokens)
+    gap = view.vb.mapViewToScene(pg.Point(0, 0)).y() - view.vb.mapViewToScene(pg.Point(0, b_tokens[0].pos().y())).y()
+    assert abs(gap) >= view.row_names.line_height() - 0.5  # a text line under A's: the rows never overlap
+    assert b_tokens[0].pos().y() < B_ROW_Y and a_tokens[0].pos().y() == 0.0
     win.view.vb.scaleBy((1.0, 0.2))
     _settle(qtbot, win)
     assert every <= check()
-    assert all(t.isVisible() for t in b_tokens)
+    assert all(t.isVisible() and t.pos().y() == B_ROW_Y for t in b_tokens)
+
+
+def test_fit_keeps_the_logit_names_and_both_prompts_inside_when_rows_crowd(demo_window, qtbot) -> None:
+    """Fit on a short window, where the whole model's rows are a few pixels apart (as csp_yolo1's ~50
+    rows are at full size): the margins over the logits and under the prompts are measured in pixels,
+    so the target logits' names and both prompts' tokens are inside the plot, none cut at its edge."""
+    win = demo_window
+    win.state.set_view("model")
+    win.view.widget.setMaximumHeight(230)  # as short as a csp_yolo1 view is dense: rows ~10 px apart
+    _settle(qtbot, win)
+    view = win.view
+    view.fit()
+    _settle(qtbot, win)
+    y0, y1 = view.vb.viewRange()[1]
+    assert view.vb.height() / (y1 - y0) < 14  # rows crowd: under 14 pixels apart
+    box = view.vb.sceneBoundingRect()
+    texts = [*view.texts, *view.tokens.side_items(0), *view.tokens.side_items(1)]
+    assert len(texts) > 2 and all(t.isVisible() for t in texts)
+    for item in texts:
+        r = item.sceneBoundingRect()
+        assert box.top() <= r.top() and r.bottom() <= box.bottom(), item.toPlainText()

@@ -148,6 +148,8 @@ def test_the_graph_token_rows_show_both_prompts_and_the_selected_node(qtbot, dem
     assert len(rows.side_items(0)) == min(len(tv.tokens[0]), MAX_TOKENS)
     assert len(rows.side_items(1)) == min(len(tv.tokens[1]), MAX_TOKENS)
     assert max(rows.shown_fill(0) + rows.shown_frame(0)) == 0  # nothing selected: plain tokens
+    boxed = [False] * (len(rows.side_items(0)) - 1) + [True]
+    assert rows.boxed() == boxed  # but for the box on prompt A's last token, where the metrics read
     t = _wait_trace(qtbot, win, lambda: win.state.select(HEAD6_K[11]))
     for side in (0, 1):
         frames, items = rows.shown_frame(side), rows.side_items(side)
@@ -160,4 +162,5 @@ def test_the_graph_token_rows_show_both_prompts_and_the_selected_node(qtbot, dem
     qtbot.waitUntil(lambda: max(rows.shown_frame(0)) == 0, timeout=LOAD_TIMEOUT_MS)
     win.state.select(None)
     assert max(rows.shown_fill(0) + rows.shown_frame(1)) == 0
+    assert rows.boxed() == boxed
     assert errors == []
