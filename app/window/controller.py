@@ -26,6 +26,19 @@ from engine.scene.bundle import save_labels
 from engine.scene.snapshot import counted
 
 RECORD_TOKENS = 50_000  # pretraining tokens the "Record activation store" button records
+#: ... at most this many bytes of activations (float16, every node at every token): csp_yolo1's 90k nodes
+#: would fill 9 GB with 50,000 tokens, csp_yolo2's 20 GB, so a paper-scale model records fewer whole
+#: windows (``circuit-engine record --tokens`` records any number).
+RECORD_BYTES = 2 << 30
+
+
+def record_tokens(n_nodes: int, n_ctx: int) -> int:
+    """Tokens the record button records for a model of ``n_nodes`` nodes: :data:`RECORD_TOKENS`, or the
+    whole context windows that fit :data:`RECORD_BYTES` (at least one)."""
+    per_token = 2 * n_nodes + 4  # float16 activations and the int32 token
+    if RECORD_TOKENS * per_token <= RECORD_BYTES:
+        return RECORD_TOKENS
+    return max(1, RECORD_BYTES // per_token // n_ctx) * n_ctx
 
 
 class WindowController(QObject):
@@ -126,7 +139,8 @@ class WindowController(QObject):
             return
         from engine import api
 
-        run, task, n_tokens = str(b.run_path), b.spec.task_file or b.task.name, RECORD_TOKENS
+        run, task = str(b.run_path), b.spec.task_file or b.task.name
+        n_tokens = record_tokens(b.model_graph.n_nodes, b.config.model.n_ctx)
 
         def job():
             return api.record_store(run, n_tokens=n_tokens, tasks=[task])
@@ -137,7 +151,11 @@ class WindowController(QObject):
             self._report("A job is running", str(exc))
             return
         self._inspector.set_recording(True)
-        self._log_panel.log(f"recording an activation store for {b.run_name} (task {b.task.name}) into {b.derived}")
+        size = n_tokens * (2 * b.model_graph.n_nodes + 4) / 1e9
+        self._log_panel.log(f"recording an activation store for {b.run_name} (task {b.task.name}; {n_tokens:,} "
+                            f"pretraining tokens, about {size:.2g} GB) into {b.derived}"
+                            + ("" if n_tokens == RECORD_TOKENS else
+                               f"; more tokens: circuit-engine record {run} --tokens N"))
 
     @Slot(str, object)
     def on_job_progress(self, name: str, event) -> None:

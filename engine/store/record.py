@@ -436,7 +436,8 @@ def record_store(run: LoadedRun | str | Path, out: Path | str | None = None, n_t
     widths = {s: site_width(cfg, s) for s in sites}
     n_rows = max(1, math.ceil(n_tokens / T))
     total = n_rows * T
-    check_free_space(out, total * (2 * sum(widths.values()) + 4), f"recording {total:,} tokens",
+    size = total * (2 * sum(widths.values()) + 4)  # float16 activations and int32 tokens
+    check_free_space(out, size, f"recording {total:,} tokens",
                      "record fewer tokens (--tokens) or choose another --out")
     device = next(run.model.parameters()).device
     if tasks:
@@ -457,7 +458,8 @@ def record_store(run: LoadedRun | str | Path, out: Path | str | None = None, n_t
                             batch_size)
         created = True
         wr = _Writer(f, widths, T, min(top_k, total), sample_pos)
-        yield wr.event("setup", 0, total, f"recording {total:,} tokens ({n_rows} windows of {T}) into {tmp}")
+        yield wr.event("setup", 0, total, f"recording {total:,} tokens ({n_rows} windows of {T}; about "
+                                          f"{size / 1e9:.2g} GB of activations) into {tmp}")
         last_event = yield from _record_windows(wr, run.model, data, sites, device, n_rows, batch_size)
         yield from _finalize(wr, sites, total, last_event)
         f.close()

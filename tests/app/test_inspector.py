@@ -107,5 +107,18 @@ def test_record_button_fills_the_panel_when_ready(qtbot, open_window, fresh_tiny
     assert win.state.selected == "blocks.1.attn.v:1" and win.state.bundle.resample
     assert win.store is not None and insp.example_stack.currentIndex() == 0
     assert "Top" in insp.examples.toHtml()
-    assert "record store: done" in win.log_panel.text.toPlainText()
+    log = win.log_panel.text.toPlainText()
+    assert "record store: done" in log and "2,000 pretraining tokens" in log
     assert errors == []
+
+
+def test_the_record_button_keeps_a_paper_scale_store_to_its_byte_budget() -> None:
+    """The button records 50,000 tokens where they fit the budget (the demo: ~0.3 GB); a csp_yolo1-sized
+    model (91,136 nodes, 1024-token windows) records the whole windows that fit, not 9 GB; a model too
+    large for even one window still records one."""
+    from app.window.controller import RECORD_BYTES, RECORD_TOKENS, record_tokens
+
+    assert record_tokens(2_944, 128) == RECORD_TOKENS
+    n = record_tokens(91_136, 1024)
+    assert n % 1024 == 0 and n * (2 * 91_136 + 4) <= RECORD_BYTES < (n + 1024) * (2 * 91_136 + 4)
+    assert record_tokens(10**9, 1024) == 1024
