@@ -42,6 +42,22 @@ def test_sparse_linear_matches_dense_in_values_and_input_gradients(rows):
     torch.testing.assert_close(gx, x.grad, atol=1e-5, rtol=0)
 
 
+def test_a_fixed_bias_joins_the_product_and_a_trained_one_still_gets_its_gradient():
+    """A fixed bias is added inside the sparse product (addmm), bit for bit the product plus the bias;
+    a bias that needs a gradient (fixed weights, trained bias) is added outside, so it gets one."""
+    w, x = _sparse_matrix(120, 50, 0.05), torch.randn(3, 7, 50)
+    b = torch.randn(120)
+    with kernel_policy("sparse"), torch.no_grad():
+        assert torch.equal(linear(x, w, b), linear(x, w) + b)
+    b.requires_grad_(True)
+    with kernel_policy("sparse"):
+        linear(x, w, b).square().sum().backward()
+    grad, b.grad = b.grad.clone(), None
+    with dense_reference():
+        linear(x, w, b).square().sum().backward()
+    torch.testing.assert_close(grad, b.grad, atol=1e-4, rtol=1e-5)
+
+
 def test_the_policy_picks_sparse_only_where_it_pays_and_never_for_trained_weights():
     assert prefers_sparse(1024 * 4096, 1024 * 4096 // 500)  # the paper's density on a big matrix
     assert not prefers_sparse(1024 * 4096, 1024 * 4096 // 4)
