@@ -28,6 +28,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from engine.allocator import keep_freed_memory
+
 EXIT_OK = 0
 EXIT_USAGE = 2
 DEFAULT_SIZE = (1400, 900)
@@ -127,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     if not has_display():
         print(NO_DISPLAY_MESSAGE, file=sys.stderr)
         return EXIT_USAGE
+    keep_freed_memory()  # a click's activations stay mapped for the next one (engine/allocator.py)
     session = None
     if args.session is not None:
         from engine.scene.session import SessionError, read_session

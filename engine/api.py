@@ -9,6 +9,7 @@ One import gives the whole headless workflow, each name defined once in the pack
     print(api.run_info("runs/tiny")["matrix_density"])
     print(api.eval_tasks("runs/tiny", ["single_double_quote"]))
     api.prune_run("runs/tiny", "single_double_quote")             # -> circuits/<task>/mean.json
+    api.keep_freed_memory()   # glibc: freed activations stay in the process for the next click
     ablator = api.make_ablator("runs/tiny", "single_double_quote", circuit="single_double_quote")
     print(ablator.evaluate(["blocks.0.mlp.neuron:3"], [], "mean", "circuit"))
 
@@ -35,6 +36,7 @@ from engine.train.monitor import DEFAULT_MONITOR_TASKS
 from engine.train.setup import TrainStatus, check_output_dir, damaged_log_lines, train_status
 from engine.train.synth import synth_config, synth_run
 from engine.kernels import dense_reference, kernel_policy
+from engine.allocator import keep_freed_memory
 
 # -- tasks ---------------------------------------------------------------------------------------
 from engine.tasks.evaluate import check_task_file, eval_tasks, resolve_task_arg, task_data
@@ -87,7 +89,7 @@ __all__ = [
     "derived_dir", "resolve_run", "run_name", "LoadedRun", "load_run", "read_log", "run_checkpoints", "run_info",
     "run_to_end", "SITE_KINDS", "SITE_LABELS", "NodeId", "all_sites", "parse_site", "site_width",
     "TrainEvent", "TrainResult", "train", "DEFAULT_MONITOR_TASKS", "TrainStatus", "check_output_dir", "damaged_log_lines", "train_status",
-    "synth_config", "synth_run", "dense_reference", "kernel_policy",
+    "synth_config", "synth_run", "dense_reference", "kernel_policy", "keep_freed_memory",
     "check_task_file", "eval_tasks", "resolve_task_arg", "task_data", "load_task_file", "get_task", "list_tasks",
     "Task", "TaskPair",
     "Circuit", "CircuitEntry", "EdgeSet", "list_circuits", "load_circuit", "make_circuit", "weight_edges",

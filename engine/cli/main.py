@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from engine.ablation.modes import MODES, PRUNE_MODES, circuit_mode_for
+from engine.allocator import keep_freed_memory
 from engine.errors import OneLineArgumentParser, UserError
 
 
@@ -463,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    keep_freed_memory()  # a click's activations stay mapped for the next one (engine/allocator.py)
     try:
         result = args.func(args)
     except UserError as exc:
