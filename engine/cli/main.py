@@ -497,6 +497,3 @@ def _print_plain(result: dict[str, Any]) -> None:
     for k, v in result.items():
         print(f"{k}: {v}")
 
-
-if __name__ == "__main__":
-    sys.exit(main())
