@@ -143,6 +143,23 @@ def test_round_trip(tiny_run, recorded):
         assert len(st.task_prompts(TASK)) == 16
 
 
+def test_the_resample_pool_reads_distinct_recorded_positions(recorded):
+    """sample_activations: n distinct positions, each site's row the stored vector at that position
+    (read one by one, never whole windows); every position of a store smaller than n."""
+    path, _ = recorded
+    with ActivationStore.open(path) as st, h5py.File(path, "r") as f:
+        total = st.n_examples * st.seq_len
+        pool = st.sample_activations(16, seed=3)
+        stored = {s: f["sites"][s][:].reshape(total, -1).astype(np.float32) for s in st.sites}
+        every = st.sample_activations(total + 10)
+    for site, got in pool.items():
+        assert got.shape == (16, stored[site].shape[1]) and got.dtype == torch.float32
+        hits = [np.flatnonzero((stored[site] == row).all(1)) for row in got.numpy()]
+        assert all(len(h) for h in hits), site  # every row is a recorded position's vector
+    for site, got in every.items():
+        np.testing.assert_array_equal(got.numpy(), stored[site])  # all, in recorded order
+
+
 def test_topk_index_equals_bruteforce(tiny_run, recorded):
     path, _ = recorded
     with ActivationStore.open(path) as st, h5py.File(path, "r") as f:
