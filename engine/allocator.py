@@ -19,7 +19,6 @@ is set (the user chose). Imports no torch.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -47,7 +46,7 @@ def _set() -> bool:
     if not sys.platform.startswith("linux") or any(v in os.environ for v in USER_VARIABLES):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")  # glibc's name (find_library would run ldconfig: ~20 ms at start-up)
         libc.gnu_get_libc_version  # noqa: B018 - glibc only (other C libraries' thresholds differ)
         mallopt = libc.mallopt
     except (OSError, AttributeError):
