@@ -34,7 +34,7 @@ from app.graph.attribution import AttributionMode
 from app.graph.node_raster import NodeScatter
 from app.graph.node_style import node_brushes
 from app.graph.row_names import RowNames
-from app.graph.token_row import TokenRow
+from app.graph.token_row import NO_PEN, TokenRow
 from app.workers.trace import head_of
 from app.widgets import theme
 from engine.scene.layout import GraphData, io_edges, logit_positions, row_gaps, token_positions
@@ -325,9 +325,10 @@ class CircuitView(QWidget):
         io_pos = np.array([[token_x, 0.0], [lx[0], graph.top], [lx[1], graph.top]])
         self.captions.set_io(io_pos, self.tokens.items + self.texts)
         self._paint_tokens()
-        io_pen = pg.mkPen(theme.TEXT, width=1.5)  # the input's square is its token's frame (TokenRow): as wide
-        self.io_nodes.setData(pos=io_pos, data=np.arange(3), symbol=["s", "o", "o"], size=[22, 14, 14],  # as the text
-                              pen=[pg.mkPen(None), io_pen, io_pen],
+        # the input's square draws no outline: its token's frame (TokenRow) is the box, as wide as the text
+        io_pen = self.io_nodes.opts["pen"]
+        self.io_nodes.setData(pos=io_pos, data=np.arange(3), symbol=["s", "o", "o"], size=[22, 14, 14],
+                              pen=[NO_PEN, io_pen, io_pen],
                               brush=[pg.mkBrush(None), pg.mkBrush(theme.PANEL), pg.mkBrush(theme.PANEL)])
         segs, w = io_edges(graph, tv.embed[a], tv.unembed[a], tv.unembed[b], token_x)
         keep = np.argsort(-np.abs(w))[:48]

@@ -32,13 +32,17 @@ RECORD_TOKENS = 50_000  # pretraining tokens the "Record activation store" butto
 RECORD_BYTES = 2 << 30
 
 
+def store_bytes(n_tokens: int, n_nodes: int) -> int:
+    """An activation store's size: float16 activations of every node and the int32 token, per token."""
+    return n_tokens * (2 * n_nodes + 4)
+
+
 def record_tokens(n_nodes: int, n_ctx: int) -> int:
     """Tokens the record button records for a model of ``n_nodes`` nodes: :data:`RECORD_TOKENS`, or the
     whole context windows that fit :data:`RECORD_BYTES` (at least one)."""
-    per_token = 2 * n_nodes + 4  # float16 activations and the int32 token
-    if RECORD_TOKENS * per_token <= RECORD_BYTES:
+    if store_bytes(RECORD_TOKENS, n_nodes) <= RECORD_BYTES:
         return RECORD_TOKENS
-    return max(1, RECORD_BYTES // per_token // n_ctx) * n_ctx
+    return max(1, RECORD_BYTES // store_bytes(n_ctx, n_nodes)) * n_ctx
 
 
 class WindowController(QObject):
@@ -151,7 +155,7 @@ class WindowController(QObject):
             self._report("A job is running", str(exc))
             return
         self._inspector.set_recording(True)
-        size = n_tokens * (2 * b.model_graph.n_nodes + 4) / 1e9
+        size = store_bytes(n_tokens, b.model_graph.n_nodes) / 1e9
         self._log_panel.log(f"recording an activation store for {b.run_name} (task {b.task.name}; {n_tokens:,} "
                             f"pretraining tokens, about {size:.2g} GB) into {b.derived}"
                             + ("" if n_tokens == RECORD_TOKENS else
