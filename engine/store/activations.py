@@ -373,10 +373,16 @@ class ActivationStore:
 def gather_positions(ds: h5py.Dataset, rows: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """``(len(rows), width)``: ``ds[rows[i], pos[i], :]`` of a (rows, positions, width) dataset, read
     position by position: only those values, never the windows around them (a union of slabs read at
-    once was 6x slower here)."""
-    out = np.empty((len(rows), ds.shape[2]), dtype=ds.dtype)
+    once was 6x slower here). Through h5py's low-level calls, one file selection moved along: 0.6 s
+    for 512 positions of every csp_yolo1 site against 2.0 s with ``read_direct``, which builds its
+    selections in Python on every call."""
+    width = ds.shape[2]
+    out = np.empty((len(rows), width), dtype=ds.dtype)
+    file_space = ds.id.get_space()
+    row_space = h5py.h5s.create_simple((width,))
     for i, (r, p) in enumerate(zip(rows.tolist(), pos.tolist())):
-        ds.read_direct(out, np.s_[r, p, :], np.s_[i, :])
+        file_space.select_hyperslab((r, p, 0), (1, 1, width))
+        ds.id.read(row_space, file_space, out[i])
     return out
 
 
