@@ -93,6 +93,13 @@ def site_half_block(name: str, n_layer: int | None = None) -> int:
     return 2 * layer + (0 if kind.startswith("attn.") else 1)
 
 
+def store_bytes(n_tokens: int, n_nodes: int) -> int:
+    """An activation store's size on disk: every node's float16 activation and the int32 token, per
+    recorded token (the recorder checks free space with it; the app's record button sizes its
+    recording by it, and this module is one the app may import)."""
+    return n_tokens * (2 * n_nodes + 4)
+
+
 class NodeId(NamedTuple):
     """One channel of one site, written ``site:index``."""
 

@@ -24,17 +24,13 @@ from PySide6.QtCore import QObject, Slot
 
 from engine.scene.bundle import save_labels
 from engine.scene.snapshot import counted
+from engine.sites import store_bytes
 
 RECORD_TOKENS = 50_000  # pretraining tokens the "Record activation store" button records
 #: ... at most this many bytes of activations (float16, every node at every token): csp_yolo1's 90k nodes
 #: would fill 9 GB with 50,000 tokens, csp_yolo2's 20 GB, so a paper-scale model records fewer whole
 #: windows (``circuit-engine record --tokens`` records any number).
 RECORD_BYTES = 2 << 30
-
-
-def store_bytes(n_tokens: int, n_nodes: int) -> int:
-    """An activation store's size: float16 activations of every node and the int32 token, per token."""
-    return n_tokens * (2 * n_nodes + 4)
 
 
 def record_tokens(n_nodes: int, n_ctx: int) -> int:

@@ -40,7 +40,7 @@ import torch
 from engine.errors import UserError
 from engine.fileio import check_free_space, check_output_file
 from engine.runs import LoadedRun, load_run, run_tokenizer
-from engine.sites import all_sites, intervene, site_width
+from engine.sites import all_sites, intervene, site_width, store_bytes
 from engine.store.activations import (ENTRY_DTYPE, FORMAT, HIST_BINS, PARTIAL_SUFFIX, QUANTILE_LEVELS, SCHEMA_VERSION,
                           STATUS_COMPLETE, STATUS_ROWS, STATUS_TABLE_ROWS, default_store_path, partial_path)
 from engine.tasks.lookup import EncodedTask, encode_task, get_task, load_task_file
@@ -436,7 +436,7 @@ def record_store(run: LoadedRun | str | Path, out: Path | str | None = None, n_t
     widths = {s: site_width(cfg, s) for s in sites}
     n_rows = max(1, math.ceil(n_tokens / T))
     total = n_rows * T
-    size = total * (2 * sum(widths.values()) + 4)  # float16 activations and int32 tokens
+    size = store_bytes(total, sum(widths.values()))
     check_free_space(out, size, f"recording {total:,} tokens",
                      "record fewer tokens (--tokens) or choose another --out")
     device = next(run.model.parameters()).device

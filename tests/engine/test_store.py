@@ -437,3 +437,17 @@ def test_cli_error_lines(tiny_run, recorded, tmp_path, capsys, monkeypatch):
         assert err.startswith("error: ") and msg in err and "Traceback" not in err
     assert cli.main(["node", str(tiny_run.path), "blocks.0.attn.q:1", "--store", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["node"] == "blocks.0.attn.q:1"
+
+
+def test_store_bytes_is_what_the_recorder_writes(recorded):
+    """engine.sites.store_bytes (the recorder's free-space check and the app's record button) equals
+    the recorded activations and tokens of a real store, byte for byte."""
+    from engine.sites import store_bytes
+
+    path, _ = recorded
+    with ActivationStore.open(path) as st, h5py.File(path, "r") as f:
+        total = st.n_examples * st.seq_len
+        n_nodes = sum(f["sites"][s].shape[2] for s in st.sites)
+        written = sum(f["sites"][s].size * f["sites"][s].dtype.itemsize for s in st.sites)
+        written += f["tokens"].size * f["tokens"].dtype.itemsize
+    assert written == store_bytes(total, n_nodes)
