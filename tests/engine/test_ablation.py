@@ -166,6 +166,42 @@ def test_ablations_change_the_metric_and_edges_alone_work():
     np.testing.assert_allclose(e_only.logit_diff, ab.evaluate_naive([], es).logit_diff, atol=1e-5)
 
 
+def test_the_ablator_shares_the_callers_weights_and_never_writes_them():
+    """No weight is copied (the Ablator's parameters are fixed tensors on the caller's storage; the
+    caller's own flags are untouched), and an edge ablation edits a private copy of its matrix: the
+    caller's weights keep their values during and after it, and the result equals an Ablator built
+    on a model with that weight zeroed by hand."""
+    import copy
+
+    from engine.ablation.ablator import _weight_entry, zeroed_weights
+
+    m = sparse_model(afrac=1.0)
+    m.blocks[0].mlp.c_fc.weight.requires_grad_(True)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    ab = Ablator(m, random_enc(), random_means(m))
+    for (name, mine), theirs in zip(ab.model.named_parameters(), m.parameters()):
+        assert mine.data_ptr() == theirs.data_ptr() and not mine.requires_grad, name
+    assert m.blocks[0].mlp.c_fc.weight.requires_grad
+    es = random_edges(m, np.random.default_rng(5), 6)
+    with zeroed_weights(ab.model, es):
+        for e in es:
+            lin, r, c = _weight_entry(m, e)  # the caller's weight: still nonzero
+            assert float(lin.weight.detach()[r, c]) != 0.0
+        with pytest.raises(UserError, match="exactly 0"):
+            _weight_entry(ab.model, es[0])  # the Ablator's: zero
+    cut = ab.evaluate([], es)
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    by_hand = copy.deepcopy(m)
+    with torch.no_grad():
+        for e in es:
+            lin, r, c = _weight_entry(by_hand, e)
+            lin.weight[r, c] = 0.0
+    want = Ablator(by_hand, random_enc(), random_means(m)).evaluate()
+    np.testing.assert_allclose(cut.logit_diff, want.logit_diff, atol=1e-6)
+    assert not np.allclose(cut.logit_diff, ab.evaluate().logit_diff)  # the weights are back
+
+
 def test_circuit_baseline_and_extra_ablations(device):
     m = sparse_model(afrac=1.0).to(device)  # exact comparison: no top-k near-ties
     means = random_means(m)

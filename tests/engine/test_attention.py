@@ -1,6 +1,7 @@
 """engine.mechanism.attention: attention patterns known exactly on hand-built models, following
 ablations, and the demo's quote head through the CLI."""
 
+import copy
 import json
 import math
 
@@ -105,13 +106,12 @@ def test_an_ablated_weight_counts_as_if_it_were_zero_and_is_restored():
     edge = Edge(NodeId.parse(es.src[into_keys[0]]), NodeId.parse(es.dst[into_keys[0]]))
     base, _ = head_attention(ab, layer, head)
     cut, _ = head_attention(ab, layer, head, edges=[str(edge)])
-    w, r, c = _weight_entry(ab.model, edge)
-    saved = float(w[r, c])
+    cut_by_hand = copy.deepcopy(m)
+    lin, r, c = _weight_entry(cut_by_hand, edge)
     with torch.no_grad():
-        w[r, c] = 0.0
-    by_hand, _ = head_attention(ab, layer, head)
-    with torch.no_grad():
-        w[r, c] = saved
+        lin.weight[r, c] = 0.0
+    by_hand, _ = head_attention(Ablator(cut_by_hand, random_enc(n_pairs=4), random_means(m)), layer, head)
     np.testing.assert_array_equal(cut, by_hand)
+    np.testing.assert_array_equal(base, head_attention(ab, layer, head)[0])  # and the weight is back
     assert np.abs(cut - base).max() > 0
     np.testing.assert_array_equal(head_attention(ab, layer, head)[0], base)  # the weight is back
