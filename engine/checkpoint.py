@@ -185,10 +185,19 @@ def check_opt_tensors(model: torch.nn.Module, tensors: dict[str, torch.Tensor], 
         _check_tensor(key, v, () if field == "step" else tuple(params[name].shape), source)
 
 
-def load_weights_into(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
+def load_weights_into(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: Path,
+                      assign: bool = False) -> None:
+    """Check ``tensors`` (:func:`check_weights`) and load them into ``model``: copied into its
+    parameters, or with ``assign`` made its parameters (no second copy of the weights in memory: for
+    a model just built to be loaded, never one an optimizer holds)."""
     own = model_state(model)
     weights = check_weights(model, tensors, source)
-    model.load_state_dict(weights, strict=set(own) == set(model.state_dict()))  # tied aliases follow their tensor
+    model.load_state_dict(weights, strict=set(own) == set(model.state_dict()), assign=assign)
+    for alias, name in TIED_ALIASES.items():
+        if assign and alias not in own and alias in model.state_dict():  # a tied alias: point it at the new tensor
+            owner, _, attr = alias.rpartition(".")
+            tied_owner, _, tied_attr = name.rpartition(".")
+            setattr(model.get_submodule(owner), attr, getattr(model.get_submodule(tied_owner), tied_attr))
 
 
 def _opt_tensors(model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:

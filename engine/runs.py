@@ -81,7 +81,7 @@ def load_run(run_dir: Path, device: str = "cpu", checkpoint: int | None = None) 
     if checkpoint is None:
         check_model_file(weights, digest)  # byte flips: the checksum it was written with
     model = GPT.empty(cfg.model)  # no random init: every parameter is loaded (check_weights insists)
-    load_weights_into(model, tensors, weights)
+    load_weights_into(model, tensors, weights, assign=True)  # the file's tensors become the parameters
     model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)

@@ -288,11 +288,13 @@ def test_tied_embeddings_are_one_tensor_stored_once(tmp_path):
     path = save_model(tmp_path, m)
     stored = load_tensors(path)
     assert "lm_head.weight" not in stored and "wpe_add" in stored
-    again = GPT(cfg)
-    load_weights_into(again, stored, path)
-    assert again.lm_head.weight is again.wte.weight
     idx = torch.randint(0, 30, (2, 10))
-    torch.testing.assert_close(again(idx), m(idx))
+    for assign in (False, True):  # copied into the parameters, or the file's tensors made them
+        again = GPT.empty(cfg) if assign else GPT(cfg)
+        load_weights_into(again, stored, path, assign=assign)
+        assert again.lm_head.weight is again.wte.weight
+        assert (again.wte.weight.data_ptr() == stored["wte.weight"].data_ptr()) == assign
+        torch.testing.assert_close(again(idx), m(idx))
 
 
 @pytest.mark.parametrize("overrides,match", [
