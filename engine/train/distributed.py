@@ -19,6 +19,7 @@ gathering independent jobs (pruning sweeps). Knows nothing about training loops,
 from __future__ import annotations
 
 import datetime
+import gc
 import hashlib
 import json
 import os
@@ -143,6 +144,10 @@ def launch(timeout_s: float = DEFAULT_TIMEOUT_S,
     try:
         yield DistContext(rank, world, local, mask_check_every)
     finally:
+        # Anything that still holds the group (a DistributedDataParallel wrapper caught in a reference
+        # cycle) goes now, while the group can be torn down in order; left to the interpreter's exit,
+        # gloo's threads can abort the process after its work is done (engine/cli/__main__.py).
+        gc.collect()
         tdist.destroy_process_group()
 
 

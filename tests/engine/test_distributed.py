@@ -116,7 +116,7 @@ def two_nodes(*args: str, timeout: float = 120) -> list[tuple[int, str, str]]:
         for p in procs:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGKILL)
-        tails = [f"node {n} (exit {p.wait()}): stdout {out[-500:]!r}, stderr {err[-1500:]!r}"
+        tails = [f"node {n} (exit {p.wait()}): stdout {out[-500:]!r}, stderr {err[-4000:]!r}"
                  for n, (p, (out, err)) in enumerate(zip(procs, (p.communicate() for p in procs)))]
         pytest.fail(f"two torchrun nodes did not finish within {timeout:.0f} s:\n" + "\n".join(tails))
     return [(p.returncode, out, err) for p, (out, err) in zip(procs, outs)]
