@@ -3,9 +3,10 @@
 An :class:`Ablator` is built once from a model, an encoded task, the ablation values and an
 optional circuit. It owns a private eval-mode copy of the model's modules whose weights share the
 caller's storage (no weight is copied: 1.9 GB and 3 s on csp_yolo2) and are never written: the
-caller's model is never touched and two ablators are independent. It caches the clean run's residual at every half-block
-boundary (for the full model and for the circuit baseline, one per ablation of everything outside the
-circuit: ``circuit_mode``, by default the mode the circuit was pruned with), and on :meth:`Ablator.evaluate`:
+caller's model is never touched and two ablators are independent. It caches the clean run's
+residual at every half-block boundary (for the full model and for the circuit baseline, one per
+ablation of everything outside the circuit: ``circuit_mode``, by default the mode the circuit was
+pruned with), and on :meth:`Ablator.evaluate`:
 
 1. restarts at the earliest changed computation: in a layer before the last, inside its half-block
    from the cached activations of the touched site's rank (skipping the norm, matmuls and top-k
@@ -21,8 +22,8 @@ circuit: ``circuit_mode``, by default the mode the circuit was pruned with), and
 
 :meth:`Ablator.evaluate_naive` is the reference: a full forward pass with hooks; a parity test keeps
 the two equal. Edge ablation gives the private copy its own copy of each matrix it touches, with
-those weights zeroed, for the duration of one evaluation (:func:`zeroed_weights`). Calls on one ablator are serialised by a lock; hooks are per call (ContextVar).
-Knows nothing about files or Qt.
+those weights zeroed, for the duration of one evaluation (:func:`zeroed_weights`). Calls on one
+ablator are serialised by a lock; hooks are per call (ContextVar). Knows nothing about files or Qt.
 """
 
 from __future__ import annotations
