@@ -154,7 +154,9 @@ class Ablator:
     def __init__(self, model: GPT, enc, means: Mapping[str, torch.Tensor], circuit: Circuit | None = None,
                  resample_pool: Mapping[str, torch.Tensor] | None = None, seed: int = 0):
         self.model = sharing_copy(model).eval()
-        self._versions = [p._version for p in self.model.parameters()]  # shared with the caller's weights
+        # The shared weights and their version counters (shared with the caller's tensors). The tensors
+        # themselves, not the modules' attributes: an edge ablation in another thread swaps in its copy.
+        self._shared = [(p, p._version) for p in self.model.parameters()]
         self.cfg = self.model.cfg
         self.device = dev = next(self.model.parameters()).device  # everything below lives there
         self.lengths = torch.as_tensor(enc.lengths, dtype=torch.long).to(dev)
@@ -400,7 +402,7 @@ class Ablator:
                 yield self.model
 
     def _parse(self, nodes: Iterable, edges: Iterable) -> tuple[list[NodeId], list[Edge]]:
-        if [p._version for p in self.model.parameters()] != self._versions:
+        if any(p._version != v for p, v in self._shared):
             raise UserError("the model's weights were changed in place after this Ablator was built (it shares "
                             "them, and its cached clean run is of the old weights); build a new Ablator")
         ns = [n if isinstance(n, NodeId) else NodeId.parse(str(n)) for n in nodes]

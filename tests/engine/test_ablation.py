@@ -200,6 +200,8 @@ def test_the_ablator_shares_the_callers_weights_and_never_writes_them():
     want = Ablator(by_hand, random_enc(), random_means(m)).evaluate()
     np.testing.assert_allclose(cut.logit_diff, want.logit_diff, atol=1e-6)
     assert not np.allclose(cut.logit_diff, ab.evaluate().logit_diff)  # the weights are back
+    with zeroed_weights(ab.model, es):  # another thread's edge ablation is no change of the weights
+        assert ab._parse([], es)[1] == es
     with torch.no_grad():  # the caller edits its own weights: the Ablator's cached clean run is stale
         m.blocks[1].mlp.c_fc.weight.mul_(2.0)
     with pytest.raises(UserError, match="changed in place after this Ablator was built"):
